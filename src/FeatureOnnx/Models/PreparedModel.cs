@@ -1,0 +1,72 @@
+namespace FeatureOnnx.Models;
+
+/// <summary>
+/// A model ready for a session: its manifest, the ONNX bytes edited for the requested outputs (composed, dynamic
+/// batch, outputs exposed under their names, pruned to what they need), and the outputs in request order.
+/// </summary>
+public sealed record PreparedModel
+{
+    /// <summary>The manifest the model came from.</summary>
+    public required ModelManifest Manifest { get; init; }
+
+    /// <summary>The edited graph, ready for ONNX Runtime.</summary>
+    public required byte[] OnnxBytes { get; init; }
+
+    /// <summary>The requested outputs, in request order; their names are the graph output names.</summary>
+    public required IReadOnlyList<ModelOutput> Outputs { get; init; }
+
+    /// <summary>Nodes removed because no requested output needs them.</summary>
+    public int PrunedNodeCount { get; init; }
+
+    /// <summary>Things the user should know (fixed-batch reshapes, assumptions).</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+
+    /// <summary>
+    /// Builds the graph for <paramref name="requested"/> outputs. Each entry is a manifest output name, or any graph
+    /// tensor as <c>TENSOR</c> or <c>TENSOR=alias</c> (hooks on any layer). Empty: the manifest's default outputs.
+    /// </summary>
+    public static PreparedModel Build(ModelManifest manifest, IEnumerable<string>? requested = null, ModelCatalog? catalog = null)
+    {
+        catalog ??= new ModelCatalog();
+        var names = requested?.Where(s => !string.IsNullOrWhiteSpace(s)).ToList() ?? [];
+        if (names.Count == 0) names = manifest.ResolveDefaultOutputs().ToList();
+
+        var outputs = new List<ModelOutput>();
+        foreach (var name in names)
+        {
+            var known = manifest.Outputs.FirstOrDefault(o => o.Name == name);
+            if (known is not null) { outputs.Add(known); continue; }
+            var request = OutputRequest.ParseList(name).Single();
+            outputs.Add(new ModelOutput { Name = request.Alias, Tensor = request.Tensor, Description = "tensor named on the command line" });
+        }
+        var dup = outputs.GroupBy(o => o.Name).FirstOrDefault(g => g.Count() > 1);
+        if (dup is not null) throw new ArgumentException($"output '{dup.Key}' requested twice.");
+
+        var graph = OnnxGraph.Load(catalog.LocateFile(manifest.Source, manifest));
+        if (manifest.Source.Prepend is { } pre)
+            graph.Prepend(OnnxGraph.Load(catalog.LocateFile(pre, manifest)));
+        var warnings = new List<string>();
+        if (manifest.Source.DynamicBatch)
+            warnings.AddRange(graph.MakeBatchDynamic());
+        if (!graph.InputNames.Contains(manifest.Input.Name))
+            throw new ManifestException(manifest.ManifestPath ?? manifest.Name,
+                $"'input.name' is '{manifest.Input.Name}' but the graph's inputs are: {string.Join(", ", graph.InputNames)}.");
+        try
+        {
+            graph.ExposeOutputs(outputs.Select(o => new OutputRequest(o.TensorName, o.Name, o.Flatten)), replaceOutputs: true);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"model '{manifest.Name}': {e.Message} Manifest outputs: {string.Join(", ", manifest.Outputs.Select(o => o.Name))}.", e);
+        }
+        var pruned = graph.Prune();
+        return new PreparedModel
+        {
+            Manifest = manifest,
+            OnnxBytes = graph.ToBytes(),
+            Outputs = outputs,
+            PrunedNodeCount = pruned,
+            Warnings = warnings,
+        };
+    }
+}

@@ -1,0 +1,170 @@
+using System.Runtime.InteropServices;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats.Gif;
+using SixLabors.ImageSharp.Formats.Tiff;
+using SixLabors.ImageSharp.Metadata;
+using SixLabors.ImageSharp.PixelFormats;
+using SixLabors.ImageSharp.Processing;
+
+namespace FeatureOnnx.Preprocessing;
+
+/// <summary>Options for <see cref="ImageDecoder"/>.</summary>
+public sealed record ImageDecoderOptions
+{
+    /// <summary>Images whose header declares more pixels than this are refused before their pixels are decoded
+    /// (decompression bombs). Default: 100 million (100 megapixels).</summary>
+    public long MaxPixels { get; init; } = 100_000_000;
+
+    /// <summary>Apply the EXIF orientation tag (PIL's <c>ImageOps.exif_transpose</c>). Default: true.</summary>
+    public bool ApplyExifOrientation { get; init; } = true;
+}
+
+/// <summary>An 8-bit RGB image, rows top to bottom, pixels interleaved R,G,B.</summary>
+/// <param name="Width">Columns.</param>
+/// <param name="Height">Rows.</param>
+/// <param name="Pixels">Width * Height * 3 bytes.</param>
+public sealed record RgbImage(int Width, int Height, byte[] Pixels);
+
+/// <summary>An input that could not be turned into an image; <see cref="Exception.Message"/> is the reason written to errors.csv.</summary>
+public sealed class ImageDecodeException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>
+/// Decodes JPEG, PNG, BMP, GIF (first frame), TIFF (first page), WebP, TGA and PBM/PGM/PPM with ImageSharp and
+/// converts to 8-bit RGB the way Pillow's <c>Image.open(f).convert('RGB')</c> does: alpha is dropped (not
+/// composited), palettes are looked up, 16-bit RGB keeps the high byte, and 16-bit greyscale (PIL mode "I") is
+/// clipped to 255 as PIL clips it. The pixel count is checked from the header before any pixel is decoded.
+/// </summary>
+public sealed class ImageDecoder
+{
+    private readonly Configuration _configuration;
+
+    /// <summary>The options in force.</summary>
+    public ImageDecoderOptions Options { get; }
+
+    /// <summary>Creates a decoder. Each instance has its own ImageSharp configuration (contiguous buffers, first frame only).</summary>
+    public ImageDecoder(ImageDecoderOptions? options = null)
+    {
+        Options = options ?? new ImageDecoderOptions();
+        _configuration = Configuration.Default.Clone();
+        _configuration.PreferContiguousImageBuffers = true;
+        _configuration.MaxDegreeOfParallelism = 1; // callers parallelise across images
+        _configuration.ImageFormatsManager.SetDecoder(GifFormat.Instance, new GifDecoder { DecodingMode = SixLabors.ImageSharp.Metadata.FrameDecodingMode.First });
+        _configuration.ImageFormatsManager.SetDecoder(TiffFormat.Instance, new TiffDecoder { DecodingMode = SixLabors.ImageSharp.Metadata.FrameDecodingMode.First });
+    }
+
+    /// <summary>Decodes encoded image bytes.</summary>
+    /// <exception cref="ImageDecodeException">Empty, not an image, too large, truncated or corrupt; the message says which.</exception>
+    public RgbImage Decode(ReadOnlyMemory<byte> encoded)
+    {
+        if (encoded.Length == 0) throw new ImageDecodeException("empty file (0 bytes)");
+        using var stream = AsStream(encoded);
+        var info = Image.Identify(_configuration, stream, out var format);
+        if (info is null || format is null)
+            throw new ImageDecodeException("not a recognised image (supported: JPEG, PNG, BMP, GIF, TIFF, WebP, TGA, PBM/PGM/PPM)");
+        var pixels = (long)info.Width * info.Height;
+        if (info.Width <= 0 || info.Height <= 0)
+            throw new ImageDecodeException($"{format.Name} header declares an empty image ({info.Width}x{info.Height})");
+        if (pixels > Options.MaxPixels)
+            throw new ImageDecodeException($"{format.Name} header declares {info.Width}x{info.Height} = {pixels / 1e6:0.#} megapixels, above the limit of {Options.MaxPixels / 1e6:0.#} (raise --max-pixels to accept it)");
+        EncodedImageIntegrity.ThrowIfTruncated(encoded.Span, format.Name);
+
+        Image image;
+        try
+        {
+            stream.Position = 0;
+            image = Image.Load(_configuration, stream);
+        }
+        catch (Exception e) when (e is ImageFormatException or InvalidImageContentException or UnknownImageFormatException or NotSupportedException or InvalidOperationException or IndexOutOfRangeException or ArgumentException)
+        {
+            throw new ImageDecodeException($"corrupt {format.Name}: {e.Message}", e);
+        }
+        using (image)
+        {
+            if (Options.ApplyExifOrientation)
+                image.Mutate(x => x.AutoOrient());
+            return ToPilRgb(image);
+        }
+    }
+
+    private static MemoryStream AsStream(ReadOnlyMemory<byte> data) =>
+        System.Runtime.InteropServices.MemoryMarshal.TryGetArray(data, out var segment)
+            ? new MemoryStream(segment.Array!, segment.Offset, segment.Count, writable: false)
+            : new MemoryStream(data.ToArray(), writable: false);
+
+    private static RgbImage ToPilRgb(Image image)
+    {
+        var w = image.Width;
+        var h = image.Height;
+        var dst = new byte[w * h * 3];
+        switch (image)
+        {
+            case Image<L16> grey16: // PIL opens 16-bit grey as mode "I"; convert('RGB') clips each value to 0..255.
+                grey16.ProcessPixelRows(a =>
+                {
+                    for (var y = 0; y < h; y++)
+                    {
+                        var row = a.GetRowSpan(y);
+                        var o = y * w * 3;
+                        for (var x = 0; x < w; x++, o += 3)
+                            dst[o] = dst[o + 1] = dst[o + 2] = (byte)Math.Min(row[x].PackedValue, (ushort)255);
+                    }
+                });
+                break;
+            case Image<La32> greyAlpha16: // PIL reads 16-bit grey+alpha as LA with the high byte of each sample.
+                greyAlpha16.ProcessPixelRows(a =>
+                {
+                    for (var y = 0; y < h; y++)
+                    {
+                        var row = a.GetRowSpan(y);
+                        var o = y * w * 3;
+                        for (var x = 0; x < w; x++, o += 3)
+                            dst[o] = dst[o + 1] = dst[o + 2] = (byte)(row[x].L >> 8);
+                    }
+                });
+                break;
+            case Image<Rgb48> rgb48: // PIL keeps the high byte of 16-bit samples.
+                rgb48.ProcessPixelRows(a =>
+                {
+                    for (var y = 0; y < h; y++)
+                    {
+                        var row = a.GetRowSpan(y);
+                        var o = y * w * 3;
+                        for (var x = 0; x < w; x++, o += 3)
+                        {
+                            dst[o] = (byte)(row[x].R >> 8);
+                            dst[o + 1] = (byte)(row[x].G >> 8);
+                            dst[o + 2] = (byte)(row[x].B >> 8);
+                        }
+                    }
+                });
+                break;
+            case Image<Rgba64> rgba64:
+                rgba64.ProcessPixelRows(a =>
+                {
+                    for (var y = 0; y < h; y++)
+                    {
+                        var row = a.GetRowSpan(y);
+                        var o = y * w * 3;
+                        for (var x = 0; x < w; x++, o += 3)
+                        {
+                            dst[o] = (byte)(row[x].R >> 8);
+                            dst[o + 1] = (byte)(row[x].G >> 8);
+                            dst[o + 2] = (byte)(row[x].B >> 8);
+                        }
+                    }
+                });
+                break;
+            default: // 8-bit types: Rgb24, Rgba32 (alpha dropped, as PIL does), L8, La16, palettes (already expanded).
+                using (var rgb = image as Image<Rgb24> ?? image.CloneAs<Rgb24>())
+                {
+                    rgb.ProcessPixelRows(a =>
+                    {
+                        for (var y = 0; y < h; y++)
+                            MemoryMarshal.AsBytes(a.GetRowSpan(y)).CopyTo(dst.AsSpan(y * w * 3, w * 3));
+                    });
+                }
+                break;
+        }
+        return new RgbImage(w, h, dst);
+    }
+}

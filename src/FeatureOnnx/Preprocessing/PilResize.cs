@@ -1,0 +1,232 @@
+using FeatureOnnx.Models;
+
+namespace FeatureOnnx.Preprocessing;
+
+/// <summary>
+/// Pillow's <c>Image.resize</c> for 8-bit RGB, reimplemented so that our pixels equal PIL's: the same filter
+/// kernels and supports, the same coefficient rounding to 22-bit fixed point, a horizontal pass rounded to 8 bits,
+/// then a vertical pass (Pillow 9.x <c>libImaging/Resample.c</c>). Only the output pixels inside a window are
+/// computed, which is how a resize followed by a crop costs no more than the crop; each output pixel depends only on
+/// its own row and column coefficients, so the values are those of a full resize then crop.
+/// </summary>
+public static class PilResize
+{
+    private const int PrecisionBits = 32 - 8 - 2;
+
+    /// <summary>A rectangle of the resized image (may extend past it: those pixels are zero, as torchvision's padding).</summary>
+    /// <param name="Left">First column.</param>
+    /// <param name="Top">First row.</param>
+    /// <param name="Width">Columns.</param>
+    /// <param name="Height">Rows.</param>
+    public readonly record struct Window(int Left, int Top, int Width, int Height);
+
+    /// <summary>
+    /// Resizes <paramref name="src"/> (HWC RGB, <paramref name="srcWidth"/> x <paramref name="srcHeight"/>) to
+    /// <paramref name="outWidth"/> x <paramref name="outHeight"/> with PIL's <paramref name="filter"/> and writes the
+    /// pixels of <paramref name="window"/> into <paramref name="dst"/> (HWC RGB, window.Width x window.Height).
+    /// </summary>
+    public static void ResizeWindow(ReadOnlySpan<byte> src, int srcWidth, int srcHeight, int outWidth, int outHeight,
+        Interpolation filter, Window window, Span<byte> dst)
+    {
+        if (src.Length < srcWidth * srcHeight * 3) throw new ArgumentException("source buffer too small", nameof(src));
+        if (dst.Length < window.Width * window.Height * 3) throw new ArgumentException("destination buffer too small", nameof(dst));
+        dst[..(window.Width * window.Height * 3)].Clear();
+
+        // Part of the window that lies inside the resized image.
+        var x0 = Math.Max(window.Left, 0);
+        var x1 = Math.Min(window.Left + window.Width, outWidth);
+        var y0 = Math.Max(window.Top, 0);
+        var y1 = Math.Min(window.Top + window.Height, outHeight);
+        if (x0 >= x1 || y0 >= y1) return;
+
+        if (filter == Interpolation.Nearest)
+        {
+            NearestWindow(src, srcWidth, srcHeight, outWidth, outHeight, window, x0, x1, y0, y1, dst);
+            return;
+        }
+
+        var needHorizontal = outWidth != srcWidth;
+        var needVertical = outHeight != srcHeight;
+
+        // Vertical coefficients first: they say which source rows the horizontal pass must produce.
+        Coefficients? vert = needVertical ? Coefficients.Compute(srcHeight, outHeight, filter, y0, y1) : null;
+        int rowFirst, rowLast;
+        if (vert is null) { rowFirst = y0; rowLast = y1; }
+        else { rowFirst = vert.Min; rowLast = vert.Max; }
+
+        // Horizontal pass: rows [rowFirst, rowLast) of the source, output columns [x0, x1).
+        var cols = x1 - x0;
+        var rows = rowLast - rowFirst;
+        byte[] temp = new byte[rows * cols * 3];
+        if (needHorizontal)
+        {
+            var horiz = Coefficients.Compute(srcWidth, outWidth, filter, x0, x1);
+            for (var r = 0; r < rows; r++)
+            {
+                var srcRow = src.Slice((rowFirst + r) * srcWidth * 3, srcWidth * 3);
+                var outRow = temp.AsSpan(r * cols * 3, cols * 3);
+                for (var c = 0; c < cols; c++)
+                {
+                    var (start, count, offset) = horiz.For(c);
+                    int s0 = 1 << (PrecisionBits - 1), s1 = s0, s2 = s0;
+                    for (var k = 0; k < count; k++)
+                    {
+                        var w = horiz.Weights[offset + k];
+                        var p = (start + k) * 3;
+                        s0 += srcRow[p] * w;
+                        s1 += srcRow[p + 1] * w;
+                        s2 += srcRow[p + 2] * w;
+                    }
+                    outRow[c * 3] = Clip8(s0);
+                    outRow[c * 3 + 1] = Clip8(s1);
+                    outRow[c * 3 + 2] = Clip8(s2);
+                }
+            }
+        }
+        else
+        {
+            for (var r = 0; r < rows; r++)
+                src.Slice((rowFirst + r) * srcWidth * 3 + x0 * 3, cols * 3).CopyTo(temp.AsSpan(r * cols * 3));
+        }
+
+        // Vertical pass into the window.
+        var dstStride = window.Width * 3;
+        var dstX = (x0 - window.Left) * 3;
+        var acc = new int[cols * 3];
+        for (var y = y0; y < y1; y++)
+        {
+            var outRow = dst.Slice((y - window.Top) * dstStride + dstX, cols * 3);
+            if (vert is null)
+            {
+                temp.AsSpan((y - rowFirst) * cols * 3, cols * 3).CopyTo(outRow);
+                continue;
+            }
+            var (start, count, offset) = vert.For(y - y0);
+            acc.AsSpan().Fill(1 << (PrecisionBits - 1));
+            for (var k = 0; k < count; k++)
+            {
+                var w = vert.Weights[offset + k];
+                var tempRow = temp.AsSpan((start - rowFirst + k) * cols * 3, cols * 3);
+                for (var c = 0; c < tempRow.Length; c++)
+                    acc[c] += tempRow[c] * w;
+            }
+            for (var c = 0; c < outRow.Length; c++)
+                outRow[c] = Clip8(acc[c]);
+        }
+    }
+
+    private static byte Clip8(int value)
+    {
+        var v = value >> PrecisionBits;
+        return v < 0 ? (byte)0 : v > 255 ? (byte)255 : (byte)v;
+    }
+
+    // PIL resizes with NEAREST through an affine transform: source index = (int)((dst + 0.5) * scale).
+    private static void NearestWindow(ReadOnlySpan<byte> src, int srcWidth, int srcHeight, int outWidth, int outHeight,
+        Window window, int x0, int x1, int y0, int y1, Span<byte> dst)
+    {
+        var sx = (double)srcWidth / outWidth;
+        var sy = (double)srcHeight / outHeight;
+        for (var y = y0; y < y1; y++)
+        {
+            var srcY = Math.Min((int)((y + 0.5) * sy), srcHeight - 1);
+            for (var x = x0; x < x1; x++)
+            {
+                var srcX = Math.Min((int)((x + 0.5) * sx), srcWidth - 1);
+                var s = (srcY * srcWidth + srcX) * 3;
+                var d = ((y - window.Top) * window.Width + (x - window.Left)) * 3;
+                dst[d] = src[s];
+                dst[d + 1] = src[s + 1];
+                dst[d + 2] = src[s + 2];
+            }
+        }
+    }
+
+    /// <summary>Fixed-point filter weights for a range of output positions, as Pillow's precompute_coeffs + normalize_coeffs_8bpc.</summary>
+    private sealed class Coefficients
+    {
+        public required int[] Starts { get; init; }
+        public required int[] Counts { get; init; }
+        public required int[] Offsets { get; init; }
+        public required int[] Weights { get; init; }
+        public int Min { get; init; }
+        public int Max { get; init; }
+
+        public (int Start, int Count, int Offset) For(int i) => (Starts[i], Counts[i], Offsets[i]);
+
+        public static Coefficients Compute(int inSize, int outSize, Interpolation filter, int outFirst, int outLast)
+        {
+            var (support0, kernel) = Kernel(filter);
+            double scale = (double)inSize / outSize;
+            double filterScale = Math.Max(scale, 1.0);
+            double support = support0 * filterScale;
+            var n = outLast - outFirst;
+            var starts = new int[n];
+            var counts = new int[n];
+            var offsets = new int[n];
+            var weights = new List<int>(n * ((int)Math.Ceiling(support) * 2 + 1));
+            var pre = new double[(int)Math.Ceiling(support) * 2 + 2];
+            int min = int.MaxValue, max = 0;
+            for (var i = 0; i < n; i++)
+            {
+                var xx = outFirst + i;
+                double center = (xx + 0.5) * scale;
+                double ss = 1.0 / filterScale;
+                var xmin = (int)(center - support + 0.5);
+                if (xmin < 0) xmin = 0;
+                var xmax = (int)(center + support + 0.5);
+                if (xmax > inSize) xmax = inSize;
+                xmax -= xmin;
+                double ww = 0.0;
+                for (var x = 0; x < xmax; x++)
+                {
+                    var w = kernel((x + xmin - center + 0.5) * ss);
+                    pre[x] = w;
+                    ww += w;
+                }
+                offsets[i] = weights.Count;
+                for (var x = 0; x < xmax; x++)
+                {
+                    var w = ww != 0.0 ? pre[x] / ww : pre[x];
+                    weights.Add(w < 0 ? (int)(-0.5 + w * (1 << PrecisionBits)) : (int)(0.5 + w * (1 << PrecisionBits)));
+                }
+                starts[i] = xmin;
+                counts[i] = xmax;
+                min = Math.Min(min, xmin);
+                max = Math.Max(max, xmin + xmax);
+            }
+            return new Coefficients { Starts = starts, Counts = counts, Offsets = offsets, Weights = weights.ToArray(), Min = min, Max = max };
+        }
+
+        private static (double Support, Func<double, double> Kernel) Kernel(Interpolation filter) => filter switch
+        {
+            Interpolation.Box => (0.5, x => x > -0.5 && x <= 0.5 ? 1.0 : 0.0),
+            Interpolation.Bilinear => (1.0, x => { x = Math.Abs(x); return x < 1.0 ? 1.0 - x : 0.0; }),
+            Interpolation.Hamming => (1.0, x =>
+            {
+                x = Math.Abs(x);
+                if (x == 0.0) return 1.0;
+                if (x >= 1.0) return 0.0;
+                x *= Math.PI;
+                return Math.Sin(x) / x * (0.54 + 0.46 * Math.Cos(x));
+            }),
+            Interpolation.Bicubic => (2.0, x =>
+            {
+                const double a = -0.5;
+                x = Math.Abs(x);
+                if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+                if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
+                return 0.0;
+            }),
+            Interpolation.Lanczos => (3.0, x => x >= -3.0 && x < 3.0 ? Sinc(x) * Sinc(x / 3) : 0.0),
+            _ => throw new ArgumentOutOfRangeException(nameof(filter), filter, "no resampling kernel"),
+        };
+
+        private static double Sinc(double x)
+        {
+            if (x == 0.0) return 1.0;
+            x *= Math.PI;
+            return Math.Sin(x) / x;
+        }
+    }
+}

@@ -1,0 +1,162 @@
+using System.Diagnostics;
+using FeatureOnnx.Models;
+using Microsoft.ML.OnnxRuntime;
+
+namespace FeatureOnnx.Runtime;
+
+/// <summary>Which ONNX Runtime execution provider runs the model.</summary>
+public enum ExecutionProviderKind
+{
+    /// <summary>ONNX Runtime's CPU provider (always available).</summary>
+    Cpu,
+    /// <summary>NVIDIA CUDA (needs the Gpu build of ONNX Runtime, CUDA 12/13 and cuDNN 9).</summary>
+    Cuda,
+}
+
+/// <summary>Session settings. Every default is what we measured as best on CPU for CNN backbones.</summary>
+public sealed record SessionSettings
+{
+    /// <summary>Execution provider. Default: CPU.</summary>
+    public ExecutionProviderKind Provider { get; init; } = ExecutionProviderKind.Cpu;
+
+    /// <summary>CUDA device ordinal. Default 0.</summary>
+    public int DeviceId { get; init; }
+
+    /// <summary>When the requested provider cannot be created, use the CPU instead (reported in <see cref="FeatureSession.Fallback"/>). Default: false, which fails loudly.</summary>
+    public bool FallbackToCpu { get; init; }
+
+    /// <summary>Threads inside one operator (0: ONNX Runtime's choice, one per physical core). Default 0.</summary>
+    public int IntraOpThreads { get; init; }
+
+    /// <summary>Graph optimisation level. Default: all (constant folding, fusions, layout changes).</summary>
+    public GraphOptimizationLevel OptimizationLevel { get; init; } = GraphOptimizationLevel.ORT_ENABLE_ALL;
+}
+
+/// <summary>A batch's outputs, owned by ONNX Runtime until disposed. Read them, then dispose.</summary>
+public sealed class BatchOutputs : IDisposable
+{
+    private readonly IDisposableReadOnlyCollection<OrtValue> _values;
+    private readonly Dictionary<string, int> _index;
+
+    internal BatchOutputs(IDisposableReadOnlyCollection<OrtValue> values, IReadOnlyList<string> names)
+    {
+        _values = values;
+        _index = names.Select((n, i) => (n, i)).ToDictionary(p => p.n, p => p.i);
+    }
+
+    /// <summary>Shape of an output, batch axis first.</summary>
+    public long[] Shape(string name) => _values[_index[name]].GetTensorTypeAndShape().Shape;
+
+    /// <summary>The output's values, row-major.</summary>
+    public ReadOnlySpan<float> Values(string name) => _values[_index[name]].GetTensorDataAsSpan<float>();
+
+    /// <inheritdoc />
+    public void Dispose() => _values.Dispose();
+}
+
+/// <summary>
+/// An ONNX Runtime session over a <see cref="PreparedModel"/>: one float input, the requested named outputs.
+/// Owns every native handle it creates and frees them on <see cref="Dispose"/>.
+/// </summary>
+public sealed class FeatureSession : IDisposable
+{
+    private readonly InferenceSession _session;
+    private readonly RunOptions _runOptions = new();
+    private readonly string[] _inputNames;
+    private readonly string[] _outputNames;
+    private readonly long[] _inputShapeTail;
+
+    /// <summary>Creates a session. Strict: a provider that cannot load is an error unless <see cref="SessionSettings.FallbackToCpu"/>.</summary>
+    /// <exception cref="ExecutionProviderException">The provider could not be created.</exception>
+    public FeatureSession(PreparedModel model, SessionSettings? settings = null)
+    {
+        Settings = settings ?? new SessionSettings();
+        var sw = Stopwatch.StartNew();
+        using var options = new SessionOptions
+        {
+            GraphOptimizationLevel = Settings.OptimizationLevel,
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+            IntraOpNumThreads = Settings.IntraOpThreads,
+        };
+        Provider = ExecutionProviderKind.Cpu;
+        if (Settings.Provider == ExecutionProviderKind.Cuda)
+        {
+            try
+            {
+                options.AppendExecutionProvider_CUDA(Settings.DeviceId);
+                Provider = ExecutionProviderKind.Cuda;
+            }
+            catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
+            {
+                var reason = ExecutionProviderException.Explain(e);
+                if (!Settings.FallbackToCpu)
+                    throw new ExecutionProviderException($"CUDA execution provider could not be created: {reason} Pass --fallback cpu to run on the CPU instead.", e);
+                Fallback = $"CUDA unavailable ({reason}); running on the CPU as --fallback cpu asked.";
+            }
+        }
+        _session = new InferenceSession(model.OnnxBytes, options);
+        CreationTime = sw.Elapsed;
+        Model = model;
+        _inputNames = [model.Manifest.Input.Name];
+        _outputNames = model.Outputs.Select(o => o.Name).ToArray();
+        _inputShapeTail = model.Manifest.Input.Shape.Select(d => (long)d).ToArray();
+        var missing = _outputNames.Where(n => !_session.OutputMetadata.ContainsKey(n)).ToList();
+        if (missing.Count > 0)
+            throw new InvalidOperationException($"the prepared graph lacks outputs {string.Join(", ", missing)}");
+    }
+
+    /// <summary>The settings asked for.</summary>
+    public SessionSettings Settings { get; }
+
+    /// <summary>The provider actually running the model.</summary>
+    public ExecutionProviderKind Provider { get; }
+
+    /// <summary>Set when the requested provider was replaced by the CPU; says why.</summary>
+    public string? Fallback { get; }
+
+    /// <summary>Time spent creating the session (graph optimisation included).</summary>
+    public TimeSpan CreationTime { get; }
+
+    /// <summary>The model being run.</summary>
+    public PreparedModel Model { get; }
+
+    /// <summary>Output names, in request order.</summary>
+    public IReadOnlyList<string> OutputNames => _outputNames;
+
+    /// <summary>Floats per input slot.</summary>
+    public int SlotLength => (int)_inputShapeTail.Aggregate(1L, (a, b) => a * b);
+
+    /// <summary>Runs <paramref name="count"/> images held in the first <c>count * SlotLength</c> floats of <paramref name="batch"/>.</summary>
+    public BatchOutputs Run(float[] batch, int count)
+    {
+        if (count <= 0) throw new ArgumentOutOfRangeException(nameof(count));
+        var length = count * SlotLength;
+        if (batch.Length < length) throw new ArgumentException("batch buffer too small", nameof(batch));
+        long[] shape = [count, .. _inputShapeTail];
+        using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, batch.AsMemory(0, length), shape);
+        var outputs = _session.Run(_runOptions, _inputNames, [input], _outputNames);
+        return new BatchOutputs(outputs, _outputNames);
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _session.Dispose();
+        _runOptions.Dispose();
+    }
+}
+
+/// <summary>An execution provider that was asked for and could not be created.</summary>
+public sealed class ExecutionProviderException(string message, Exception? inner = null) : Exception(message, inner)
+{
+    internal static string Explain(Exception e)
+    {
+        var msg = e.Message;
+        foreach (var lib in new[] { "libcublasLt.so", "libcublas.so", "libcudnn.so", "libcudart.so", "libcurand.so", "libcufft.so", "libonnxruntime_providers_cuda.so", "libcuda.so" })
+            if (msg.Contains(lib, StringComparison.Ordinal))
+                return $"{lib} could not be loaded ({msg.Split('\n')[0]}). Install CUDA and cuDNN 9 libraries and put them on LD_LIBRARY_PATH.";
+        if (e is EntryPointNotFoundException)
+            return "this ONNX Runtime build has no CUDA entry point: the CPU-only package (Microsoft.ML.OnnxRuntime) is loaded. Build with -p:OrtFlavor=cuda.";
+        return msg.Split('\n')[0];
+    }
+}

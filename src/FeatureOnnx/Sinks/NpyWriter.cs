@@ -1,0 +1,67 @@
+using System.Runtime.InteropServices;
+
+namespace FeatureOnnx.Sinks;
+
+/// <summary>
+/// Streams float32 rows to an .npy file without holding them in memory. Rows go to <c>NAME.npy.partial</c> behind a
+/// header reserved at a fixed size; <see cref="Complete"/> writes the final row count into the header, flushes to
+/// disk and renames the file to <c>NAME.npy</c>. A crash therefore never leaves a file that looks complete.
+/// </summary>
+public sealed class NpyWriter : IDisposable
+{
+    private readonly FileStream _stream;
+    private readonly long[] _rowShape;
+    private bool _completed;
+
+    /// <summary>Creates <c><paramref name="path"/>.partial</c> for rows of shape <paramref name="rowShape"/>.</summary>
+    public NpyWriter(string path, IReadOnlyList<long> rowShape)
+    {
+        Path = path;
+        PartialPath = path + ".partial";
+        _rowShape = rowShape.ToArray();
+        RowLength = _rowShape.Aggregate(1L, (a, b) => a * b);
+        _stream = new FileStream(PartialPath, FileMode.Create, FileAccess.ReadWrite, FileShare.Read, 1 << 20);
+        _stream.Write(NpyFormat.Header("<f4", [0, .. _rowShape], NpyFormat.ReservedHeaderLength));
+    }
+
+    /// <summary>Final path.</summary>
+    public string Path { get; }
+
+    /// <summary>Path while writing.</summary>
+    public string PartialPath { get; }
+
+    /// <summary>Floats per row.</summary>
+    public long RowLength { get; }
+
+    /// <summary>Rows written so far.</summary>
+    public long Rows { get; private set; }
+
+    /// <summary>Appends whole rows.</summary>
+    public void Append(ReadOnlySpan<float> rows)
+    {
+        if (_completed) throw new InvalidOperationException($"{Path} is already complete");
+        if (rows.Length % RowLength != 0) throw new ArgumentException($"{rows.Length} floats is not a whole number of rows of {RowLength}");
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("big-endian hosts are not supported");
+        _stream.Write(MemoryMarshal.AsBytes(rows));
+        Rows += rows.Length / RowLength;
+    }
+
+    /// <summary>Writes the final header, syncs to disk and renames into place.</summary>
+    public void Complete()
+    {
+        if (_completed) return;
+        _stream.Flush();
+        _stream.Position = 0;
+        _stream.Write(NpyFormat.Header("<f4", [Rows, .. _rowShape], NpyFormat.ReservedHeaderLength));
+        _stream.Flush(flushToDisk: true);
+        _stream.Dispose();
+        File.Move(PartialPath, Path, overwrite: true);
+        _completed = true;
+    }
+
+    /// <summary>Closes the file; an incomplete one stays as <c>.partial</c>.</summary>
+    public void Dispose()
+    {
+        if (!_completed) _stream.Dispose();
+    }
+}
