@@ -307,10 +307,10 @@ public sealed class OnnxGraph
         string Rename(string n) => n == preIn || n.Length == 0 ? n : n == preOut ? inputName : "pre/" + n;
 
         var composedNodes = new List<NodeProto>();
-        foreach (var node in pre.Graph.Node)
+        foreach (var (node, position) in pre.Graph.Node.Select((n, k) => (n, k)))
         {
             var copy = node.Clone();
-            copy.Name = "pre/" + node.Name;
+            copy.Name = "pre/" + (node.Name.Length > 0 ? node.Name : $"{node.OpType}_{position}");
             for (var i = 0; i < copy.Input.Count; i++) copy.Input[i] = Rename(copy.Input[i]);
             for (var i = 0; i < copy.Output.Count; i++) copy.Output[i] = Rename(copy.Output[i]);
             composedNodes.Add(copy);

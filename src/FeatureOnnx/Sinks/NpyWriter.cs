@@ -30,6 +30,9 @@ public sealed class NpyWriter : IDisposable
     /// <summary>Path while writing.</summary>
     public string PartialPath { get; }
 
+    /// <summary>Shape of one row.</summary>
+    public IReadOnlyList<long> RowShape => _rowShape;
+
     /// <summary>Floats per row.</summary>
     public long RowLength { get; }
 

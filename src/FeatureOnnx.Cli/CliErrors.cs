@@ -1,0 +1,47 @@
+using FeatureOnnx.Models;
+using FeatureOnnx.Runtime;
+using Microsoft.ML.OnnxRuntime;
+
+namespace FeatureOnnx.Cli;
+
+/// <summary>Exit codes and the one place expected failures become a one-line message instead of a stack trace.</summary>
+internal static class CliErrors
+{
+    /// <summary>Success.</summary>
+    public const int Ok = 0;
+    /// <summary>The command could not run (bad arguments, model, files).</summary>
+    public const int Failed = 1;
+    /// <summary>The run finished but some inputs could not be used (see errors.csv).</summary>
+    public const int SomeInputsFailed = 3;
+    /// <summary>Stopped by Ctrl+C / SIGTERM after flushing what was done.</summary>
+    public const int Interrupted = 130;
+
+    public static int Guard(Func<int> body)
+    {
+        try
+        {
+            return body();
+        }
+        catch (Exception e) when (IsExpected(e))
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return Failed;
+        }
+    }
+
+    public static async Task<int> GuardAsync(Func<Task<int>> body)
+    {
+        try
+        {
+            return await body();
+        }
+        catch (Exception e) when (IsExpected(e))
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return Failed;
+        }
+    }
+
+    private static bool IsExpected(Exception e) => e is ManifestException or FileNotFoundException or DirectoryNotFoundException
+        or InvalidDataException or ArgumentException or ExecutionProviderException or OnnxRuntimeException or IOException or UnauthorizedAccessException;
+}

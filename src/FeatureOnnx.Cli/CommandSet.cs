@@ -1,0 +1,14 @@
+using System.CommandLine;
+
+namespace FeatureOnnx.Cli;
+
+/// <summary>Every subcommand, in the order --help lists them. One file per command.</summary>
+internal static class CommandSet
+{
+    public static IEnumerable<Command> All() =>
+    [
+        ExtractCommand.Create(),
+        InspectCommand.Create(),
+        ExposeCommand.Create(),
+    ];
+}

@@ -1,0 +1,93 @@
+using System.CommandLine;
+using FeatureOnnx.Models;
+using FeatureOnnx.Pipeline;
+using FeatureOnnx.Runtime;
+
+namespace FeatureOnnx.Cli;
+
+/// <summary><c>featureonnx extract INPUT... -o OUTDIR</c>: the main job.</summary>
+internal static class ExtractCommand
+{
+    public static Command Create()
+    {
+        var inputs = new Argument<string[]>("inputs")
+        {
+            Description = "Image files and folders (folders are walked recursively for .jpg .png .bmp .gif .tif .webp .tga .pbm/.pgm/.ppm files).",
+            Arity = ArgumentArity.OneOrMore,
+        };
+        var output = new Option<string>("--output", "-o") { Description = "Output folder: LAYER.npy (float32, one row per image), index.csv (row,path), errors.csv (path,reason), run.json.", Required = true };
+        var model = new Option<string>("--model", "-m")
+        {
+            Description = "Built-in model name, a manifest (DIR/NAME.json, from export-scripts/export.py) or an ONNX file. 'featureonnx inspect MODEL' shows its outputs.",
+            DefaultValueFactory = _ => ModelCatalog.DefaultModelName,
+        };
+        var layers = new Option<string?>("--layers", "-l")
+        {
+            Description = "Comma-separated outputs to extract: manifest output names (resnet18: pooled, layer1..layer4) or any graph tensor as TENSOR[=alias]. Default: the manifest's default (resnet18: pooled).",
+        };
+        var batch = new Option<int>("--batch", "-b") { Description = "Images per inference call.", DefaultValueFactory = _ => 32 };
+        var workers = new Option<int>("--workers") { Description = "Parallel decode workers.", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var maxPixels = new Option<long>("--max-pixels") { Description = "Refuse images whose header declares more pixels than this (decompression bombs).", DefaultValueFactory = _ => 100_000_000 };
+        var provider = new Option<string>("--provider") { Description = "Execution provider: cpu, or cuda[:DEVICE].", DefaultValueFactory = _ => "cpu" };
+        var fallback = new Option<string?>("--fallback") { Description = "'cpu': if the provider cannot be created, run on the CPU (logged). Default: fail." };
+        fallback.AcceptOnlyFromAmong("cpu");
+        var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per physical core).", DefaultValueFactory = _ => 0 };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Replace the results of an earlier run in the output folder." };
+        var quiet = new Option<bool>("--quiet", "-q") { Description = "No progress output." };
+
+        var command = new Command("extract",
+            "Extract feature vectors (or intermediate maps) for images, batched, with the model's own preprocessing. " +
+            "Bad files go to errors.csv and never stop the run. Exit code: 0 all inputs extracted, 3 some inputs failed, 1 could not run, 130 interrupted.")
+        {
+            inputs, output, model, layers, batch, workers, maxPixels, provider, fallback, threads, overwrite, quiet,
+        };
+        command.SetAction((parse, cancellation) => CliErrors.GuardAsync(async () =>
+        {
+            var (kind, device) = ParseProvider(parse.GetValue(provider)!);
+            var options = new ExtractionOptions
+            {
+                Inputs = parse.GetValue(inputs)!,
+                OutputDirectory = parse.GetValue(output)!,
+                Model = parse.GetValue(model)!,
+                Layers = parse.GetValue(layers) is { } l ? l.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [],
+                BatchSize = parse.GetValue(batch),
+                DecodeWorkers = parse.GetValue(workers),
+                MaxPixels = parse.GetValue(maxPixels),
+                Overwrite = parse.GetValue(overwrite),
+                Session = new SessionSettings
+                {
+                    Provider = kind,
+                    DeviceId = device,
+                    FallbackToCpu = parse.GetValue(fallback) == "cpu",
+                    IntraOpThreads = parse.GetValue(threads),
+                },
+            };
+            using var reporter = new ProgressReporter(parse.GetValue(quiet));
+            var result = await new ExtractionPipeline().RunAsync(options, reporter, cancellation);
+            reporter.Finish();
+            foreach (var warning in result.Warnings) Console.Error.WriteLine($"warning: {warning}");
+            var shapes = string.Join(", ", result.Layers.Select(p => $"{p.Key}.npy [{string.Join(",", p.Value)}]"));
+            Console.WriteLine($"{result.Status}: {result.Extracted} extracted, {result.Failed} failed" +
+                              (result.NotProcessed > 0 ? $", {result.NotProcessed} not processed" : "") +
+                              $" in {result.Seconds["wall"]:0.0}s ({result.ImagesPerSecond:0.0} img/s, {result.Provider}); " +
+                              $"busy: decode {result.Seconds["decodeBusy"]:0.0}s, inference {result.Seconds["inferenceBusy"]:0.0}s, write {result.Seconds["writeBusy"]:0.00}s");
+            Console.WriteLine($"wrote {options.OutputDirectory}: {shapes}{(shapes.Length > 0 ? ", " : "")}index.csv, errors.csv, run.json");
+            if (result.Failed > 0) Console.WriteLine($"{result.Failed} input(s) failed: see {Path.Combine(options.OutputDirectory, "errors.csv")}");
+            if (result.Status == "interrupted") return CliErrors.Interrupted;
+            return result.Failed > 0 ? CliErrors.SomeInputsFailed : CliErrors.Ok;
+        }));
+        return command;
+    }
+
+    internal static (ExecutionProviderKind Kind, int Device) ParseProvider(string text)
+    {
+        var parts = text.Split(':', 2);
+        return parts[0].ToLowerInvariant() switch
+        {
+            "cpu" when parts.Length == 1 => (ExecutionProviderKind.Cpu, 0),
+            "cuda" => (ExecutionProviderKind.Cuda, parts.Length == 2 && int.TryParse(parts[1], out var d) && d >= 0 ? d
+                : parts.Length == 1 ? 0 : throw new ArgumentException($"--provider {text}: the device must be a number, e.g. cuda:0.")),
+            _ => throw new ArgumentException($"--provider {text}: use cpu or cuda[:DEVICE]."),
+        };
+    }
+}

@@ -1,0 +1,69 @@
+using System.CommandLine;
+using FeatureOnnx.Models;
+
+namespace FeatureOnnx.Cli;
+
+/// <summary><c>featureonnx inspect MODEL</c>: every tensor a user can ask for.</summary>
+internal static class InspectCommand
+{
+    public static Command Create()
+    {
+        var model = new Argument<string>("model")
+        {
+            Description = "An ONNX file, a manifest (.json) or a built-in model name (resnet18).",
+        };
+        var all = new Option<bool>("--all")
+        {
+            Description = "For a manifest or built-in model, list every tensor of the graph, not only the manifest's named outputs.",
+        };
+        var command = new Command("inspect",
+            "List a model's inputs, outputs and every intermediate tensor with its shape where known. " +
+            "Any tensor listed can be extracted with 'extract --layers TENSOR[=alias]' or exposed with 'expose'.")
+        {
+            model, all,
+        };
+        command.SetAction(parse => Run(parse.GetValue(model)!, parse.GetValue(all)));
+        return command;
+    }
+
+    private static int Run(string spec, bool all)
+    {
+        return CliErrors.Guard(() =>
+        {
+            if (spec.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) && !File.Exists(Path.ChangeExtension(spec, ".json")))
+            {
+                PrintTensors(OnnxGraph.Load(spec));
+                return 0;
+            }
+            var catalog = new ModelCatalog();
+            var manifest = catalog.Resolve(spec);
+            Console.WriteLine($"model     {manifest.Name}   ({manifest.ManifestPath})");
+            if (manifest.Description is not null) Console.WriteLine($"          {manifest.Description}");
+            Console.WriteLine($"input     {manifest.Input.Name} {manifest.Input.Layout.ToString().ToUpperInvariant()} {manifest.Input.ElementType.ToString().ToLowerInvariant()} [N,{string.Join(",", manifest.Input.Shape)}]");
+            var p = manifest.Preprocess;
+            Console.WriteLine($"preproc   resize shorter side {p.ResizeShorter?.ToString() ?? "none"} ({p.Interpolation.ToString().ToLowerInvariant()}), center crop {string.Join("x", p.CenterCrop ?? [])}, " +
+                              $"/{p.PixelDivisor}, mean [{string.Join(", ", p.Mean)}], std [{string.Join(", ", p.Std)}], {p.ChannelOrder.ToString().ToUpperInvariant()}");
+            Console.WriteLine("outputs   (default: " + string.Join(",", manifest.ResolveDefaultOutputs()) + ")");
+            foreach (var o in manifest.Outputs)
+                Console.WriteLine($"  {o.Name,-12} [N,{string.Join(",", o.Shape ?? [])}]  <- {o.TensorName}{(o.Flatten ? " (flattened)" : "")}  {o.Description}");
+            if (all)
+            {
+                var graph = OnnxGraph.Load(catalog.LocateFile(manifest.Source, manifest));
+                if (manifest.Source.Prepend is { } pre) graph.Prepend(OnnxGraph.Load(catalog.LocateFile(pre, manifest)));
+                Console.WriteLine();
+                PrintTensors(graph);
+            }
+            return 0;
+        });
+    }
+
+    private static void PrintTensors(OnnxGraph graph)
+    {
+        var tensors = graph.ListTensors();
+        Console.WriteLine($"{graph.Origin}: opset {graph.DefaultOpset}, {tensors.Count(t => t.Kind == "input")} input(s), {tensors.Count(t => t.Kind == "output")} output(s), {tensors.Count(t => t.Kind == "intermediate")} intermediate tensors");
+        var width = Math.Min(48, tensors.Max(t => t.Name.Length));
+        Console.WriteLine($"{"kind",-12} {"tensor".PadRight(width)} {"op",-20} {"type",-8} shape");
+        foreach (var t in tensors)
+            Console.WriteLine($"{t.Kind,-12} {t.Name.PadRight(width)} {t.Producer,-20} {t.ElementType ?? "?",-8} {t.ShapeText}");
+    }
+}

@@ -1,0 +1,282 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Threading.Channels;
+using FeatureOnnx.Models;
+using FeatureOnnx.Preprocessing;
+using FeatureOnnx.Runtime;
+using FeatureOnnx.Sinks;
+using FeatureOnnx.Sources;
+
+namespace FeatureOnnx.Pipeline;
+
+/// <summary>Options for <see cref="ExtractionPipeline"/>. Every default is documented and safe.</summary>
+public sealed record ExtractionOptions
+{
+    /// <summary>Image files and folders (walked recursively).</summary>
+    public required IReadOnlyList<string> Inputs { get; init; }
+
+    /// <summary>Where index.csv, errors.csv, run.json and one LAYER.npy per output go.</summary>
+    public required string OutputDirectory { get; init; }
+
+    /// <summary>Built-in name, manifest path or ONNX path. Default: <see cref="ModelCatalog.DefaultModelName"/>.</summary>
+    public string Model { get; init; } = ModelCatalog.DefaultModelName;
+
+    /// <summary>Outputs to extract (manifest names, or TENSOR[=alias]). Empty: the manifest's defaults.</summary>
+    public IReadOnlyList<string> Layers { get; init; } = [];
+
+    /// <summary>Images per inference call. Default 32.</summary>
+    public int BatchSize { get; init; } = 32;
+
+    /// <summary>Parallel decode/preprocess workers. Default: one per core.</summary>
+    public int DecodeWorkers { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>Refuse images whose header declares more pixels. Default 100 megapixels.</summary>
+    public long MaxPixels { get; init; } = 100_000_000;
+
+    /// <summary>Replace the results of an earlier run in <see cref="OutputDirectory"/>. Default: false (refuse).</summary>
+    public bool Overwrite { get; init; }
+
+    /// <summary>ONNX Runtime settings (provider, threads).</summary>
+    public SessionSettings Session { get; init; } = new();
+
+    /// <summary>Model catalog used to resolve <see cref="Model"/>. Default: the app's built-in models.</summary>
+    public ModelCatalog? Catalog { get; init; }
+}
+
+/// <summary>Progress of a run, reported after every batch.</summary>
+/// <param name="Done">Inputs finished (extracted or failed).</param>
+/// <param name="Failed">Inputs that went to errors.csv.</param>
+/// <param name="Total">Inputs found.</param>
+/// <param name="Elapsed">Time since the first batch started.</param>
+public sealed record ExtractionProgress(long Done, long Failed, long Total, TimeSpan Elapsed)
+{
+    /// <summary>Throughput so far.</summary>
+    public double ImagesPerSecond => Elapsed.TotalSeconds > 0 ? Done / Elapsed.TotalSeconds : 0;
+}
+
+/// <summary>What a run did; also written to run.json.</summary>
+public sealed record ExtractionResult
+{
+    /// <summary>"completed", "interrupted" or "failed".</summary>
+    public required string Status { get; init; }
+    /// <summary>Model name.</summary>
+    public required string Model { get; init; }
+    /// <summary>Manifest file, when there is one.</summary>
+    public string? Manifest { get; init; }
+    /// <summary>Execution provider that ran the model.</summary>
+    public required string Provider { get; init; }
+    /// <summary>Set when the requested provider was replaced by the CPU.</summary>
+    public string? ProviderFallback { get; init; }
+    /// <summary>Output name -> shape of its .npy file (rows first).</summary>
+    public required IReadOnlyDictionary<string, long[]> Layers { get; init; }
+    /// <summary>Inputs found.</summary>
+    public long Inputs { get; init; }
+    /// <summary>Rows written.</summary>
+    public long Extracted { get; init; }
+    /// <summary>Inputs in errors.csv.</summary>
+    public long Failed { get; init; }
+    /// <summary>Inputs not reached because the run was interrupted.</summary>
+    public long NotProcessed { get; init; }
+    /// <summary>Files in input folders skipped for not having an image extension.</summary>
+    public long SkippedNonImageFiles { get; init; }
+    /// <summary>Images per inference call.</summary>
+    public int BatchSize { get; init; }
+    /// <summary>Decode workers.</summary>
+    public int DecodeWorkers { get; init; }
+    /// <summary>Seconds: wall clock, session creation, and the busy time of each stage (summed over workers for decode).</summary>
+    public required IReadOnlyDictionary<string, double> Seconds { get; init; }
+    /// <summary>Images per second over the wall clock of the batches.</summary>
+    public double ImagesPerSecond { get; init; }
+    /// <summary>Nodes pruned from the graph because no requested output needs them.</summary>
+    public int PrunedNodes { get; init; }
+    /// <summary>Warnings raised (assumed preprocessing, fixed-batch reshapes).</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+    /// <summary>UTC time the run finished.</summary>
+    public DateTime FinishedUtc { get; init; }
+    /// <summary>FeatureOnnx version.</summary>
+    public string Version { get; init; } = typeof(ExtractionPipeline).Assembly.GetName().Version?.ToString() ?? "";
+}
+
+/// <summary>
+/// The extraction job: enumerate inputs -> decode and preprocess on parallel workers -> batch -> ONNX Runtime ->
+/// stream rows to LAYER.npy, index.csv and errors.csv. Decoding of the next batches overlaps inference of the
+/// current one through a bounded channel, so memory stays at a few batches whatever the number of inputs.
+/// Bad inputs go to errors.csv and never stop the run. Cancelling stops intake, finishes the batches in flight and
+/// writes consistent files (every row of every .npy matches index.csv).
+/// </summary>
+public sealed class ExtractionPipeline
+{
+    private const int BatchesInFlight = 2;
+
+    /// <summary>Runs the job.</summary>
+    /// <exception cref="ManifestException">The model cannot be resolved.</exception>
+    /// <exception cref="IOException">The output folder already holds a run and <see cref="ExtractionOptions.Overwrite"/> is false.</exception>
+    public async Task<ExtractionResult> RunAsync(ExtractionOptions options, IProgress<ExtractionProgress>? progress = null, CancellationToken cancellation = default)
+    {
+        if (options.BatchSize <= 0) throw new ArgumentException("batch size must be positive.");
+        if (options.DecodeWorkers <= 0) throw new ArgumentException("decode workers must be positive.");
+        var outDir = options.OutputDirectory;
+        if (Directory.Exists(outDir) && File.Exists(Path.Combine(outDir, "run.json")) && !options.Overwrite)
+            throw new IOException($"{outDir} already holds a run (run.json). Choose another folder or pass --overwrite to replace it.");
+
+        var wall = Stopwatch.StartNew();
+        var catalog = options.Catalog ?? new ModelCatalog();
+        var warnings = new List<string>();
+        var manifest = catalog.Resolve(options.Model, warnings);
+        var prepared = PreparedModel.Build(manifest, options.Layers, catalog);
+        warnings.AddRange(prepared.Warnings);
+        using var session = new FeatureSession(prepared, options.Session);
+        if (session.Fallback is not null) warnings.Add(session.Fallback);
+        var preprocessor = new ImagePreprocessor(manifest, options.MaxPixels);
+        var listing = FolderSource.Enumerate(options.Inputs);
+
+        Directory.CreateDirectory(outDir);
+        foreach (var stale in Directory.EnumerateFiles(outDir, "*.npy").Concat(Directory.EnumerateFiles(outDir, "*.partial")))
+            File.Delete(stale);
+        using var index = new CsvLog(Path.Combine(outDir, "index.csv"), "row", "path");
+        using var errors = new CsvLog(Path.Combine(outDir, "errors.csv"), "path", "reason");
+        foreach (var problem in listing.Problems) errors.Write(problem.Key, problem.Reason);
+        var writers = new Dictionary<string, NpyWriter>();
+
+        var slot = preprocessor.SlotLength;
+        var pool = new ConcurrentBag<float[]>();
+        var channel = Channel.CreateBounded<DecodedBatch>(BatchesInFlight);
+        long decodeTicks = 0, inferenceTicks = 0, writeTicks = 0, done = 0, failed = listing.Problems.Count, rows = 0;
+        var batchClock = new Stopwatch();
+        var status = "failed";
+        try
+        {
+            var producer = Task.Run(async () =>
+            {
+                try
+                {
+                    foreach (var chunk in listing.Items.Chunk(options.BatchSize))
+                    {
+                        if (cancellation.IsCancellationRequested) break;
+                        if (!pool.TryTake(out var buffer)) buffer = new float[options.BatchSize * slot];
+                        var reasons = new string?[chunk.Length];
+                        Parallel.For(0, chunk.Length, new ParallelOptions { MaxDegreeOfParallelism = options.DecodeWorkers }, i =>
+                        {
+                            var start = Stopwatch.GetTimestamp();
+                            reasons[i] = DecodeInto(preprocessor, chunk[i].Path, buffer.AsSpan(i * slot, slot));
+                            Interlocked.Add(ref decodeTicks, Stopwatch.GetTimestamp() - start);
+                        });
+                        // Close the gaps left by failed inputs so the good ones are contiguous.
+                        var good = new List<InputItem>(chunk.Length);
+                        var bad = new List<InputProblem>();
+                        for (var i = 0; i < chunk.Length; i++)
+                        {
+                            if (reasons[i] is { } reason) { bad.Add(new InputProblem(chunk[i].Key, reason)); continue; }
+                            if (good.Count != i) buffer.AsSpan(i * slot, slot).CopyTo(buffer.AsSpan(good.Count * slot, slot));
+                            good.Add(chunk[i]);
+                        }
+                        await channel.Writer.WriteAsync(new DecodedBatch(buffer, good, bad), CancellationToken.None);
+                    }
+                }
+                finally
+                {
+                    channel.Writer.Complete();
+                }
+            }, CancellationToken.None);
+
+            batchClock.Start();
+            await foreach (var batch in channel.Reader.ReadAllAsync(CancellationToken.None))
+            {
+                foreach (var problem in batch.Failed) errors.Write(problem.Key, problem.Reason);
+                failed += batch.Failed.Count;
+                if (batch.Items.Count > 0)
+                {
+                    var t0 = Stopwatch.GetTimestamp();
+                    using var outputs = session.Run(batch.Buffer, batch.Items.Count);
+                    var t1 = Stopwatch.GetTimestamp();
+                    foreach (var name in session.OutputNames)
+                    {
+                        var shape = outputs.Shape(name);
+                        if (!writers.TryGetValue(name, out var writer))
+                            writers[name] = writer = new NpyWriter(Path.Combine(outDir, name + ".npy"), shape[1..]);
+                        writer.Append(outputs.Values(name));
+                    }
+                    foreach (var item in batch.Items) index.Write((rows++).ToString(System.Globalization.CultureInfo.InvariantCulture), item.Key);
+                    writeTicks += Stopwatch.GetTimestamp() - t1;
+                    inferenceTicks += t1 - t0;
+                }
+                pool.Add(batch.Buffer);
+                done += batch.Items.Count + batch.Failed.Count;
+                progress?.Report(new ExtractionProgress(done + listing.Problems.Count, failed, listing.Items.Count + listing.Problems.Count, batchClock.Elapsed));
+            }
+            await producer;
+            batchClock.Stop();
+            status = cancellation.IsCancellationRequested && done < listing.Items.Count ? "interrupted" : "completed";
+            foreach (var w in writers.Values) w.Complete();
+            index.Complete();
+            errors.Complete();
+        }
+        finally
+        {
+            foreach (var w in writers.Values) w.Dispose();
+        }
+
+        var result = new ExtractionResult
+        {
+            Status = status,
+            Model = manifest.Name,
+            Manifest = manifest.ManifestPath,
+            Provider = session.Provider.ToString().ToLowerInvariant(),
+            ProviderFallback = session.Fallback,
+            Layers = writers.ToDictionary(p => p.Key, p => (long[])[p.Value.Rows, .. ShapeOf(p.Value)]),
+            Inputs = listing.Items.Count + listing.Problems.Count,
+            Extracted = rows,
+            Failed = failed,
+            NotProcessed = listing.Items.Count - done,
+            SkippedNonImageFiles = listing.SkippedNonImageFiles,
+            BatchSize = options.BatchSize,
+            DecodeWorkers = options.DecodeWorkers,
+            Seconds = new Dictionary<string, double>
+            {
+                ["wall"] = wall.Elapsed.TotalSeconds,
+                ["sessionCreation"] = session.CreationTime.TotalSeconds,
+                ["batches"] = batchClock.Elapsed.TotalSeconds,
+                ["decodeBusy"] = decodeTicks / (double)Stopwatch.Frequency,
+                ["inferenceBusy"] = inferenceTicks / (double)Stopwatch.Frequency,
+                ["writeBusy"] = writeTicks / (double)Stopwatch.Frequency,
+            },
+            ImagesPerSecond = batchClock.Elapsed.TotalSeconds > 0 ? done / batchClock.Elapsed.TotalSeconds : 0,
+            PrunedNodes = prepared.PrunedNodeCount,
+            Warnings = warnings,
+            FinishedUtc = DateTime.UtcNow,
+        };
+        RunSummary.Write(Path.Combine(outDir, "run.json"), result);
+        return result;
+    }
+
+    private static long[] ShapeOf(NpyWriter writer) => writer.RowShape.ToArray();
+
+    private static string? DecodeInto(ImagePreprocessor preprocessor, string path, Span<float> slot)
+    {
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return e is FileNotFoundException or DirectoryNotFoundException ? "file vanished before it could be read" : $"unreadable: {e.Message}";
+        }
+        try
+        {
+            preprocessor.Preprocess(bytes, slot);
+            return null;
+        }
+        catch (ImageDecodeException e)
+        {
+            return e.Message;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A decoder bug on one hostile file must not end a run over millions.
+            return $"decoder failure ({e.GetType().Name}): {e.Message}";
+        }
+    }
+
+    private sealed record DecodedBatch(float[] Buffer, IReadOnlyList<InputItem> Items, IReadOnlyList<InputProblem> Failed);
+}
