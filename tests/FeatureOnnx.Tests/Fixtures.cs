@@ -1,0 +1,59 @@
+using FeatureOnnx.Models;
+using FeatureOnnx.Sinks;
+
+namespace FeatureOnnx.Tests;
+
+/// <summary>Test data shipped in tests/FeatureOnnx.Tests/fixtures (copied next to the test assembly).</summary>
+internal static class Fixtures
+{
+    public static string Root => Path.Combine(AppContext.BaseDirectory, "fixtures");
+
+    public static string PathOf(params string[] parts) => Path.Combine([Root, .. parts]);
+
+    /// <summary>A uint8 .npy as (shape, bytes).</summary>
+    public static (long[] Shape, byte[] Data) ReadUInt8Npy(string path)
+    {
+        using var stream = File.OpenRead(path);
+        var info = NpyFormat.ReadHeader(stream, path);
+        Assert.Equal("|u1", info.DType);
+        var data = new byte[info.Count];
+        stream.ReadExactly(data);
+        return (info.Shape, data);
+    }
+
+    /// <summary>A float32 .npy as (shape, values).</summary>
+    public static (long[] Shape, float[] Data) ReadFloatNpy(string path)
+    {
+        using var stream = File.OpenRead(path);
+        var info = NpyFormat.ReadHeader(stream, path);
+        Assert.Equal("<f4", info.DType);
+        var data = new float[info.Count];
+        stream.ReadExactly(System.Runtime.InteropServices.MemoryMarshal.AsBytes(data.AsSpan()));
+        return (info.Shape, data);
+    }
+
+    /// <summary>A manifest for preprocessing tests; its source is never loaded.</summary>
+    public static ModelManifest PreprocessOnly(PreprocessSpec spec, int cropHeight = 224, int cropWidth = 224) => new()
+    {
+        Name = "preprocess-test",
+        Source = new ModelSource { File = "unused.onnx" },
+        Input = new ModelInput { Name = "input", Shape = [3, cropHeight, cropWidth] },
+        Preprocess = spec with { CenterCrop = [cropHeight, cropWidth] },
+        Outputs = [new ModelOutput { Name = "out" }],
+    };
+
+    public static double Cosine(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        double dot = 0, na = 0, nb = 0;
+        for (var i = 0; i < a.Length; i++) { dot += (double)a[i] * b[i]; na += (double)a[i] * a[i]; nb += (double)b[i] * b[i]; }
+        return dot / Math.Sqrt(na * nb);
+    }
+
+    /// <summary>Temporary folder removed on dispose.</summary>
+    public sealed class TempDir : IDisposable
+    {
+        public string Path { get; } = Directory.CreateTempSubdirectory("featureonnx-test-").FullName;
+        public string File(string name) => System.IO.Path.Combine(Path, name);
+        public void Dispose() { try { Directory.Delete(Path, recursive: true); } catch (IOException) { } }
+    }
+}

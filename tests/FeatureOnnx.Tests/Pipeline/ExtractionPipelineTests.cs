@@ -1,0 +1,81 @@
+using FeatureOnnx.Pipeline;
+using FeatureOnnx.Tests.Preprocessing;
+
+namespace FeatureOnnx.Tests.Pipeline;
+
+public sealed class ExtractionPipelineTests(ITestOutputHelper output)
+{
+    private static string[] CsvLines(string path) => File.ReadAllLines(path).Skip(1).ToArray();
+
+    [Fact]
+    public async Task Bad_files_go_to_errors_csv_and_good_ones_are_extracted()
+    {
+        using var tmp = new Fixtures.TempDir();
+        var input = Directory.CreateDirectory(Path.Combine(tmp.Path, "in")).FullName;
+        File.Copy(Fixtures.PathOf("photos", "opencv_fruits.jpg"), Path.Combine(input, "good.jpg"));
+        File.WriteAllBytes(Path.Combine(input, "truncated.jpg"), File.ReadAllBytes(Fixtures.PathOf("photos", "opencv_baboon.jpg"))[..20_000]);
+        File.WriteAllBytes(Path.Combine(input, "empty.jpg"), []);
+        File.WriteAllText(Path.Combine(input, "text.jpg"), "this is not a JPEG\n");
+        File.WriteAllBytes(Path.Combine(input, "bomb.png"), ImageDecoderTests.PngDeclaring(30000, 30000));
+        File.WriteAllText(Path.Combine(input, "notes.txt"), "skipped: not an image extension");
+        var outDir = Path.Combine(tmp.Path, "out");
+
+        var result = await new ExtractionPipeline().RunAsync(new ExtractionOptions { Inputs = [input], OutputDirectory = outDir, BatchSize = 2 });
+
+        Assert.Equal("completed", result.Status);
+        Assert.Equal((5L, 1L, 4L, 1L), (result.Inputs, result.Extracted, result.Failed, result.SkippedNonImageFiles));
+        Assert.Equal(["0," + Path.Combine(input, "good.jpg")], CsvLines(Path.Combine(outDir, "index.csv")));
+        var errors = CsvLines(Path.Combine(outDir, "errors.csv")).ToDictionary(l => Path.GetFileName(l.Split(',')[0]), l => l);
+        foreach (var e in errors.Values) output.WriteLine(e);
+        Assert.Contains("truncated JPEG", errors["truncated.jpg"]);
+        Assert.Contains("empty file", errors["empty.jpg"]);
+        Assert.Contains("not a recognised image", errors["text.jpg"]);
+        Assert.Contains("megapixels", errors["bomb.png"]);
+        var (shape, values) = Fixtures.ReadFloatNpy(Path.Combine(outDir, "pooled.npy"));
+        Assert.Equal(new long[] { 1, 512 }, shape);
+        Assert.All(values, v => Assert.True(float.IsFinite(v)));
+        Assert.Contains("\"status\": \"completed\"", File.ReadAllText(Path.Combine(outDir, "run.json")));
+    }
+
+    [Fact]
+    public async Task Photos_give_finite_distinct_rows_and_flower_variants_are_nearest_neighbours()
+    {
+        using var tmp = new Fixtures.TempDir();
+        var result = await new ExtractionPipeline().RunAsync(new ExtractionOptions { Inputs = [Fixtures.PathOf("photos")], OutputDirectory = tmp.Path });
+        Assert.Equal(33, result.Extracted);
+        var (shape, x) = Fixtures.ReadFloatNpy(Path.Combine(tmp.Path, "pooled.npy"));
+        Assert.Equal(new long[] { 33, 512 }, shape);
+        Assert.All(x, v => Assert.True(float.IsFinite(v)));
+        var names = CsvLines(Path.Combine(tmp.Path, "index.csv")).Select(l => Path.GetFileName(l.Split(',', 2)[1])).ToArray();
+        int Nearest(int i) => Enumerable.Range(0, 33).Where(j => j != i)
+            .MaxBy(j => Fixtures.Cosine(x.AsSpan(i * 512, 512), x.AsSpan(j * 512, 512)));
+        for (var i = 0; i < 33; i++)
+            for (var j = i + 1; j < 33; j++)
+                Assert.False(x.AsSpan(i * 512, 512).SequenceEqual(x.AsSpan(j * 512, 512)), $"rows {i} and {j} are identical");
+        // Same photo, different JPEG chroma layouts: each must be the other's nearest neighbour.
+        foreach (var (a, b) in new[]
+                 {
+                     ("libjxl_flower.png.im_q85_420_progr.jpg", "libjxl_flower.png.im_q85_444_1x2.jpg"),
+                     ("libjxl_flower_small.q85_420_non_interleaved.jpg", "libjxl_flower_small.q85_444_partially_interleaved.jpg"),
+                 })
+        {
+            var ia = Array.IndexOf(names, a);
+            var ib = Array.IndexOf(names, b);
+            output.WriteLine($"{a} -> {names[Nearest(ia)]}; {b} -> {names[Nearest(ib)]}");
+            Assert.Equal(b, names[Nearest(ia)]);
+            Assert.Equal(a, names[Nearest(ib)]);
+        }
+    }
+
+    [Fact]
+    public async Task Refuses_to_overwrite_an_earlier_run_unless_asked()
+    {
+        using var tmp = new Fixtures.TempDir();
+        var options = new ExtractionOptions { Inputs = [Fixtures.PathOf("photos", "opencv_apple.jpg")], OutputDirectory = tmp.Path };
+        await new ExtractionPipeline().RunAsync(options);
+        var e = await Assert.ThrowsAsync<IOException>(() => new ExtractionPipeline().RunAsync(options));
+        Assert.Contains("--overwrite", e.Message);
+        var again = await new ExtractionPipeline().RunAsync(options with { Overwrite = true });
+        Assert.Equal(1, again.Extracted);
+    }
+}
