@@ -10,5 +10,6 @@ internal static class CommandSet
         ExtractCommand.Create(),
         InspectCommand.Create(),
         ExposeCommand.Create(),
+        ProvidersCommand.Create(),
     ];
 }

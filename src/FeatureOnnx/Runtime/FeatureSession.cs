@@ -81,16 +81,24 @@ public sealed class FeatureSession : IDisposable
         Provider = ExecutionProviderKind.Cpu;
         if (Settings.Provider == ExecutionProviderKind.Cuda)
         {
-            try
+            // Check the pieces first: ONNX Runtime's own error only says "Failed to load shared library".
+            var reason = ProviderDiagnostics.FirstMissingCudaPiece();
+            if (reason is null)
             {
-                options.AppendExecutionProvider_CUDA(Settings.DeviceId);
-                Provider = ExecutionProviderKind.Cuda;
+                try
+                {
+                    options.AppendExecutionProvider_CUDA(Settings.DeviceId);
+                    Provider = ExecutionProviderKind.Cuda;
+                }
+                catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
+                {
+                    reason = ExecutionProviderException.Explain(e);
+                }
             }
-            catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
+            if (reason is not null)
             {
-                var reason = ExecutionProviderException.Explain(e);
                 if (!Settings.FallbackToCpu)
-                    throw new ExecutionProviderException($"CUDA execution provider could not be created: {reason} Pass --fallback cpu to run on the CPU instead.", e);
+                    throw new ExecutionProviderException($"CUDA execution provider could not be created: {reason} Pass --fallback cpu to run on the CPU instead.");
                 Fallback = $"CUDA unavailable ({reason}); running on the CPU as --fallback cpu asked.";
             }
         }
