@@ -33,13 +33,17 @@ internal static class ExtractCommand
         fallback.AcceptOnlyFromAmong("cpu");
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per physical core).", DefaultValueFactory = _ => 0 };
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace the results of an earlier run in the output folder." };
+        var shard = new Option<string?>("--shard")
+        {
+            Description = "Process a deterministic part of the inputs: I/N (0-based, e.g. 2/8), or 'auto' to read it from a Kubernetes Indexed Job or a Slurm job array. The split depends only on each input's path.",
+        };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "No progress output." };
 
         var command = new Command("extract",
             "Extract feature vectors (or intermediate maps) for images, batched, with the model's own preprocessing. " +
             "Bad files go to errors.csv and never stop the run. Exit code: 0 all inputs extracted, 3 some inputs failed, 1 could not run, 130 interrupted.")
         {
-            inputs, output, model, layers, batch, workers, maxPixels, provider, fallback, threads, overwrite, quiet,
+            inputs, output, model, layers, batch, workers, maxPixels, provider, fallback, threads, shard, overwrite, quiet,
         };
         command.SetAction((parse, cancellation) => CliErrors.GuardAsync(async () =>
         {
@@ -54,6 +58,7 @@ internal static class ExtractCommand
                 DecodeWorkers = parse.GetValue(workers),
                 MaxPixels = parse.GetValue(maxPixels),
                 Overwrite = parse.GetValue(overwrite),
+                Shard = parse.GetValue(shard) is { } s ? Shard.Parse(s) : Shard.All,
                 Session = new SessionSettings
                 {
                     Provider = kind,

@@ -39,6 +39,9 @@ public sealed record ExtractionOptions
     /// <summary>ONNX Runtime settings (provider, threads).</summary>
     public SessionSettings Session { get; init; } = new();
 
+    /// <summary>Process only this deterministic part of the inputs (see <see cref="Pipeline.Shard"/>). Default: all.</summary>
+    public Shard Shard { get; init; } = Shard.All;
+
     /// <summary>Model catalog used to resolve <see cref="Model"/>. Default: the app's built-in models.</summary>
     public ModelCatalog? Catalog { get; init; }
 }
@@ -79,6 +82,8 @@ public sealed record ExtractionResult
     public long NotProcessed { get; init; }
     /// <summary>Files in input folders skipped for not having an image extension.</summary>
     public long SkippedNonImageFiles { get; init; }
+    /// <summary>The shard processed, I/N.</summary>
+    public string Shard { get; init; } = "0/1";
     /// <summary>Images per inference call.</summary>
     public int BatchSize { get; init; }
     /// <summary>Decode workers.</summary>
@@ -129,6 +134,12 @@ public sealed class ExtractionPipeline
         if (session.Fallback is not null) warnings.Add(session.Fallback);
         var preprocessor = new ImagePreprocessor(manifest, options.MaxPixels);
         var listing = FolderSource.Enumerate(options.Inputs);
+        if (options.Shard.Count > 1)
+            listing = listing with
+            {
+                Items = listing.Items.Where(i => options.Shard.Contains(i.Key)).ToList(),
+                Problems = listing.Problems.Where(p => options.Shard.Contains(p.Key)).ToList(),
+            };
 
         Directory.CreateDirectory(outDir);
         foreach (var stale in Directory.EnumerateFiles(outDir, "*.npy").Concat(Directory.EnumerateFiles(outDir, "*.partial")))
@@ -229,6 +240,7 @@ public sealed class ExtractionPipeline
             Failed = failed,
             NotProcessed = listing.Items.Count - done,
             SkippedNonImageFiles = listing.SkippedNonImageFiles,
+            Shard = options.Shard.ToString(),
             BatchSize = options.BatchSize,
             DecodeWorkers = options.DecodeWorkers,
             Seconds = new Dictionary<string, double>
