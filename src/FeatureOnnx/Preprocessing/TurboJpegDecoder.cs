@@ -1,0 +1,310 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+
+namespace FeatureOnnx.Preprocessing;
+
+/// <summary>
+/// Decodes JPEG with the system's libjpeg-turbo through its TurboJPEG C API (<c>libturbojpeg.so.0</c>; Debian/Ubuntu
+/// package <c>libturbojpeg0</c>), giving the same pixels as Pillow's <c>Image.open(f).convert('RGB')</c> when Pillow
+/// is linked against the same libjpeg-turbo (Debian 12: Pillow 9.4 on libjpeg62-turbo 2.1.5, the same source as
+/// libturbojpeg0 2.1.5; checked bit-exact by the tests). libjpeg's defaults are used, as Pillow uses them: the
+/// accurate integer IDCT (JDCT_ISLOW) and fancy (triangle-filter) chroma upsampling, no scaling.
+/// </summary>
+/// <remarks>
+/// <para>Colour handling follows Pillow 9.4: greyscale JPEGs come out with R=G=B (mode L, then convert('RGB'));
+/// three-component JPEGs are converted by libjpeg (YCbCr or RGB, as the file's JFIF/Adobe markers say); four-component
+/// JPEGs (CMYK or YCCK) are decoded to CMYK by libjpeg, inverted as Pillow's rawmode <c>CMYK;I</c> does for every
+/// CMYK JPEG (it assumes Adobe's inverted polarity whether or not an Adobe marker is present), and converted with
+/// Pillow's <c>cmyk2rgb</c> (<c>nk = 255 - k; r = nk - MULDIV255(c, nk)</c>), so CMYK is exact too and never needs a
+/// fallback.</para>
+/// <para>Errors: a stream that ends before its structure does is refused (Pillow: "image file is truncated"), as is
+/// one on which libjpeg gives up (12-bit or lossless JPEG, broken headers). libjpeg <i>warnings</i> on a complete
+/// stream (extraneous bytes before a marker, a corrupt entropy segment) are tolerated, as Pillow tolerates them: the
+/// pixels are libjpeg's best effort, the same ones Pillow returns.</para>
+/// <para>EXIF orientation is not applied; the caller does that on the returned image.</para>
+/// <para>Thread-safe: a TurboJPEG handle serves one call at a time, so each <see cref="Decode"/> rents a handle from a
+/// pool owned by this instance (one per concurrently decoding thread, reused afterwards). <see cref="Dispose"/>
+/// frees the idle handles; each handle is also a <see cref="SafeHandle"/>, so none leaks if the decoder is never
+/// disposed.</para>
+/// </remarks>
+public sealed unsafe class TurboJpegDecoder : IDisposable
+{
+    private const int TJPF_RGB = 0;
+    private const int TJPF_CMYK = 11;
+    private const int TJCS_CMYK = 3;
+    private const int TJCS_YCCK = 4;
+    private const int TJERR_WARNING = 0;
+    // TurboJPEG 2.1 ignores ACCURATEDCT on decompression (ISLOW is libjpeg's default; only FASTDCT changes it) and does
+    // fancy upsampling unless FASTUPSAMPLE is given; ACCURATEDCT is passed to state the intent and for other versions.
+    private const int TJFLAG_ACCURATEDCT = 4096;
+    private const int TJFLAG_STOPONWARNING = 8192;
+
+    private readonly ConcurrentBag<TjHandle> _idle = [];
+    private volatile bool _disposed;
+
+    /// <summary>True when libturbojpeg was found and exports the functions this class calls. Never throws.</summary>
+    public static bool IsAvailable => Native.Loaded;
+
+    /// <summary>Why <see cref="IsAvailable"/> is false; null when it is true.</summary>
+    public static string? UnavailableReason => Native.FailureReason;
+
+    /// <summary>Environment variable read once, at first use: unset loads the platform's default name
+    /// (<c>libturbojpeg.so.0</c> on Linux); <c>off</c> (or <c>0</c>, <c>none</c>) makes TurboJPEG unavailable;
+    /// anything else is the file name or path of the library to load.</summary>
+    public const string EnvironmentVariable = "FEATUREONNX_TURBOJPEG";
+
+    /// <summary>The library name that was loaded (e.g. <c>libturbojpeg.so.0</c>); null when none was.</summary>
+    public static string? LibraryName => Native.LibraryName;
+
+    /// <summary>Creates a decoder.</summary>
+    /// <exception cref="InvalidOperationException">libturbojpeg is not available (<see cref="UnavailableReason"/> says why).</exception>
+    public TurboJpegDecoder()
+    {
+        if (!IsAvailable) throw new InvalidOperationException($"TurboJPEG is not available: {UnavailableReason}");
+    }
+
+    /// <summary>A decoder, or null when libturbojpeg is not available.</summary>
+    public static TurboJpegDecoder? TryCreate() => IsAvailable ? new TurboJpegDecoder() : null;
+
+    /// <summary>Decodes a whole JPEG file to 8-bit RGB, Pillow's <c>convert('RGB')</c> pixels.</summary>
+    /// <param name="jpeg">The complete file.</param>
+    /// <param name="maxPixels">Refuse, before decoding pixels, a header declaring more pixels than this.</param>
+    /// <exception cref="ImageDecodeException">Not a JPEG, truncated, corrupt, unsupported, or too large; the message says which.</exception>
+    /// <exception cref="ObjectDisposedException">The decoder was disposed.</exception>
+    public RgbImage Decode(ReadOnlySpan<byte> jpeg, long maxPixels = long.MaxValue)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (jpeg.Length < 4 || jpeg[0] != 0xFF || jpeg[1] != 0xD8)
+            throw new ImageDecodeException("not a JPEG (no start-of-image marker)");
+        // The memory source of TurboJPEG turns running out of data into a warning plus a fake end-of-image marker
+        // (the missing rows come out grey); Pillow raises "image file is truncated" instead, and so do we.
+        EncodedImageIntegrity.ThrowIfTruncated(jpeg, "JPEG");
+
+        var handle = Rent();
+        var added = false;
+        try
+        {
+            handle.DangerousAddRef(ref added);
+            return DecodeWith(handle.DangerousGetHandle(), jpeg, maxPixels);
+        }
+        finally
+        {
+            if (added) handle.DangerousRelease();
+            Return(handle);
+        }
+    }
+
+    private static RgbImage DecodeWith(nint tj, ReadOnlySpan<byte> jpeg, long maxPixels)
+    {
+        int width = 0, height = 0, subsampling = -1, colorspace = -1;
+        fixed (byte* src = jpeg)
+        {
+            var size = new CULong((nuint)jpeg.Length);
+            var rc = Native.DecompressHeader3(tj, src, size, &width, &height, &subsampling, &colorspace);
+            // rc is -1 after a mere warning too, and after an unusual subsampling that tjDecompress2 handles fine; the
+            // outputs are written only once the header was read, so they say whether it was.
+            if (width < 1 || height < 1 || colorspace < 0)
+                throw new ImageDecodeException(rc == 0
+                    ? "JPEG holds no image (tables only)"
+                    : $"corrupt JPEG: {Native.ErrorString(tj)}");
+
+            var pixels = (long)width * height;
+            if (pixels > maxPixels)
+                throw new ImageDecodeException($"JPEG header declares {width}x{height} = {pixels / 1e6:0.#} megapixels, above the limit of {maxPixels / 1e6:0.#} (raise --max-pixels to accept it)");
+            var cmyk = colorspace is TJCS_CMYK or TJCS_YCCK;
+            var channels = cmyk ? 4 : 3;
+            if (pixels * channels > Array.MaxLength)
+                throw new ImageDecodeException($"JPEG of {width}x{height} is too large to decode into one buffer");
+
+            var length = (int)(pixels * channels);
+            var format = cmyk ? TJPF_CMYK : TJPF_RGB;
+            byte[]? rented = cmyk ? ArrayPool<byte>.Shared.Rent(length) : null;
+            try
+            {
+                var output = rented ?? new byte[length];
+                fixed (byte* dst = output)
+                {
+                    rc = Native.Decompress2(tj, src, size, dst, width, width * channels, height, format, TJFLAG_ACCURATEDCT);
+                    if (rc != 0) ThrowUnlessOnlyWarnings(tj, src, size, width, height, channels, format);
+                }
+                return new RgbImage(width, height, cmyk ? PilCmykToRgb(output.AsSpan(0, length), width * height) : output);
+            }
+            finally
+            {
+                if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
+            }
+        }
+    }
+
+    /// <summary>
+    /// tjDecompress2 returned -1. tjGetErrorCode says TJERR_WARNING whenever a warning was emitted, even if a fatal
+    /// error came after it, so a warning is trusted only if the message left behind is the first warning's (libjpeg
+    /// prints only the first warning; a later fatal error overwrites it): a second pass that stops at the first
+    /// warning tells which message that is. This pass runs only for damaged files.
+    /// </summary>
+    private static void ThrowUnlessOnlyWarnings(nint tj, byte* src, CULong size, int width, int height, int channels, int format)
+    {
+        var fatal = Native.GetErrorCode(tj) != TJERR_WARNING;
+        var message = Native.ErrorString(tj);
+        if (fatal) throw new ImageDecodeException($"corrupt JPEG: {message}");
+
+        var scratch = ArrayPool<byte>.Shared.Rent(width * height * channels);
+        string firstWarning;
+        try
+        {
+            fixed (byte* dst = scratch)
+                Native.Decompress2(tj, src, size, dst, width, width * channels, height, format, TJFLAG_ACCURATEDCT | TJFLAG_STOPONWARNING);
+            firstWarning = Native.ErrorString(tj);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(scratch);
+        }
+        if (message != firstWarning)
+            throw new ImageDecodeException($"corrupt JPEG: {message} (after the warning: {firstWarning})");
+        if (message.StartsWith("Premature end of JPEG file", StringComparison.Ordinal))
+            throw new ImageDecodeException($"truncated JPEG: {message}");
+        // Only warnings: keep libjpeg's pixels, as Pillow does.
+    }
+
+    /// <summary>
+    /// Pillow 9.4: JPEG CMYK is read with rawmode "CMYK;I" (each byte inverted), then Convert.c's cmyk2rgb:
+    /// <c>nk = 255 - k; out = CLIP8(nk - MULDIV255(c, nk))</c>, MULDIV255(a, b) = (t = a*b + 128, ((t >> 8) + t) >> 8).
+    /// </summary>
+    internal static byte[] PilCmykToRgb(ReadOnlySpan<byte> libjpegCmyk, int pixelCount)
+    {
+        var rgb = new byte[pixelCount * 3];
+        for (int i = 0, s = 0, d = 0; i < pixelCount; i++, s += 4, d += 3)
+        {
+            var nk = libjpegCmyk[s + 3]; // 255 - (255 - raw k)
+            for (var c = 0; c < 3; c++)
+            {
+                var value = 255 - libjpegCmyk[s + c];
+                var t = value * nk + 128;
+                rgb[d + c] = (byte)Math.Clamp(nk - (((t >> 8) + t) >> 8), 0, 255);
+            }
+        }
+        return rgb;
+    }
+
+    private TjHandle Rent() => _idle.TryTake(out var handle) ? handle : TjHandle.Create();
+
+    private void Return(TjHandle handle)
+    {
+        if (_disposed) { handle.Dispose(); return; }
+        _idle.Add(handle);
+        if (_disposed) DrainIdle(); // Dispose ran between the check and the Add.
+    }
+
+    private void DrainIdle()
+    {
+        while (_idle.TryTake(out var handle)) handle.Dispose();
+    }
+
+    /// <summary>Frees the idle TurboJPEG handles; handles in use by running calls are freed when those calls end.</summary>
+    public void Dispose()
+    {
+        _disposed = true;
+        DrainIdle();
+    }
+
+    /// <summary>A TurboJPEG decompressor instance (tjhandle), destroyed with tjDestroy.</summary>
+    private sealed class TjHandle : SafeHandleZeroOrMinusOneIsInvalid
+    {
+        private TjHandle() : base(ownsHandle: true) { }
+
+        public static TjHandle Create()
+        {
+            var handle = new TjHandle();
+            handle.SetHandle(Native.InitDecompress());
+            if (handle.IsInvalid)
+            {
+                handle.SetHandleAsInvalid();
+                throw new InvalidOperationException($"tjInitDecompress failed: {Native.ErrorString(0)}");
+            }
+            return handle;
+        }
+
+        protected override bool ReleaseHandle() => Native.Destroy(handle) == 0;
+    }
+
+    /// <summary>The library, loaded with <see cref="NativeLibrary.TryLoad(string, System.Reflection.Assembly, DllImportSearchPath?, out nint)"/>
+    /// and bound through function pointers, so absence shows as <see cref="Loaded"/> = false rather than an exception.</summary>
+    private static class Native
+    {
+        private static readonly string[] DefaultCandidates = OperatingSystem.IsWindows() ? ["turbojpeg.dll"]
+            : OperatingSystem.IsMacOS() ? ["libturbojpeg.0.dylib", "libturbojpeg.dylib"]
+            : ["libturbojpeg.so.0"];
+
+        private static readonly delegate* unmanaged<nint> TjInitDecompress;
+        private static readonly delegate* unmanaged<nint, byte*, CULong, int*, int*, int*, int*, int> TjDecompressHeader3;
+        private static readonly delegate* unmanaged<nint, byte*, CULong, byte*, int, int, int, int, int, int> TjDecompress2;
+        private static readonly delegate* unmanaged<nint, byte*> TjGetErrorStr2;
+        private static readonly delegate* unmanaged<nint, int> TjGetErrorCode;
+        private static readonly delegate* unmanaged<nint, int> TjDestroy;
+
+        public static bool Loaded { get; }
+        public static string? FailureReason { get; }
+        public static string? LibraryName { get; }
+
+        static Native()
+        {
+            var setting = Environment.GetEnvironmentVariable(EnvironmentVariable)?.Trim();
+            if (setting is "0" or "off" or "none")
+            {
+                FailureReason = $"disabled by {EnvironmentVariable}={setting}";
+                return;
+            }
+            string[] candidates = string.IsNullOrEmpty(setting) ? DefaultCandidates : [setting];
+            nint library = 0;
+            string? name = null;
+            foreach (var candidate in candidates)
+            {
+                if (NativeLibrary.TryLoad(candidate, typeof(TurboJpegDecoder).Assembly, null, out library)) { name = candidate; break; }
+            }
+            if (name is null)
+            {
+                FailureReason = $"{string.Join(" / ", candidates)} not found (Debian/Ubuntu: apt-get install libturbojpeg0)";
+                return;
+            }
+            var missing = new List<string>();
+            nint Export(string symbol)
+            {
+                if (NativeLibrary.TryGetExport(library, symbol, out var address)) return address;
+                missing.Add(symbol);
+                return 0;
+            }
+            TjInitDecompress = (delegate* unmanaged<nint>)Export("tjInitDecompress");
+            TjDecompressHeader3 = (delegate* unmanaged<nint, byte*, CULong, int*, int*, int*, int*, int>)Export("tjDecompressHeader3");
+            TjDecompress2 = (delegate* unmanaged<nint, byte*, CULong, byte*, int, int, int, int, int, int>)Export("tjDecompress2");
+            TjGetErrorStr2 = (delegate* unmanaged<nint, byte*>)Export("tjGetErrorStr2");
+            TjGetErrorCode = (delegate* unmanaged<nint, int>)Export("tjGetErrorCode");
+            TjDestroy = (delegate* unmanaged<nint, int>)Export("tjDestroy");
+            if (missing.Count > 0)
+            {
+                FailureReason = $"{name} lacks {string.Join(", ", missing)} (TurboJPEG 2.0 or later is needed)";
+                NativeLibrary.Free(library);
+                return;
+            }
+            LibraryName = name;
+            Loaded = true;
+        }
+
+        public static nint InitDecompress() => TjInitDecompress();
+
+        public static int DecompressHeader3(nint tj, byte* jpeg, CULong size, int* width, int* height, int* subsampling, int* colorspace) =>
+            TjDecompressHeader3(tj, jpeg, size, width, height, subsampling, colorspace);
+
+        public static int Decompress2(nint tj, byte* jpeg, CULong size, byte* dst, int width, int pitch, int height, int pixelFormat, int flags) =>
+            TjDecompress2(tj, jpeg, size, dst, width, pitch, height, pixelFormat, flags);
+
+        public static int GetErrorCode(nint tj) => TjGetErrorCode(tj);
+
+        public static int Destroy(nint tj) => TjDestroy(tj);
+
+        /// <summary>tjGetErrorStr2: the instance's own error, else the calling thread's last libjpeg message.</summary>
+        public static string ErrorString(nint tj) => Marshal.PtrToStringUTF8((nint)TjGetErrorStr2(tj))?.Trim() ?? "unknown error";
+    }
+}
