@@ -13,7 +13,7 @@ internal static class ExtractCommand
         var inputs = new Argument<string[]>("inputs")
         {
             Description = "Image files and folders (folders are walked recursively for .jpg .png .bmp .gif .tif .webp .tga .pbm/.pgm/.ppm files).",
-            Arity = ArgumentArity.OneOrMore,
+            Arity = ArgumentArity.ZeroOrMore,
         };
         var output = new Option<string>("--output", "-o") { Description = "Output folder: LAYER.npy (float32, one row per image), index.csv (row,path), errors.csv (path,reason), run.json.", Required = true };
         var model = new Option<string>("--model", "-m")
@@ -37,17 +37,23 @@ internal static class ExtractCommand
         {
             Description = "Process a deterministic part of the inputs: I/N (0-based, e.g. 2/8), or 'auto' to read it from a Kubernetes Indexed Job or a Slurm job array. The split depends only on each input's path.",
         };
+        var tensorsIn = new Option<string?>("--tensors-in")
+        {
+            Description = "Feed a float32 .npy of already preprocessed inputs [N,3,H,W] instead of images (decode and resize taken out; for parity checks of the runtime alone). Inputs are then not needed.",
+        };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "No progress output." };
 
         var command = new Command("extract",
             "Extract feature vectors (or intermediate maps) for images, batched, with the model's own preprocessing. " +
             "Bad files go to errors.csv and never stop the run. Exit code: 0 all inputs extracted, 3 some inputs failed, 1 could not run, 130 interrupted.")
         {
-            inputs, output, model, layers, batch, workers, maxPixels, provider, fallback, threads, shard, overwrite, quiet,
+            inputs, output, model, layers, batch, workers, maxPixels, provider, fallback, threads, shard, tensorsIn, overwrite, quiet,
         };
         command.SetAction((parse, cancellation) => CliErrors.GuardAsync(async () =>
         {
             var (kind, device) = ParseProvider(parse.GetValue(provider)!);
+            if (parse.GetValue(inputs) is not { Length: > 0 } && parse.GetValue(tensorsIn) is null)
+                throw new ArgumentException("name at least one image file or folder (or --tensors-in FILE.npy).");
             var options = new ExtractionOptions
             {
                 Inputs = parse.GetValue(inputs)!,
@@ -58,6 +64,7 @@ internal static class ExtractCommand
                 DecodeWorkers = parse.GetValue(workers),
                 MaxPixels = parse.GetValue(maxPixels),
                 Overwrite = parse.GetValue(overwrite),
+                TensorsIn = parse.GetValue(tensorsIn),
                 Shard = parse.GetValue(shard) is { } s ? Shard.Parse(s) : Shard.All,
                 Session = new SessionSettings
                 {

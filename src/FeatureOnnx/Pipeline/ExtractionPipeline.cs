@@ -39,6 +39,13 @@ public sealed record ExtractionOptions
     /// <summary>ONNX Runtime settings (provider, threads).</summary>
     public SessionSettings Session { get; init; } = new();
 
+    /// <summary>
+    /// A float32 .npy of already preprocessed inputs ([N, C, H, W] as the model takes them), used instead of
+    /// <see cref="Inputs"/>: decoding and resizing taken out, for comparing the runtime alone with PyTorch.
+    /// index.csv keys are <c>FILE#ROW</c>. Default: null.
+    /// </summary>
+    public string? TensorsIn { get; init; }
+
     /// <summary>Process only this deterministic part of the inputs (see <see cref="Pipeline.Shard"/>). Default: all.</summary>
     public Shard Shard { get; init; } = Shard.All;
 
@@ -133,7 +140,7 @@ public sealed class ExtractionPipeline
         using var session = new FeatureSession(prepared, options.Session);
         if (session.Fallback is not null) warnings.Add(session.Fallback);
         var preprocessor = new ImagePreprocessor(manifest, options.MaxPixels);
-        var listing = FolderSource.Enumerate(options.Inputs);
+        var listing = options.TensorsIn is null ? FolderSource.Enumerate(options.Inputs) : TensorListing(options.TensorsIn, manifest);
         if (options.Shard.Count > 1)
             listing = listing with
             {
@@ -166,6 +173,12 @@ public sealed class ExtractionPipeline
                         if (cancellation.IsCancellationRequested) break;
                         if (!pool.TryTake(out var buffer)) buffer = new float[options.BatchSize * slot];
                         var reasons = new string?[chunk.Length];
+                        if (options.TensorsIn is not null)
+                        {
+                            ReadTensorRows(options.TensorsIn, chunk, buffer, slot);
+                            await channel.Writer.WriteAsync(new DecodedBatch(buffer, chunk, []), CancellationToken.None);
+                            continue;
+                        }
                         Parallel.For(0, chunk.Length, new ParallelOptions { MaxDegreeOfParallelism = options.DecodeWorkers }, i =>
                         {
                             var start = Stopwatch.GetTimestamp();
@@ -259,6 +272,26 @@ public sealed class ExtractionPipeline
         };
         RunSummary.Write(Path.Combine(outDir, "run.json"), result);
         return result;
+    }
+
+    private static InputListing TensorListing(string path, ModelManifest manifest)
+    {
+        using var stream = File.OpenRead(path);
+        var info = NpyFormat.ReadHeader(stream, path);
+        long[] expected = [.. manifest.Input.Shape.Select(d => (long)d)];
+        if (info.DType != "<f4" || info.FortranOrder || info.Shape.Length != expected.Length + 1 || !info.Shape[1..].SequenceEqual(expected))
+            throw new InvalidDataException($"{path}: --tensors-in needs float32 C-order [N,{string.Join(",", expected)}] (the model input '{manifest.Input.Name}'); found {info.DType} [{string.Join(",", info.Shape)}].");
+        var items = Enumerable.Range(0, (int)info.Shape[0]).Select(i => new InputItem($"{path}#{i}", path)).ToList();
+        return new InputListing(items, [], 0);
+    }
+
+    private static void ReadTensorRows(string path, InputItem[] chunk, float[] buffer, int slot)
+    {
+        using var stream = File.OpenRead(path);
+        var info = NpyFormat.ReadHeader(stream, path);
+        var first = long.Parse(chunk[0].Key[(chunk[0].Key.LastIndexOf('#') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+        stream.Position = info.DataOffset + first * slot * sizeof(float);
+        stream.ReadExactly(System.Runtime.InteropServices.MemoryMarshal.AsBytes(buffer.AsSpan(0, chunk.Length * slot)));
     }
 
     private static long[] ShapeOf(NpyWriter writer) => writer.RowShape.ToArray();

@@ -78,4 +78,28 @@ public sealed class ExtractionPipelineTests(ITestOutputHelper output)
         var again = await new ExtractionPipeline().RunAsync(options with { Overwrite = true });
         Assert.Equal(1, again.Extracted);
     }
+
+    [Fact]
+    public async Task Preprocessed_tensors_in_give_the_same_rows_as_the_images()
+    {
+        using var tmp = new Fixtures.TempDir();
+        var photos = new[] { "opencv_apple.jpg", "skimage_coffee.png", "opencv_home.jpg" }.Select(p => Fixtures.PathOf("photos", p)).ToArray();
+        var manifest = new FeatureOnnx.Models.ModelCatalog().Resolve("resnet18");
+        var pre = new FeatureOnnx.Preprocessing.ImagePreprocessor(manifest);
+        using (var w = new FeatureOnnx.Sinks.NpyWriter(tmp.File("x.npy"), [3, 224, 224]))
+        {
+            foreach (var p in photos)
+            {
+                var slot = new float[pre.SlotLength];
+                pre.Preprocess(File.ReadAllBytes(p), slot);
+                w.Append(slot);
+            }
+            w.Complete();
+        }
+        var fromImages = await new ExtractionPipeline().RunAsync(new ExtractionOptions { Inputs = photos, OutputDirectory = tmp.File("a"), BatchSize = 2 });
+        var fromTensors = await new ExtractionPipeline().RunAsync(new ExtractionOptions { Inputs = [], TensorsIn = tmp.File("x.npy"), OutputDirectory = tmp.File("b"), BatchSize = 2 });
+        Assert.Equal(3, fromTensors.Extracted);
+        Assert.Equal(Fixtures.ReadFloatNpy(tmp.File("a/pooled.npy")).Data, Fixtures.ReadFloatNpy(tmp.File("b/pooled.npy")).Data);
+        Assert.Equal(tmp.File("x.npy") + "#2", CsvLines(tmp.File("b/index.csv"))[2].Split(',', 2)[1]);
+    }
 }
