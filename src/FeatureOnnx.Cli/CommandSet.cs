@@ -10,5 +10,7 @@ internal static class CommandSet
         ExtractCommand.Create(),
         InspectCommand.Create(),
         ExposeCommand.Create(),
+        PcaCommand.Create(),
+        PostprocessCommand.Create(),
     ];
 }
