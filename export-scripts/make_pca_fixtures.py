@@ -9,7 +9,8 @@ What it makes (relative to the repository root), all from fixed seeds:
   fixtures/pca/test_200x40.npy       float32 [30, 40]
   fixtures/pca/case_NAME.npz         one scikit-learn reference per case (see CASES): the fitted PCA's
                                      mean, components (u-based signs, as sklearn 1.2 PCA), components_v_based
-                                     (the same axes with svd_flip's v-based signs, as sklearn >= 1.5),
+                                     (the same axes with svd_flip's v-based signs, as sklearn >= 1.5; numpy
+                                     stores it Fortran-ordered, which exercises NpzArchive's transpose),
                                      explained_variance, explained_variance_ratio, singular_values,
                                      noise_variance, n_components, transformed (of the training rows) and
                                      transformed_test (of the held-out rows), plus the case's parameters

@@ -105,10 +105,11 @@ public static class NpzArchive
                 s.Position = 0;
                 var name = entry.FullName[..^4];
                 var info = NpyFormat.ReadHeader(s, $"{path}:{entry.FullName}");
-                if (info.FortranOrder && info.Shape.Length > 1) throw new InvalidDataException($"{path}:{entry.FullName}: Fortran order is not supported; save it with np.ascontiguousarray.");
+                if (info.FortranOrder && info.Shape.Length > 2) throw new InvalidDataException($"{path}:{entry.FullName}: Fortran order with {info.Shape.Length} dimensions is not supported; save it with np.ascontiguousarray.");
                 if (info.DType.StartsWith('>')) throw new InvalidDataException($"{path}:{entry.FullName}: big-endian dtype {info.DType}; save it little-endian.");
                 var data = new byte[s.Length - s.Position];
                 s.ReadExactly(data);
+                if (info.FortranOrder && info.Shape.Length == 2) data = ToRowMajor(data, info.Shape[0], info.Shape[1], $"{path}:{entry.FullName}");
                 result[name] = new NpyArray(info.DType.Replace("=", "<", StringComparison.Ordinal), info.Shape, data);
             }
         }
@@ -116,6 +117,20 @@ public static class NpzArchive
         {
             throw new InvalidDataException($"{path}: not an .npz (zip) archive: {e.Message}", e);
         }
+        return result;
+    }
+
+    /// <summary>Transposes a column-major rows x columns matrix (numpy.savez keeps sklearn's F-ordered arrays so).</summary>
+    private static byte[] ToRowMajor(byte[] data, long rows, long columns, string name)
+    {
+        var count = rows * columns;
+        if (count == 0) return data;
+        if (data.Length % count != 0) throw new InvalidDataException($"{name}: {data.Length} bytes do not hold [{rows},{columns}]");
+        var size = (int)(data.Length / count);
+        var result = new byte[data.Length];
+        for (long r = 0; r < rows; r++)
+        for (long c = 0; c < columns; c++)
+            Buffer.BlockCopy(data, (int)((c * rows + r) * size), result, (int)((r * columns + c) * size), size);
         return result;
     }
 }
