@@ -10,6 +10,8 @@ internal static class CommandSet
         ExtractCommand.Create(),
         InspectCommand.Create(),
         ExposeCommand.Create(),
+        PcaCommand.Create(),
+        PostprocessCommand.Create(),
         ProvidersCommand.Create(),
     ];
 }

@@ -1,0 +1,130 @@
+#!/usr/bin/python3
+"""Generate the committed post-processing fixtures for the C# tests (tests/FeatureOnnx.Tests/fixtures/pca/).
+
+What it makes (relative to the repository root), all from fixed seeds:
+
+  fixtures/pca/features_300x64.npy   float32 [300, 64], decaying spectrum in a random basis, mean ~5
+  fixtures/pca/test_300x64.npy       float32 [50, 64], held-out rows from the same distribution (for transform)
+  fixtures/pca/features_200x40.npy   float32 [200, 40], steeper spectrum, mean ~1000 (tests the shifted sums)
+  fixtures/pca/test_200x40.npy       float32 [30, 40]
+  fixtures/pca/case_NAME.npz         one scikit-learn reference per case (see CASES): the fitted PCA's
+                                     mean, components (u-based signs, as sklearn 1.2 PCA), components_v_based
+                                     (the same axes with svd_flip's v-based signs, as sklearn >= 1.5; numpy
+                                     stores it Fortran-ordered, which exercises NpzArchive's transpose),
+                                     explained_variance, explained_variance_ratio, singular_values,
+                                     noise_variance, n_components, transformed (of the training rows) and
+                                     transformed_test (of the held-out rows), plus the case's parameters
+  fixtures/pca/postprocess.npz       maps [5, 8, 3, 4] and numpy's global average / max / flatten of them,
+                                     l2_in / l2_out (rows incl. a zero row), and l2 of the average-pooled rows
+  fixtures/pca/versions.txt          numpy / scikit-learn versions that made them
+
+The reference is scikit-learn's PCA(n_components, whiten, svd_solver='full') fitted on the float32 data cast to
+float64, so the reference itself carries no float32 rounding. Rerun from the repository root with Debian's python
+(it has numpy and scikit-learn; the pyenv python3 first on PATH does not):
+
+    /usr/bin/python3 export-scripts/make_pca_fixtures.py
+"""
+
+import os
+
+import numpy as np
+import sklearn
+from sklearn.decomposition import PCA
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "tests", "FeatureOnnx.Tests", "fixtures", "pca")
+
+# name, data, n_components (int or float), whiten
+CASES = [
+    ("k10", "300x64", 10, False),
+    ("k10_whiten", "300x64", 10, True),
+    ("var95", "300x64", 0.95, False),
+    ("var90_whiten", "200x40", 0.90, True),
+    ("k40_all", "200x40", 40, False),
+    ("k5_whiten", "200x40", 5, True),
+]
+
+
+def correlated(rng, n, d, decay, mean_scale, noise, basis=None, offset=None):
+    """Rows with a decaying spectrum: latent scales decay^i, rotated by a random orthogonal basis, plus a mean."""
+    if basis is None:
+        basis, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    if offset is None:
+        offset = mean_scale * (1 + rng.random(d))
+    scales = 10.0 * decay ** np.arange(d)
+    z = rng.standard_normal((n, d)) * scales
+    x = z @ basis.T + offset + noise * rng.standard_normal((n, d))
+    return x.astype(np.float32), basis, offset
+
+
+def v_based(components):
+    """svd_flip(u, v, u_based_decision=False): the largest |loading| of each row positive."""
+    idx = np.argmax(np.abs(components), axis=1)
+    signs = np.sign(components[np.arange(components.shape[0]), idx])
+    return components * signs[:, None]
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    rng = np.random.default_rng(20240605)
+    data = {}
+    for name, n, n_test, d, decay, mean_scale in [("300x64", 300, 50, 64, 0.85, 5.0), ("200x40", 200, 30, 40, 0.75, 1000.0)]:
+        x, basis, offset = correlated(rng, n, d, decay, mean_scale, noise=0.01)
+        t, _, _ = correlated(rng, n_test, d, decay, mean_scale, noise=0.01, basis=basis, offset=offset)
+        np.save(os.path.join(OUT, f"features_{name}.npy"), x)
+        np.save(os.path.join(OUT, f"test_{name}.npy"), t)
+        data[name] = (x, t)
+
+    for case, name, n_components, whiten in CASES:
+        x, t = data[name]
+        x64, t64 = x.astype(np.float64), t.astype(np.float64)
+        pca = PCA(n_components=n_components, whiten=whiten, svd_solver="full").fit(x64)
+        np.savez(
+            os.path.join(OUT, f"case_{case}.npz"),
+            data=np.array(name),
+            n_components_param=np.array(float(n_components)),
+            is_ratio=np.array(isinstance(n_components, float)),
+            whiten=np.array(whiten),
+            mean=pca.mean_,
+            components=pca.components_,
+            components_v_based=v_based(pca.components_),
+            explained_variance=pca.explained_variance_,
+            explained_variance_ratio=pca.explained_variance_ratio_,
+            singular_values=pca.singular_values_,
+            noise_variance=np.array(pca.noise_variance_),
+            n_components=np.array(pca.n_components_, dtype=np.int64),
+            transformed=pca.transform(x64),
+            transformed_test=pca.transform(t64),
+        )
+        print(f"{case}: {name} n_components={n_components} whiten={whiten} -> k={pca.n_components_}, "
+              f"ratio sum {pca.explained_variance_ratio_.sum():.6f}")
+
+    # Pooling / flatten / L2 against numpy.
+    maps = rng.standard_normal((5, 8, 3, 4)).astype(np.float32)
+    maps[2, 3] = -1.5  # a constant plane
+    avg = maps.astype(np.float64).mean(axis=(2, 3))
+    l2_in = rng.standard_normal((6, 16)).astype(np.float32) * 3
+    l2_in[4] = 0  # a zero row stays zero
+
+    def l2(a):
+        a = a.astype(np.float64)
+        norms = np.linalg.norm(a, axis=1, keepdims=True)
+        norms[norms == 0] = 1
+        return a / norms
+
+    np.savez(
+        os.path.join(OUT, "postprocess.npz"),
+        maps=maps,
+        avg=avg,
+        max=maps.max(axis=(2, 3)).astype(np.float64),
+        flatten=maps.reshape(maps.shape[0], -1).astype(np.float64),
+        l2_in=l2_in,
+        l2_out=l2(l2_in),
+        avg_l2=l2(avg.astype(np.float32)),
+    )
+    with open(os.path.join(OUT, "versions.txt"), "w") as f:
+        f.write(f"numpy {np.__version__}\nscikit-learn {sklearn.__version__}\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,375 @@
+using System.Diagnostics;
+using FeatureOnnx.Sinks;
+using MathNet.Numerics.LinearAlgebra;
+
+namespace FeatureOnnx.PostProcessing;
+
+/// <summary>Which code runs the covariance and eigendecomposition.</summary>
+public enum PcaBackend
+{
+    /// <summary>OpenBLAS when <c>libopenblas.so.0</c> loads, the managed code otherwise. Default.</summary>
+    Auto,
+
+    /// <summary>Managed only: the SIMD covariance kernel and MathNet.Numerics' eigendecomposition.</summary>
+    Managed,
+
+    /// <summary>OpenBLAS (cblas_dsyrk, dsyevr); fails when it is absent.</summary>
+    OpenBlas,
+}
+
+/// <summary>Options for <see cref="PcaFitter"/>. Set exactly one of <see cref="Components"/> and <see cref="VarianceRatio"/>.</summary>
+public sealed record PcaFitOptions
+{
+    /// <summary>Keep this many components (scikit-learn's integer <c>n_components</c>); at most min(rows, D).</summary>
+    public int? Components { get; init; }
+
+    /// <summary>
+    /// Keep the fewest components whose explained variance ratios add up to more than this, in (0, 1)
+    /// (scikit-learn's float <c>n_components</c>: <c>searchsorted(cumsum(ratio), v, side='right') + 1</c>).
+    /// </summary>
+    public double? VarianceRatio { get; init; }
+
+    /// <summary>Divide outputs by sqrt(explained_variance), as <c>PCA(whiten=True)</c>. Default false.</summary>
+    public bool Whiten { get; init; }
+
+    /// <summary>Stored in the model to say what it was fitted on, e.g. "resnet18/pooled". Default empty.</summary>
+    public string FeatureName { get; init; } = "";
+
+    /// <summary>How component signs are fixed. Default: <see cref="PcaSignConvention.LargestScorePositive"/>, as Debian's scikit-learn 1.2.</summary>
+    public PcaSignConvention SignConvention { get; init; } = PcaSignConvention.LargestScorePositive;
+
+    /// <summary>Rows read and accumulated at a time; 0 (default): as many as fit in 32 MiB of float64.</summary>
+    public int ChunkRows { get; init; }
+
+    /// <summary>Threads for the covariance and projection kernels; -1 (default): one per core.</summary>
+    public int MaxDegreeOfParallelism { get; init; } = -1;
+
+    /// <summary>Which code runs the numerics. Default <see cref="PcaBackend.Auto"/>.</summary>
+    public PcaBackend Backend { get; init; } = PcaBackend.Auto;
+
+    /// <summary>OpenBLAS library to try instead of <see cref="OpenBlas.DefaultLibrary"/>. Default null.</summary>
+    public string? OpenBlasLibrary { get; init; }
+}
+
+/// <summary>Progress of a fit, reported after every chunk.</summary>
+/// <param name="Stage">"covariance", "eigen" or "signs".</param>
+/// <param name="RowsDone">Rows processed in this stage.</param>
+/// <param name="RowsTotal">Rows in the data.</param>
+/// <param name="Elapsed">Time since the fit started.</param>
+public sealed record PcaFitProgress(string Stage, long RowsDone, long RowsTotal, TimeSpan Elapsed);
+
+/// <summary>What a fit did and how long each step took.</summary>
+public sealed record PcaFitInfo
+{
+    /// <summary>Code that computed X^T X: "managed-simd (Vector&lt;double&gt; x4)" or "openblas cblas_dsyrk (PATH)".</summary>
+    public required string CovarianceBackend { get; init; }
+    /// <summary>Code that computed the eigendecomposition: "mathnet-managed" or "openblas dsyevr (PATH)".</summary>
+    public required string EigenBackend { get; init; }
+    /// <summary>Why OpenBLAS was not used, when it was not; empty otherwise.</summary>
+    public string OpenBlasStatus { get; init; } = "";
+    /// <summary>Rows fitted.</summary>
+    public long Rows { get; init; }
+    /// <summary>Floats per row.</summary>
+    public int Dimension { get; init; }
+    /// <summary>Rows per chunk.</summary>
+    public int ChunkRows { get; init; }
+    /// <summary>Passes over the data (2 with <see cref="PcaSignConvention.LargestScorePositive"/>).</summary>
+    public int Passes { get; init; }
+    /// <summary>Seconds in the mean/covariance pass (reading included).</summary>
+    public double CovarianceSeconds { get; init; }
+    /// <summary>Seconds in the eigendecomposition.</summary>
+    public double EigenSeconds { get; init; }
+    /// <summary>Seconds in the sign pass.</summary>
+    public double SignSeconds { get; init; }
+    /// <summary>Seconds in all.</summary>
+    public double TotalSeconds { get; init; }
+}
+
+/// <summary>A fitted model and how it was fitted.</summary>
+/// <param name="Model">The model.</param>
+/// <param name="Info">Backends and timings.</param>
+public sealed record PcaFitResult(PcaModel Model, PcaFitInfo Info);
+
+/// <summary>
+/// Fits a PCA the way scikit-learn's <c>PCA(svd_solver='full')</c> does, from the covariance instead of an SVD of the
+/// data: mean and X^T X are accumulated in float64 over chunks (<see cref="StreamingCovariance"/>), the D x D
+/// covariance is eigendecomposed, and a second pass fixes the signs as <c>svd_flip</c> does. Memory is the D x D
+/// matrices plus one chunk, whatever the number of rows.
+/// </summary>
+public sealed class PcaFitter
+{
+    private readonly PcaFitOptions _options;
+
+    /// <summary>Checks <paramref name="options"/>.</summary>
+    /// <exception cref="ArgumentException">Neither or both of Components and VarianceRatio, or one out of range.</exception>
+    public PcaFitter(PcaFitOptions options)
+    {
+        if (options.Components is null == options.VarianceRatio is null)
+            throw new ArgumentException("give exactly one of a component count (-k K) and a variance ratio (--variance 0.95)");
+        if (options.Components is < 1) throw new ArgumentException($"component count {options.Components}: must be at least 1");
+        if (options.VarianceRatio is { } v && !(v > 0 && v < 1)) throw new ArgumentException($"variance ratio {v}: must be between 0 and 1 (exclusive), e.g. 0.95");
+        _options = options;
+    }
+
+    /// <summary>Fits on the rows of a float32 .npy file, streaming it in chunks (twice for score-based signs).</summary>
+    public PcaFitResult Fit(string npyPath, IProgress<PcaFitProgress>? progress = null, CancellationToken cancellation = default)
+    {
+        using var reader = NpyReader.Open(npyPath);
+        if (reader.RowLength > int.MaxValue / 8 || reader.RowLength < 1)
+            throw new InvalidDataException($"{npyPath}: rows of {reader.RowLength} floats; PCA needs 1 to {int.MaxValue / 8}.");
+        if (reader.RowShape.Count > 1 && reader.RowShape.Skip(1).Any(s => s != 1))
+            throw new InvalidDataException($"{npyPath}: shape [{reader.Rows},{string.Join(",", reader.RowShape)}] holds spatial maps; PCA needs one vector per row. " +
+                $"Pool or flatten first: featureonnx postprocess {npyPath} --pool avg -o pooled.npy");
+        return FitCore(new FileRows(reader), npyPath, progress, cancellation);
+    }
+
+    /// <summary>Fits on rows held in memory (row-major, <paramref name="dimension"/> floats each).</summary>
+    public PcaFitResult Fit(ReadOnlyMemory<float> rows, int dimension, IProgress<PcaFitProgress>? progress = null, CancellationToken cancellation = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(dimension, 1);
+        if (rows.Length % dimension != 0) throw new ArgumentException($"{rows.Length} floats is not a whole number of rows of {dimension}");
+        return FitCore(new MemoryRows(rows, dimension), "the data", progress, cancellation);
+    }
+
+    private PcaFitResult FitCore(IRowSource source, string name, IProgress<PcaFitProgress>? progress, CancellationToken cancellation)
+    {
+        var clock = Stopwatch.StartNew();
+        var d = source.RowLength;
+        var n = source.Rows;
+        var maxComponents = (int)Math.Min(n, d);
+        if (n < 2) throw new InvalidDataException($"{name}: {n} row(s); PCA needs at least 2.");
+        if (_options.Components is { } requested && requested > maxComponents)
+            throw new ArgumentException($"-k {requested}: {name} has {n} rows of {d} features, so at most {maxComponents} components.");
+
+        OpenBlas? blas = null;
+        var blasStatus = "";
+        if (_options.Backend != PcaBackend.Managed)
+        {
+            blas = OpenBlas.TryLoad(out blasStatus, _options.OpenBlasLibrary);
+            if (blas is null && _options.Backend == PcaBackend.OpenBlas) throw new InvalidOperationException($"OpenBLAS backend requested but {blasStatus}");
+        }
+
+        var chunkRows = _options.ChunkRows > 0 ? _options.ChunkRows : Math.Max(16, (32 << 20) / (8 * d));
+        chunkRows = (int)Math.Min(chunkRows, n);
+
+        // Pass 1: mean and covariance.
+        var covariance = new StreamingCovariance(d, _options.MaxDegreeOfParallelism, blas);
+        source.ForEachChunk(chunkRows, cancellation, (chunk, done) =>
+        {
+            covariance.Add(chunk.Span);
+            progress?.Report(new PcaFitProgress("covariance", done, n, clock.Elapsed));
+        });
+        var covarianceSeconds = clock.Elapsed.TotalSeconds;
+        var mean = covariance.Mean();
+        var cov = covariance.Covariance();
+        var total = 0.0;
+        for (var i = 0; i < d; i++) total += cov[i * d + i];
+        if (!(total > 0)) throw new InvalidDataException($"{name}: every feature is constant (total variance {total}); nothing to fit.");
+
+        // Eigendecomposition, largest first.
+        progress?.Report(new PcaFitProgress("eigen", 0, n, clock.Elapsed));
+        var eigenStart = clock.Elapsed.TotalSeconds;
+        double[] values, vectors;
+        int k;
+        string eigenBackend;
+        if (blas is not null)
+        {
+            // Only the variance mode needs every eigenvalue; -k K asks LAPACK for the top K alone.
+            var count = _options.Components ?? maxComponents;
+            values = new double[count];
+            vectors = new double[(long)count * d];
+            blas.TopEigen(cov, d, count, values, vectors);
+            k = _options.Components ?? ComponentsFor(values, total, _options.VarianceRatio!.Value, maxComponents);
+            eigenBackend = $"openblas dsyevr ({blas.LibraryPath})";
+        }
+        else
+        {
+            (values, vectors) = MathNetEigen(cov, d, maxComponents);
+            k = _options.Components ?? ComponentsFor(values, total, _options.VarianceRatio!.Value, maxComponents);
+            eigenBackend = "mathnet-managed";
+        }
+        cov = [];
+        var eigenSeconds = clock.Elapsed.TotalSeconds - eigenStart;
+
+        var explained = new double[k];
+        var ratio = new double[k];
+        for (var c = 0; c < k; c++)
+        {
+            explained[c] = Math.Max(0, values[c]);
+            ratio[c] = explained[c] / total;
+        }
+        var kept = explained.Sum();
+        var noise = k < maxComponents ? Math.Max(0, total - kept) / (maxComponents - k) : 0;
+        var components = vectors.AsSpan(0, k * d).ToArray();
+
+        // Signs.
+        var signStart = clock.Elapsed.TotalSeconds;
+        var passes = 1;
+        if (_options.SignConvention == PcaSignConvention.LargestLoadingPositive)
+        {
+            for (var c = 0; c < k; c++)
+            {
+                var row = components.AsSpan(c * d, d);
+                var best = 0;
+                for (var i = 1; i < d; i++) if (Math.Abs(row[i]) > Math.Abs(row[best])) best = i;
+                if (row[best] < 0) foreach (ref var x in row) x = -x;
+            }
+        }
+        else
+        {
+            passes = 2;
+            var unsigned = new PcaModel(mean, components, explained, ratio, noise, whiten: false, n);
+            var flip = LargestScoreSigns(unsigned, source, chunkRows, n, progress, clock, cancellation);
+            for (var c = 0; c < k; c++)
+                if (flip[c] < 0) foreach (ref var x in components.AsSpan(c * d, d)) x = -x;
+        }
+        var signSeconds = clock.Elapsed.TotalSeconds - signStart;
+
+        var model = new PcaModel(mean, components, explained, ratio, noise, _options.Whiten, n, _options.FeatureName, _options.SignConvention);
+        var info = new PcaFitInfo
+        {
+            CovarianceBackend = blas is not null ? $"openblas cblas_dsyrk ({blas.LibraryPath})" : $"managed-simd (Vector<double> x{DotProductTiles.Width}, 4x4 tiles)",
+            EigenBackend = eigenBackend,
+            OpenBlasStatus = blasStatus,
+            Rows = n,
+            Dimension = d,
+            ChunkRows = chunkRows,
+            Passes = passes,
+            CovarianceSeconds = covarianceSeconds,
+            EigenSeconds = eigenSeconds,
+            SignSeconds = signSeconds,
+            TotalSeconds = clock.Elapsed.TotalSeconds,
+        };
+        return new PcaFitResult(model, info);
+    }
+
+    /// <summary>scikit-learn's rule for a float n_components: the first k whose cumulative ratio exceeds <paramref name="target"/>.</summary>
+    internal static int ComponentsFor(ReadOnlySpan<double> descendingValues, double total, double target, int maxComponents)
+    {
+        var cumulative = 0.0;
+        var k = 0;
+        for (; k < descendingValues.Length; k++)
+        {
+            cumulative += Math.Max(0, descendingValues[k]) / total;
+            if (cumulative > target) break;
+        }
+        return Math.Min(k + 1, maxComponents);
+    }
+
+    private static (double[] Values, double[] Vectors) MathNetEigen(double[] cov, int d, int count)
+    {
+        var evd = Matrix<double>.Build.Dense(d, d, cov).Evd(Symmetricity.Symmetric);
+        var raw = evd.EigenValues.Select(c => c.Real).ToArray();
+        var order = Enumerable.Range(0, d).OrderByDescending(i => raw[i]).ThenBy(i => i).Take(count).ToArray();
+        var values = new double[count];
+        var vectors = new double[(long)count * d];
+        var v = evd.EigenVectors;
+        for (var c = 0; c < count; c++)
+        {
+            values[c] = raw[order[c]];
+            var column = v.Column(order[c]);
+            for (var i = 0; i < d; i++) vectors[(long)c * d + i] = column[i];
+        }
+        return (values, vectors);
+    }
+
+    /// <summary>For each component, the sign of the score with the largest magnitude over all rows (first one on ties), as numpy's argmax in svd_flip.</summary>
+    private double[] LargestScoreSigns(PcaModel model, IRowSource source, int chunkRows, long n, IProgress<PcaFitProgress>? progress, Stopwatch clock, CancellationToken cancellation)
+    {
+        var k = model.Components;
+        var bestAbs = new double[k];
+        var bestSign = new double[k];
+        Array.Fill(bestSign, 1.0);
+        const int rowsPerTask = 256;
+        var scratch = model.ScratchFor(rowsPerTask);
+        source.ForEachChunk(chunkRows, cancellation, (chunk, done) =>
+        {
+            var d = model.Dimension;
+            var m = chunk.Length / d;
+            var tasks = (m + rowsPerTask - 1) / rowsPerTask;
+            // Per task: (abs, sign, row) per component; merged in row order so "first occurrence" is kept.
+            var local = new (double Abs, double Sign)[tasks * k];
+            Parallel.For(0, tasks, new ParallelOptions { MaxDegreeOfParallelism = _options.MaxDegreeOfParallelism },
+                () => (new double[scratch.Centered], new double[scratch.Scores]),
+                (t, _, buffers) =>
+                {
+                    var r0 = t * rowsPerTask;
+                    var rows = Math.Min(rowsPerTask, m - r0);
+                    model.Project(chunk.Span.Slice(r0 * d, rows * d), rows, buffers.Item1, buffers.Item2);
+                    var stride = model.ScoreStride;
+                    for (var c = 0; c < k; c++)
+                    {
+                        double abs = -1, sign = 1;
+                        for (var r = 0; r < rows; r++)
+                        {
+                            var s = buffers.Item2[r * stride + c];
+                            if (Math.Abs(s) > abs) { abs = Math.Abs(s); sign = s < 0 ? -1 : 1; }
+                        }
+                        local[t * k + c] = (abs, sign);
+                    }
+                    return buffers;
+                },
+                _ => { });
+            for (var t = 0; t < tasks; t++)
+            for (var c = 0; c < k; c++)
+                if (local[t * k + c].Abs > bestAbs[c]) (bestAbs[c], bestSign[c]) = local[t * k + c];
+            progress?.Report(new PcaFitProgress("signs", done, n, clock.Elapsed));
+        });
+        return bestSign;
+    }
+
+    /// <summary>Rows read chunk by chunk, from the start, as many times as asked.</summary>
+    private interface IRowSource
+    {
+        long Rows { get; }
+        int RowLength { get; }
+        void ForEachChunk(int chunkRows, CancellationToken cancellation, ChunkAction action);
+    }
+
+    private delegate void ChunkAction(ReadOnlyMemory<float> rows, long rowsDone);
+
+    private sealed class FileRows(NpyReader reader) : IRowSource
+    {
+        public long Rows => reader.Rows;
+        public int RowLength => (int)reader.RowLength;
+
+        // Double-buffered: the next chunk is read while the current one is used.
+        public void ForEachChunk(int chunkRows, CancellationToken cancellation, ChunkAction action)
+        {
+            reader.Seek(0);
+            var length = checked(chunkRows * RowLength);
+            float[] current = new float[length], next = new float[length];
+            var read = reader.ReadRows(current);
+            long done = 0;
+            while (read > 0)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                var pending = Task.Run(() => reader.ReadRows(next), cancellation);
+                done += read;
+                action(current.AsMemory(0, read * RowLength), done);
+                var nextRead = pending.GetAwaiter().GetResult();
+                (current, next) = (next, current);
+                read = nextRead;
+            }
+            if (done != reader.Rows) throw new InvalidDataException($"{reader.Path}: ended after {done} of {reader.Rows} rows.");
+        }
+    }
+
+    private sealed class MemoryRows(ReadOnlyMemory<float> data, int dimension) : IRowSource
+    {
+        public long Rows => data.Length / dimension;
+        public int RowLength => dimension;
+
+        public void ForEachChunk(int chunkRows, CancellationToken cancellation, ChunkAction action)
+        {
+            long done = 0;
+            for (long r = 0; r < Rows; r += chunkRows)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                var m = (int)Math.Min(chunkRows, Rows - r);
+                done += m;
+                action(data.Slice((int)(r * dimension), m * dimension), done);
+            }
+        }
+    }
+}
