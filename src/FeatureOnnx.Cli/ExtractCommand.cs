@@ -41,13 +41,21 @@ internal static class ExtractCommand
         {
             Description = "Feed a float32 .npy of already preprocessed inputs [N,3,H,W] instead of images (decode and resize taken out; for parity checks of the runtime alone). Inputs are then not needed.",
         };
+        var pool = new Option<string>("--pool")
+        {
+            Description = "Reduce [N,C,H,W] maps before writing: avg or max (global pooling to [N,C]), flatten ([N,C*H*W]), none.",
+            DefaultValueFactory = _ => "none",
+        };
+        pool.AcceptOnlyFromAmong("avg", "max", "flatten", "none");
+        var pca = new Option<string?>("--pca") { Description = "Apply a PCA fitted by 'featureonnx pca fit' (after --pool) to every extracted output." };
+        var l2 = new Option<bool>("--l2") { Description = "Scale every row to unit L2 norm (last step)." };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "No progress output." };
 
         var command = new Command("extract",
             "Extract feature vectors (or intermediate maps) for images, batched, with the model's own preprocessing. " +
             "Bad files go to errors.csv and never stop the run. Exit code: 0 all inputs extracted, 3 some inputs failed, 1 could not run, 130 interrupted.")
         {
-            inputs, output, model, layers, batch, workers, maxPixels, provider, fallback, threads, shard, tensorsIn, overwrite, quiet,
+            inputs, output, model, layers, batch, workers, maxPixels, provider, fallback, threads, shard, tensorsIn, pool, pca, l2, overwrite, quiet,
         };
         command.SetAction((parse, cancellation) => CliErrors.GuardAsync(async () =>
         {
@@ -65,6 +73,12 @@ internal static class ExtractCommand
                 MaxPixels = parse.GetValue(maxPixels),
                 Overwrite = parse.GetValue(overwrite),
                 TensorsIn = parse.GetValue(tensorsIn),
+                PostProcess = new FeatureOnnx.PostProcessing.PostProcessOptions
+                {
+                    Pooling = FeatureOnnx.PostProcessing.SpatialPooling.Parse(parse.GetValue(pool)!),
+                    Pca = parse.GetValue(pca) is { } pcaPath ? FeatureOnnx.PostProcessing.PcaModel.Load(pcaPath) : null,
+                    L2 = parse.GetValue(l2),
+                },
                 Shard = parse.GetValue(shard) is { } s ? Shard.Parse(s) : Shard.All,
                 Session = new SessionSettings
                 {

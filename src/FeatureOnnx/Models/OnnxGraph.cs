@@ -184,7 +184,7 @@ public sealed class OnnxGraph
         {
             if (!names.Contains(r.Tensor))
                 throw new ArgumentException(UnknownTensorMessage(r.Tensor, names));
-            if (newOutputs.Any(o => o.Name == r.Alias))
+            if (newOutputs.Any(o => o.Name == r.Alias) && !(r.Flatten && r.Alias == r.Tensor))
             {
                 if (r.Alias == r.Tensor && !r.Flatten) continue; // already an output under its own name
                 throw new ArgumentException($"{Origin}: output name '{r.Alias}' is already taken; choose another alias (TENSOR=alias).");
@@ -193,8 +193,16 @@ public sealed class OnnxGraph
                 throw new ArgumentException($"{Origin}: alias '{r.Alias}' is already a tensor name in the graph; choose another alias.");
             if (r.Flatten)
             {
+                var source = r.Tensor;
+                if (r.Alias == r.Tensor)
+                {
+                    // The flattened output keeps the tensor's name: the unflattened tensor is renamed.
+                    source = r.Tensor + "_unflattened";
+                    RenameTensor(r.Tensor, source);
+                    newOutputs.RemoveAll(o => o.Name == r.Tensor);
+                }
                 var node = new NodeProto { OpType = "Flatten", Name = $"featureonnx_flatten_{r.Alias}" };
-                node.Input.Add(r.Tensor);
+                node.Input.Add(source);
                 node.Output.Add(r.Alias);
                 node.Attribute.Add(new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = 1 });
                 Graph.Node.Add(node);
@@ -218,6 +226,18 @@ public sealed class OnnxGraph
         }
         Graph.Output.Clear();
         Graph.Output.AddRange(newOutputs);
+    }
+
+    private void RenameTensor(string from, string to)
+    {
+        foreach (var node in Graph.Node)
+        {
+            for (var i = 0; i < node.Input.Count; i++) if (node.Input[i] == from) node.Input[i] = to;
+            for (var i = 0; i < node.Output.Count; i++) if (node.Output[i] == from) node.Output[i] = to;
+        }
+        foreach (var v in Graph.ValueInfo.Where(v => v.Name == from)) v.Name = to;
+        var output = Graph.Output.FirstOrDefault(o => o.Name == from);
+        if (output is not null) Graph.Output.Remove(output);
     }
 
     private string UnknownTensorMessage(string tensor, HashSet<string> names)

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Threading.Channels;
 using FeatureOnnx.Models;
+using FeatureOnnx.PostProcessing;
 using FeatureOnnx.Preprocessing;
 using FeatureOnnx.Runtime;
 using FeatureOnnx.Sinks;
@@ -45,6 +46,9 @@ public sealed record ExtractionOptions
     /// index.csv keys are <c>FILE#ROW</c>. Default: null.
     /// </summary>
     public string? TensorsIn { get; init; }
+
+    /// <summary>Pool -> PCA -> L2 applied to every extracted output before it is written. Default: none.</summary>
+    public PostProcessOptions PostProcess { get; init; } = new();
 
     /// <summary>Process only this deterministic part of the inputs (see <see cref="Pipeline.Shard"/>). Default: all.</summary>
     public Shard Shard { get; init; } = Shard.All;
@@ -155,6 +159,8 @@ public sealed class ExtractionPipeline
         using var errors = new CsvLog(Path.Combine(outDir, "errors.csv"), "path", "reason");
         foreach (var problem in listing.Problems) errors.Write(problem.Key, problem.Reason);
         var writers = new Dictionary<string, NpyWriter>();
+        var postProcessors = new Dictionary<string, FeaturePostProcessor>();
+        var postBuffer = Array.Empty<float>();
 
         var slot = preprocessor.SlotLength;
         var pool = new ConcurrentBag<float[]>();
@@ -216,9 +222,22 @@ public sealed class ExtractionPipeline
                     foreach (var name in session.OutputNames)
                     {
                         var shape = outputs.Shape(name);
-                        if (!writers.TryGetValue(name, out var writer))
-                            writers[name] = writer = new NpyWriter(Path.Combine(outDir, name + ".npy"), shape[1..]);
-                        writer.Append(outputs.Values(name));
+                        if (options.PostProcess.IsIdentity)
+                        {
+                            if (!writers.TryGetValue(name, out var writer))
+                                writers[name] = writer = new NpyWriter(Path.Combine(outDir, name + ".npy"), shape[1..]);
+                            writer.Append(outputs.Values(name));
+                            continue;
+                        }
+                        if (!postProcessors.TryGetValue(name, out var post))
+                        {
+                            postProcessors[name] = post = new FeaturePostProcessor(options.PostProcess, shape[1..], $"output '{name}'");
+                            writers[name] = new NpyWriter(Path.Combine(outDir, name + ".npy"), post.OutputRowShape);
+                        }
+                        var needed = (int)shape[0] * post.OutputRowLength;
+                        if (postBuffer.Length < needed) postBuffer = new float[needed];
+                        post.Process(outputs.Values(name), postBuffer.AsSpan(0, needed));
+                        writers[name].Append(postBuffer.AsSpan(0, needed));
                     }
                     foreach (var item in batch.Items) index.Write((rows++).ToString(System.Globalization.CultureInfo.InvariantCulture), item.Key);
                     writeTicks += Stopwatch.GetTimestamp() - t1;

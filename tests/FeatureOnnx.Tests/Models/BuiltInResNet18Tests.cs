@@ -105,6 +105,16 @@ public sealed class BuiltInResNet18Tests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_flattened_output_may_keep_its_tensor_name()
+    {
+        // export.py names the ONNX output 'pooled' and asks for it flattened under the same name.
+        var manifest = Manifest with { Outputs = [new ModelOutput { Name = "Pooling395_Output_0", Flatten = true }], DefaultOutputs = null };
+        using var session = new FeatureSession(PreparedModel.Build(manifest, null, Catalog));
+        using var outputs = session.Run(Input("opencv_baboon.jpg"), 1);
+        Assert.Equal(new long[] { 1, 512 }, outputs.Shape("Pooling395_Output_0"));
+    }
+
+    [Fact]
     public void Unknown_tensor_names_fail_with_close_names()
     {
         var e = Assert.Throws<ArgumentException>(() => PreparedModel.Build(Manifest, ["ReLU253_Output"], Catalog));
