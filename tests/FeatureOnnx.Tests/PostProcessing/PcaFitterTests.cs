@@ -10,7 +10,7 @@ public sealed class PcaFitterTests(ITestOutputHelper output)
 
     public static TheoryData<string> Cases => new() { "k10", "k10_whiten", "var95", "var90_whiten", "k40_all", "k5_whiten" };
 
-    private static PcaFitOptions OptionsFor(Dictionary<string, Sinks.NpyArray> reference, PcaBackend backend = PcaBackend.Managed) => new()
+    private static PcaFitOptions OptionsFor(Dictionary<string, global::FeatureOnnx.Sinks.NpyArray> reference, PcaBackend backend = PcaBackend.Managed) => new()
     {
         Components = reference["is_ratio"].ToBoolean() ? null : (int)reference["n_components_param"].ToDoubles()[0],
         VarianceRatio = reference["is_ratio"].ToBoolean() ? reference["n_components_param"].ToDoubles()[0] : null,
