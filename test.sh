@@ -6,9 +6,9 @@ cd "$(dirname "$0")"
 log=$(mktemp)
 dotnet test FeatureOnnx.sln -c Release --logger "console;verbosity=normal" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
-summary=$(grep -E "^(Passed|Failed)!" "$log" | tail -1)
-passed=$(sed -n 's/.*Passed: *\([0-9]*\).*/\1/p' <<<"$summary"); failed=$(sed -n 's/.*Failed: *\([0-9]*\).*/\1/p' <<<"$summary")
-skipped=$(sed -n 's/.*Skipped: *\([0-9]*\).*/\1/p' <<<"$summary")
+# dotnet test ends with "Total tests: N" then "Passed: N", "Failed: N", "Skipped: N" lines.
+count() { grep -E "^[[:space:]]*$1: *[0-9]+[[:space:]]*$" "$log" | tail -1 | grep -oE "[0-9]+"; }
+passed=$(count Passed); failed=$(count Failed); skipped=$(count Skipped)
 passed=${passed:-0}; failed=${failed:-0}; skipped=${skipped:-0}
 # PyTorch parity (issue 3): resnet18, vgg16, efficientnet_b0 exported with seeded weights, compared per layer with
 # reference.py on the repo's photos. efficientnet_b0's deepest maps differ by up to 1.9e-4 relative (float32
