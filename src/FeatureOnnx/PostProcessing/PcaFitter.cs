@@ -243,7 +243,7 @@ public sealed class PcaFitter
         var model = new PcaModel(mean, components, explained, ratio, noise, _options.Whiten, n, _options.FeatureName, _options.SignConvention);
         var info = new PcaFitInfo
         {
-            CovarianceBackend = blas is not null ? $"openblas cblas_dsyrk ({blas.LibraryPath})" : $"managed-simd (Vector<double> x{DotProductTiles.Width}, 4x4 tiles)",
+            CovarianceBackend = blas is not null ? $"openblas cblas_dsyrk ({blas.LibraryPath})" : $"managed-simd ({DotProductTiles.Description}, 4x4 tiles)",
             EigenBackend = eigenBackend,
             OpenBlasStatus = blasStatus,
             Rows = n,
