@@ -153,7 +153,7 @@ public sealed class PcaFitter
         if (_options.Backend != PcaBackend.Managed)
         {
             blas = OpenBlas.TryLoad(out blasStatus, _options.OpenBlasLibrary);
-            if (blas is null && _options.Backend == PcaBackend.OpenBlas) throw new InvalidOperationException($"OpenBLAS backend requested but {blasStatus}");
+            if (blas is null && _options.Backend == PcaBackend.OpenBlas) throw new ArgumentException($"--backend openblas: {blasStatus}. Use --backend managed or auto.");
         }
 
         var chunkRows = _options.ChunkRows > 0 ? _options.ChunkRows : Math.Max(16, (32 << 20) / (8 * d));
@@ -292,39 +292,45 @@ public sealed class PcaFitter
     private double[] LargestScoreSigns(PcaModel model, IRowSource source, int chunkRows, long n, IProgress<PcaFitProgress>? progress, Stopwatch clock, CancellationToken cancellation)
     {
         var k = model.Components;
+        var d = model.Dimension;
         var bestAbs = new double[k];
         var bestSign = new double[k];
         Array.Fill(bestSign, 1.0);
         const int rowsPerTask = 256;
+        var workers = _options.MaxDegreeOfParallelism > 0 ? _options.MaxDegreeOfParallelism : Environment.ProcessorCount;
         var scratch = model.ScratchFor(rowsPerTask);
+        // Allocated once per pass: the memory of a fit must not grow with the number of rows.
+        var centered = new double[workers][];
+        var scores = new double[workers][];
+        for (var w = 0; w < workers; w++) { centered[w] = new double[scratch.Centered]; scores[w] = new double[scratch.Scores]; }
+        var local = new (double Abs, double Sign)[(chunkRows + rowsPerTask - 1) / rowsPerTask * k];
         source.ForEachChunk(chunkRows, cancellation, (chunk, done) =>
         {
-            var d = model.Dimension;
             var m = chunk.Length / d;
             var tasks = (m + rowsPerTask - 1) / rowsPerTask;
-            // Per task: (abs, sign, row) per component; merged in row order so "first occurrence" is kept.
-            var local = new (double Abs, double Sign)[tasks * k];
-            Parallel.For(0, tasks, new ParallelOptions { MaxDegreeOfParallelism = _options.MaxDegreeOfParallelism },
-                () => (new double[scratch.Centered], new double[scratch.Scores]),
-                (t, _, buffers) =>
+            var next = 0;
+            // Per task: (largest |score|, its sign) per component; merged in row order so the first occurrence wins.
+            Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, w =>
+            {
+                int t;
+                while ((t = Interlocked.Increment(ref next) - 1) < tasks)
                 {
                     var r0 = t * rowsPerTask;
                     var rows = Math.Min(rowsPerTask, m - r0);
-                    model.Project(chunk.Span.Slice(r0 * d, rows * d), rows, buffers.Item1, buffers.Item2);
+                    model.Project(chunk.Span.Slice(r0 * d, rows * d), rows, centered[w], scores[w]);
                     var stride = model.ScoreStride;
                     for (var c = 0; c < k; c++)
                     {
                         double abs = -1, sign = 1;
                         for (var r = 0; r < rows; r++)
                         {
-                            var s = buffers.Item2[r * stride + c];
+                            var s = scores[w][r * stride + c];
                             if (Math.Abs(s) > abs) { abs = Math.Abs(s); sign = s < 0 ? -1 : 1; }
                         }
                         local[t * k + c] = (abs, sign);
                     }
-                    return buffers;
-                },
-                _ => { });
+                }
+            });
             for (var t = 0; t < tasks; t++)
             for (var c = 0; c < k; c++)
                 if (local[t * k + c].Abs > bestAbs[c]) (bestAbs[c], bestSign[c]) = local[t * k + c];
@@ -349,11 +355,14 @@ public sealed class PcaFitter
         public int RowLength => (int)reader.RowLength;
 
         // Double-buffered: the next chunk is read while the current one is used.
+        private float[] _a = [], _b = [];
+
         public void ForEachChunk(int chunkRows, CancellationToken cancellation, ChunkAction action)
         {
             reader.Seek(0);
             var length = checked(chunkRows * RowLength);
-            float[] current = new float[length], next = new float[length];
+            if (_a.Length != length) (_a, _b) = (new float[length], new float[length]); // reused by the second pass
+            float[] current = _a, next = _b;
             var read = reader.ReadRows(current);
             long done = 0;
             while (read > 0)
