@@ -35,115 +35,201 @@ internal static class SymmetricEigen
         return (values, vectors);
     }
 
-    /// <summary>Householder reduction; the reflector of step k is kept in row k of <paramref name="a"/> (columns k+1..n-1) with its beta.</summary>
+    /// <summary>Steps whose rank-2 updates are held back and applied to the trailing matrix together.</summary>
+    private const int Panel = 16;
+
+    /// <summary>
+    /// Householder reduction; the reflector of step k is kept in row k of <paramref name="a"/> (columns k+1..n-1)
+    /// with its beta. As LAPACK's dsytrd, the rank-2 updates of up to <see cref="Panel"/> steps are held back: the
+    /// matrix-vector product of a step reads the stored (not yet updated) triangle and corrects for the held-back
+    /// updates with O(n) work per update, so the triangle is only read per step and rewritten once per panel.
+    /// </summary>
     private static unsafe void Tridiagonalize(double[] a, int n, double[] diagonal, double[] offDiagonal, double[] betas, int maxDegreeOfParallelism)
     {
-        var v = new double[n];          // this step's reflector (global indices, zero below k+1)
-        var pendingV = new double[n];   // previous step's v and w: A -= v w^T + w v^T still to apply
-        var pendingW = new double[n];
+        var v = new double[n];
+        var heldV = new double[Panel][];
+        var heldW = new double[Panel][];
+        for (var q = 0; q < Panel; q++) { heldV[q] = new double[n]; heldW[q] = new double[n]; }
+        var held = 0;
         var p = new double[n];
         var threads = maxDegreeOfParallelism > 0 ? maxDegreeOfParallelism : Environment.ProcessorCount;
         var partials = new double[threads][];
         for (var t = 0; t < threads; t++) partials[t] = new double[n];
-        var hasPending = false;
 
         fixed (double* pa = a)
         fixed (double* pvv = v)
-        fixed (double* ppv = pendingV)
-        fixed (double* ppw = pendingW)
         {
             var A = pa;
             var V = pvv;
-            var PV = ppv;
-            var PW = ppw;
             for (var k = 0; k < n; k++)
             {
                 var row = A + (long)k * n;
-                if (hasPending) ApplyRank2(row, k, n, PV, PW);
+                BringUpToDate(row, k, n, heldV, heldW, held);
                 diagonal[k] = row[k];
                 if (k >= n - 1) break;
                 if (k == n - 2)
                 {
                     offDiagonal[k] = row[k + 1];
-                    // Row n-1 still needs the pending update before its diagonal is read.
-                    if (hasPending) ApplyRank2(A + (long)(n - 1) * n, n - 1, n, PV, PW);
-                    diagonal[n - 1] = A[(long)(n - 1) * n + n - 1];
+                    var last = A + (long)(n - 1) * n;
+                    BringUpToDate(last, n - 1, n, heldV, heldW, held);
+                    diagonal[n - 1] = last[n - 1];
                     break;
                 }
 
-                // Householder vector for x = A[k, k+1..n-1]: H x = alpha e1.
+                // Householder vector for x = A[k, k+1..n-1]: H x = alpha e1, H = I - beta v v^T.
                 var m = n - k - 1;
                 var x = new Span<double>(row + k + 1, m);
                 var norm = 0.0;
                 foreach (var xi in x) norm += xi * xi;
                 norm = Math.Sqrt(norm);
                 Array.Clear(v);
-                double beta;
                 if (norm == 0)
                 {
                     offDiagonal[k] = 0;
-                    beta = 0;
+                    betas[k] = 0;
+                    continue;
                 }
-                else
-                {
-                    var alpha = x[0] > 0 ? -norm : norm;
-                    offDiagonal[k] = alpha;
-                    x.CopyTo(new Span<double>(V + k + 1, m));
-                    V[k + 1] -= alpha;
-                    var vv = 0.0;
-                    for (var i = k + 1; i < n; i++) vv += V[i] * V[i];
-                    beta = vv > 0 ? 2 / vv : 0;
-                }
+                var alpha = x[0] > 0 ? -norm : norm;
+                offDiagonal[k] = alpha;
+                x.CopyTo(new Span<double>(V + k + 1, m));
+                V[k + 1] -= alpha;
+                var vv = 0.0;
+                for (var i = k + 1; i < n; i++) vv += V[i] * V[i];
+                var beta = 2 / vv;
                 betas[k] = beta;
 
-                // One pass over rows k+1..n-1: finish the previous update, accumulate p = A22 v (upper triangle, both halves).
-                Array.Clear(p);
+                // p = A22 v from the stored upper triangle (read only), rows split across threads...
                 foreach (var part in partials) Array.Clear(part, k + 1, m);
                 var rowsPerBlock = Math.Max(8, m / (threads * 8));
                 var blocks = (m + rowsPerBlock - 1) / rowsPerBlock;
-                var pending = hasPending;
                 var next = 0;
-                var doBeta = beta != 0;
                 Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
                 {
                     var part = partials[t];
                     int b;
-                    while ((b = Interlocked.Increment(ref next) - 1) < blocks)
-                    {
-                        var i0 = k + 1 + b * rowsPerBlock;
-                        var i1 = Math.Min(i0 + rowsPerBlock, n);
-                        for (var i = i0; i < i1; i++)
+                    fixed (double* pp = part)
+                        while ((b = Interlocked.Increment(ref next) - 1) < blocks)
                         {
-                            var r = A + (long)i * n;
-                            if (pending) ApplyRank2(r, i, n, PV, PW);
-                            if (!doBeta) continue;
-                            // part[i] += A[i,i] v_i + A[i,i+1..] . v[i+1..];  part[i+1..] += A[i,i+1..] v_i
-                            var vi = V[i];
-                            var len = n - i - 1;
-                            fixed (double* pp = part)
-                                part[i] += r[i] * vi + DotAndAxpy(r + i + 1, V + i + 1, pp + i + 1, vi, len);
+                            var i0 = k + 1 + b * rowsPerBlock;
+                            var i1 = Math.Min(i0 + rowsPerBlock, n);
+                            for (var i = i0; i < i1; i++)
+                            {
+                                var r = A + (long)i * n;
+                                pp[i] += r[i] * V[i] + DotAndAxpy(r + i + 1, V + i + 1, pp + i + 1, V[i], n - i - 1);
+                            }
                         }
-                    }
                 });
-                hasPending = doBeta;
-                if (!doBeta) continue;
+                Array.Clear(p);
                 foreach (var part in partials)
                     for (var i = k + 1; i < n; i++) p[i] += part[i];
+                // ... minus what the held-back updates would have changed: (v_q w_q^T + w_q v_q^T) v.
+                fixed (double* pp = p)
+                    for (var q = 0; q < held; q++)
+                    {
+                        fixed (double* hv = heldV[q])
+                        fixed (double* hw = heldW[q])
+                        {
+                            var wv = Dot(hw + k + 1, V + k + 1, m);
+                            var vdot = Dot(hv + k + 1, V + k + 1, m);
+                            Axpy(pp + k + 1, hv + k + 1, -wv, m);
+                            Axpy(pp + k + 1, hw + k + 1, -vdot, m);
+                        }
+                    }
                 // w = beta p - (beta^2 / 2)(p . v) v, so that A - v w^T - w v^T = H A H.
                 var pv = 0.0;
                 for (var i = k + 1; i < n; i++) pv += p[i] * V[i];
                 var kappa = beta * beta * pv / 2;
-                Array.Clear(pendingV);
-                Array.Clear(pendingW);
+                var hvNew = heldV[held];
+                var hwNew = heldW[held];
+                Array.Clear(hvNew);
+                Array.Clear(hwNew);
                 for (var i = k + 1; i < n; i++)
                 {
-                    PV[i] = V[i];
-                    PW[i] = beta * p[i] - kappa * V[i];
+                    hvNew[i] = V[i];
+                    hwNew[i] = beta * p[i] - kappa * V[i];
                 }
-                // Keep v for the back-transformation where x used to be.
+                held++;
+                // Keep v for the back-transformation where x used to be (row k is finished).
                 new Span<double>(V + k + 1, m).CopyTo(x);
+                if (held == Panel)
+                {
+                    ApplyHeld(A, k + 1, n, heldV, heldW, held, threads);
+                    held = 0;
+                }
             }
         }
+    }
+
+    /// <summary>Applies the held-back updates to one row's upper part.</summary>
+    private static unsafe void BringUpToDate(double* row, int i, int n, double[][] heldV, double[][] heldW, int held)
+    {
+        for (var q = 0; q < held; q++)
+            fixed (double* hv = heldV[q])
+            fixed (double* hw = heldW[q])
+                ApplyRank2(row, i, n, hv, hw);
+    }
+
+    /// <summary>Applies the held-back updates to the upper parts of rows <paramref name="first"/>..n-1, column block by column block so a row stays in L1.</summary>
+    private static unsafe void ApplyHeld(double* a, int first, int n, double[][] heldV, double[][] heldW, int held, int threads)
+    {
+        const int columnBlock = 512;
+        var m = n - first;
+        var rowsPerBlock = Math.Max(4, m / (threads * 8));
+        var blocks = (m + rowsPerBlock - 1) / rowsPerBlock;
+        var next = 0;
+        var A = a;
+        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, _ =>
+        {
+            var vs = new double*[held];
+            var ws = new double*[held];
+            var handles = new System.Runtime.InteropServices.GCHandle[2 * held];
+            try
+            {
+                for (var q = 0; q < held; q++)
+                {
+                    handles[2 * q] = System.Runtime.InteropServices.GCHandle.Alloc(heldV[q], System.Runtime.InteropServices.GCHandleType.Pinned);
+                    handles[2 * q + 1] = System.Runtime.InteropServices.GCHandle.Alloc(heldW[q], System.Runtime.InteropServices.GCHandleType.Pinned);
+                    vs[q] = (double*)handles[2 * q].AddrOfPinnedObject();
+                    ws[q] = (double*)handles[2 * q + 1].AddrOfPinnedObject();
+                }
+                int b;
+                while ((b = Interlocked.Increment(ref next) - 1) < blocks)
+                {
+                    var i0 = first + b * rowsPerBlock;
+                    var i1 = Math.Min(i0 + rowsPerBlock, n);
+                    for (var i = i0; i < i1; i++)
+                    {
+                        var row = A + (long)i * n;
+                        for (var c0 = i; c0 < n; c0 += columnBlock)
+                        {
+                            var c1 = Math.Min(c0 + columnBlock, n);
+                            for (var q = 0; q < held; q++)
+                                Rank2Segment(row, c0, c1, vs[q][i], ws[q][i], vs[q], ws[q]);
+                        }
+                    }
+                }
+            }
+            finally
+            {
+                foreach (var h in handles) if (h.IsAllocated) h.Free();
+            }
+        });
+    }
+
+    /// <summary>row[j] -= vi w[j] + wi v[j] for j in c0..c1-1.</summary>
+    private static unsafe void Rank2Segment(double* row, int c0, int c1, double vi, double wi, double* v, double* w)
+    {
+        var j = c0;
+        var width = Vector<double>.Count;
+        var svi = new Vector<double>(vi);
+        var swi = new Vector<double>(wi);
+        for (; j + width <= c1; j += width)
+        {
+            var r = Vector.Load(row + j);
+            r -= svi * Vector.Load(w + j) + swi * Vector.Load(v + j);
+            r.Store(row + j);
+        }
+        for (; j < c1; j++) row[j] -= vi * w[j] + wi * v[j];
     }
 
     /// <summary>row[j] -= v[i] w[j] + w[i] v[j] for j in i..n-1.</summary>
