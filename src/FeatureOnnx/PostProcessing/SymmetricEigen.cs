@@ -277,6 +277,11 @@ internal static class SymmetricEigen
         var d = (double[])diagonal.Clone();
         var e = new double[n];
         Array.Copy(offDiagonal, e, n - 1);
+        // Deflate on |e| <= eps (|d_m| + |d_m+1|) or, as JAMA's tql2, on |e| <= eps ||T||: without the absolute test
+        // a rank-deficient covariance (rows < D) leaves a block of round-off-sized entries that never splits.
+        var norm = 0.0;
+        for (var i = 0; i < n; i++) norm = Math.Max(norm, Math.Abs(d[i]) + Math.Abs(e[i]));
+        var floor = 2.220446049250313e-16 * norm;
         for (var l = 0; l < n; l++)
         {
             var iterations = 0;
@@ -286,11 +291,11 @@ internal static class SymmetricEigen
                 for (m = l; m < n - 1; m++)
                 {
                     var dd = Math.Abs(d[m]) + Math.Abs(d[m + 1]);
-                    if (Math.Abs(e[m]) + dd == dd) break;
+                    if (Math.Abs(e[m]) + dd == dd || Math.Abs(e[m]) <= floor) break;
                 }
                 if (m != l)
                 {
-                    if (++iterations > 60) throw new InvalidOperationException("tridiagonal QL did not converge");
+                    if (++iterations > 200) throw new InvalidOperationException("tridiagonal QL did not converge");
                     var g = (d[l + 1] - d[l]) / (2 * e[l]);
                     var r = Hypot(g, 1);
                     g = d[m] - d[l] + e[l] / (g + (g >= 0 ? Math.Abs(r) : -Math.Abs(r)));

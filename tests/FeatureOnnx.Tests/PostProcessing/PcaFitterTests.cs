@@ -8,7 +8,7 @@ public sealed class PcaFitterTests(ITestOutputHelper output)
 {
     private const double Tolerance = 1e-6; // the bar: relative to sklearn, per row / column scale
 
-    public static TheoryData<string> Cases => new() { "k10", "k10_whiten", "var95", "var90_whiten", "k40_all", "k5_whiten" };
+    public static TheoryData<string> Cases => new() { "k10", "k10_whiten", "var95", "var90_whiten", "k40_all", "k5_whiten", "rank_deficient_k20_whiten", "rank_deficient_var99" };
 
     private static PcaFitOptions OptionsFor(Dictionary<string, Sinks.NpyArray> reference, PcaBackend backend = PcaBackend.Managed) => new()
     {

@@ -58,11 +58,44 @@ public sealed class SymmetricEigenTests(ITestOutputHelper output)
         Assert.True(orthogonality < 1e-10, $"orthogonality {orthogonality:E2}");
     }
 
+    [Fact]
+    public void Covariance_of_fewer_rows_than_features_converges()
+    {
+        // 100 rows in 600 dimensions: rank 99, so T ends in a long block of round-off-sized entries, which the QL
+        // step must deflate with an absolute test (it looped forever on this before).
+        const int rows = 100, d = 600;
+        var random = new Random(7);
+        var data = new float[rows * d];
+        // A rank-16 signal with decaying column scales plus small noise, around a mean of 3.
+        var latent = Enumerable.Range(0, rows * 16).Select(_ => random.NextDouble() - 0.5).ToArray();
+        var basis = Enumerable.Range(0, 16 * d).Select(_ => random.NextDouble() - 0.5).ToArray();
+        for (var r = 0; r < rows; r++)
+        for (var c = 0; c < d; c++)
+        {
+            var signal = 0.0;
+            for (var l = 0; l < 16; l++) signal += latent[r * 16 + l] * basis[l * d + c];
+            data[r * d + c] = (float)(3 + signal * (2 - 1.9 * c / d) + 0.1 * (random.NextDouble() - 0.5));
+        }
+        var covariance = new StreamingCovariance(d);
+        covariance.Add(data);
+        var matrix = covariance.Covariance();
+        var reference = Matrix<double>.Build.Dense(d, d, (double[])matrix.Clone()).Evd(Symmetricity.Symmetric).EigenValues
+            .Select(c => c.Real).OrderByDescending(v => v).ToArray();
+        var (values, vectors) = SymmetricEigen.Largest(matrix, d, 30);
+        var worst = Enumerable.Range(0, 99).Max(i => Math.Abs(values[i] - reference[i])) / reference[0];
+        output.WriteLine($"rank-deficient 100x600: eigenvalue error {worst:E2}, smallest kept {values[98]:E3}, next {values[99]:E1}");
+        Assert.True(worst < 1e-12);
+        Assert.True(Math.Abs(values[99]) < 1e-12 * values[0]);
+        Assert.Equal(30 * d, vectors.Length);
+    }
+
     [Theory]
     [InlineData("k10")]
     [InlineData("var95")]
     [InlineData("var90_whiten")]
     [InlineData("k40_all")]
+    [InlineData("rank_deficient_k20_whiten")] // rows < D: a block of round-off-sized entries in T that must deflate
+    [InlineData("rank_deficient_var99")]
     public void Pca_with_the_simd_solver_matches_scikit_learn(string name)
     {
         var reference = Fixtures.Npz($"case_{name}.npz");
