@@ -171,6 +171,8 @@ public sealed class PcaFitter
         var cov = covariance.Covariance();
         var total = 0.0;
         for (var i = 0; i < d; i++) total += cov[i * d + i];
+        if (!double.IsFinite(total) || mean.Any(v => !double.IsFinite(v)))
+            throw new InvalidDataException($"{name}: contains NaN or infinite values (feature {Array.FindIndex(mean, v => !double.IsFinite(v))}); remove or fix those rows first.");
         if (!(total > 0)) throw new InvalidDataException($"{name}: every feature is constant (total variance {total}); nothing to fit.");
 
         // Eigendecomposition, largest first.

@@ -132,6 +132,17 @@ public sealed class PcaFitterTests(ITestOutputHelper output)
         Assert.Contains("at most 40", tooMany.Message);
     }
 
+    [Fact]
+    public void Nan_and_constant_data_are_refused_with_the_reason()
+    {
+        var (data, _, d) = Fixtures.Features("features_200x40.npy");
+        data[17 * d + 3] = float.NaN;
+        var e = Assert.Throws<InvalidDataException>(() => new PcaFitter(new PcaFitOptions { Components = 2 }).Fit(data.AsMemory(), d));
+        Assert.Contains("NaN", e.Message);
+        e = Assert.Throws<InvalidDataException>(() => new PcaFitter(new PcaFitOptions { Components = 1 }).Fit(new float[10 * 4].AsMemory(), 4));
+        Assert.Contains("constant", e.Message);
+    }
+
     private static double MaxElementwiseRelative(ReadOnlySpan<double> actual, ReadOnlySpan<double> expected)
     {
         Assert.Equal(expected.Length, actual.Length);
