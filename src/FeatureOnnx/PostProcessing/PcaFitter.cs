@@ -68,9 +68,9 @@ public sealed record PcaFitProgress(string Stage, long RowsDone, long RowsTotal,
 /// <summary>What a fit did and how long each step took.</summary>
 public sealed record PcaFitInfo
 {
-    /// <summary>Code that computed X^T X: "managed-simd (Vector&lt;double&gt; x4)" or "openblas cblas_dsyrk (PATH)".</summary>
+    /// <summary>Code that computed X^T X: "managed-simd (Vector512 x8, 4x4 tiles)" (or the Vector&lt;double&gt; width) or "openblas cblas_dsyrk (PATH)".</summary>
     public required string CovarianceBackend { get; init; }
-    /// <summary>Code that computed the eigendecomposition: "mathnet-managed" or "openblas dsyevr (PATH)".</summary>
+    /// <summary>Code that computed the eigendecomposition: "mathnet-managed", "managed-simd householder+ql+inverse-iteration" or "openblas dsyevr (PATH)".</summary>
     public required string EigenBackend { get; init; }
     /// <summary>Why OpenBLAS was not used, when it was not; empty otherwise.</summary>
     public string OpenBlasStatus { get; init; } = "";
@@ -159,16 +159,9 @@ public sealed class PcaFitter
         var chunkRows = _options.ChunkRows > 0 ? _options.ChunkRows : Math.Max(16, (32 << 20) / (8 * d));
         chunkRows = (int)Math.Min(chunkRows, n);
 
-        // Pass 1: mean and covariance.
-        var covariance = new StreamingCovariance(d, _options.MaxDegreeOfParallelism, blas);
-        source.ForEachChunk(chunkRows, cancellation, (chunk, done) =>
-        {
-            covariance.Add(chunk.Span);
-            progress?.Report(new PcaFitProgress("covariance", done, n, clock.Elapsed));
-        });
+        // Pass 1: mean and covariance (the accumulator's D x D sums become garbage once the covariance is out).
+        var (mean, cov) = Accumulate(source, d, chunkRows, blas, progress, clock, cancellation);
         var covarianceSeconds = clock.Elapsed.TotalSeconds;
-        var mean = covariance.Mean();
-        var cov = covariance.Covariance();
         var total = 0.0;
         for (var i = 0; i < d; i++) total += cov[i * d + i];
         if (!double.IsFinite(total) || mean.Any(v => !double.IsFinite(v)))
@@ -260,6 +253,19 @@ public sealed class PcaFitter
         return new PcaFitResult(model, info);
     }
 
+    private (double[] Mean, double[] Covariance) Accumulate(IRowSource source, int d, int chunkRows, OpenBlas? blas,
+        IProgress<PcaFitProgress>? progress, Stopwatch clock, CancellationToken cancellation)
+    {
+        var covariance = new StreamingCovariance(d, _options.MaxDegreeOfParallelism, blas);
+        source.ForEachChunk(chunkRows, cancellation, (chunk, done) =>
+        {
+            covariance.Add(chunk.Span);
+            progress?.Report(new PcaFitProgress("covariance", done, source.Rows, clock.Elapsed));
+        });
+        var mean = covariance.Mean();
+        return (mean, covariance.TakeCovariance());
+    }
+
     /// <summary>scikit-learn's rule for a float n_components: the first k whose cumulative ratio exceeds <paramref name="target"/>.</summary>
     internal static int ComponentsFor(ReadOnlySpan<double> descendingValues, double total, double target, int maxComponents)
     {
@@ -275,7 +281,7 @@ public sealed class PcaFitter
 
     private static (double[] Values, double[] Vectors) MathNetEigen(double[] cov, int d, int count)
     {
-        var evd = Matrix<double>.Build.Dense(d, d, cov).Evd(Symmetricity.Symmetric);
+        var evd = Matrix<double>.Build.Dense(d, d, cov.Length == d * d ? cov : cov[..(d * d)]).Evd(Symmetricity.Symmetric);
         var raw = evd.EigenValues.Select(c => c.Real).ToArray();
         var order = Enumerable.Range(0, d).OrderByDescending(i => raw[i]).ThenBy(i => i).Take(count).ToArray();
         var values = new double[count];

@@ -8,7 +8,7 @@ public sealed class PcaFitterTests(ITestOutputHelper output)
 {
     private const double Tolerance = 1e-6; // the bar: relative to sklearn, per row / column scale
 
-    public static TheoryData<string> Cases => new() { "k10", "k10_whiten", "var95", "var90_whiten", "k40_all", "k5_whiten", "rank_deficient_k20_whiten", "rank_deficient_var99" };
+    public static TheoryData<string> Cases => new() { "k10", "k10_whiten", "var95", "var90_whiten", "k40_all", "k5_whiten", "rank_deficient_k20_whiten", "rank_deficient_var99", "odd_k7_whiten" };
 
     private static PcaFitOptions OptionsFor(Dictionary<string, Sinks.NpyArray> reference, PcaBackend backend = PcaBackend.Managed) => new()
     {
@@ -108,7 +108,7 @@ public sealed class PcaFitterTests(ITestOutputHelper output)
     {
         var library = Environment.GetEnvironmentVariable("FEATUREONNX_TEST_OPENBLAS");
         Skip.If(OpenBlas.TryLoad(out var why, library) is null, $"OpenBLAS not available: {why}");
-        foreach (var name in new[] { "k10_whiten", "var95", "k40_all" })
+        foreach (var name in new[] { "k10_whiten", "var95", "k40_all", "odd_k7_whiten", "rank_deficient_var99" })
         {
             var reference = Fixtures.Npz($"case_{name}.npz");
             var data = reference["data"].ToString();

@@ -96,6 +96,7 @@ public sealed class SymmetricEigenTests(ITestOutputHelper output)
     [InlineData("k40_all")]
     [InlineData("rank_deficient_k20_whiten")] // rows < D: a block of round-off-sized entries in T that must deflate
     [InlineData("rank_deficient_var99")]
+    [InlineData("odd_k7_whiten")]
     public void Pca_with_the_simd_solver_matches_scikit_learn(string name)
     {
         var reference = Fixtures.Npz($"case_{name}.npz");
