@@ -29,7 +29,7 @@ internal static class PcaCommand
         signs.AcceptOnlyFromAmong("score", "loading");
         var backend = new Option<string>("--backend")
         {
-            Description = "Numerics: auto (OpenBLAS when libopenblas.so.0 is installed, else managed), managed (SIMD covariance + MathNet), openblas.",
+            Description = "Numerics: auto (OpenBLAS when libopenblas.so.0 is installed, else managed), managed (SIMD covariance; MathNet eigendecomposition up to D=512, a SIMD Householder solver above), openblas.",
             DefaultValueFactory = _ => "auto",
         };
         backend.AcceptOnlyFromAmong("auto", "managed", "openblas");
@@ -37,7 +37,7 @@ internal static class PcaCommand
         var quiet = new Option<bool>("--quiet", "-q") { Description = "No progress output." };
         var command = new Command("fit",
             "Fit a PCA on a float32 features file. Mean and covariance are accumulated in float64 over chunks read from disk, so the file may be larger than memory " +
-            "(memory: two D x D float64 matrices plus one chunk). Results match scikit-learn's PCA(svd_solver='full').")
+            "(memory: one D x D float64 matrix plus a few 32 MiB chunks). Results match scikit-learn's PCA(svd_solver='full').")
         {
             features, components, variance, whiten, output, name, signs, backend, chunkRows, quiet,
         };

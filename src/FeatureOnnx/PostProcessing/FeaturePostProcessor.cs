@@ -1,3 +1,4 @@
+using System.Buffers;
 using FeatureOnnx.Sinks;
 
 namespace FeatureOnnx.PostProcessing;
@@ -77,9 +78,16 @@ public sealed class FeaturePostProcessor
             if (Options.Pooling is PoolingMode.None or PoolingMode.Flatten) pca.Transform(input, result);
             else
             {
-                var pooled = new float[rows * PooledRowLength];
-                SpatialPooling.Apply(input, InputRowShape, Options.Pooling, pooled);
-                pca.Transform(pooled, result);
+                var pooled = ArrayPool<float>.Shared.Rent(rows * PooledRowLength);
+                try
+                {
+                    SpatialPooling.Apply(input, InputRowShape, Options.Pooling, pooled);
+                    pca.Transform(pooled.AsSpan(0, rows * PooledRowLength), result);
+                }
+                finally
+                {
+                    ArrayPool<float>.Shared.Return(pooled);
+                }
             }
         }
         else SpatialPooling.Apply(input, InputRowShape, Options.Pooling, result);

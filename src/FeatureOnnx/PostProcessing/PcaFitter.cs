@@ -10,7 +10,7 @@ public enum PcaBackend
     /// <summary>OpenBLAS when <c>libopenblas.so.0</c> loads, the managed code otherwise. Default.</summary>
     Auto,
 
-    /// <summary>Managed only: the SIMD covariance kernel and MathNet.Numerics' eigendecomposition.</summary>
+    /// <summary>Managed only: the SIMD covariance kernel; MathNet.Numerics' eigendecomposition up to <see cref="PcaFitOptions.MathNetMaxDimension"/>, <see cref="SymmetricEigen"/> above.</summary>
     Managed,
 
     /// <summary>OpenBLAS (cblas_dsyrk, dsyevr); fails when it is absent.</summary>
@@ -100,8 +100,8 @@ public sealed record PcaFitResult(PcaModel Model, PcaFitInfo Info);
 /// <summary>
 /// Fits a PCA the way scikit-learn's <c>PCA(svd_solver='full')</c> does, from the covariance instead of an SVD of the
 /// data: mean and X^T X are accumulated in float64 over chunks (<see cref="StreamingCovariance"/>), the D x D
-/// covariance is eigendecomposed, and a second pass fixes the signs as <c>svd_flip</c> does. Memory is the D x D
-/// matrices plus one chunk, whatever the number of rows.
+/// covariance is eigendecomposed, and a second pass fixes the signs as <c>svd_flip</c> does. Memory is one D x D
+/// float64 matrix plus a few chunks, whatever the number of rows.
 /// </summary>
 public sealed class PcaFitter
 {
