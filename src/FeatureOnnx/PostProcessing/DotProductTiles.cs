@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace FeatureOnnx.PostProcessing;
@@ -23,6 +24,7 @@ internal static class DotProductTiles
     /// c[i*cStride + j] += dot(a + i*aStride, b + j*bStride) over <paramref name="length"/> elements, for i, j in 0..3.
     /// <paramref name="length"/> must be a multiple of <see cref="Width"/>.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: skip tier-0 code
     public static unsafe void Tile4x4(double* a, nint aStride, double* b, nint bStride, int length, double* c, nint cStride)
     {
         if (Vector512.IsHardwareAccelerated)
@@ -71,6 +73,7 @@ internal static class DotProductTiles
         r3[0] += Vector.Sum(c30); r3[1] += Vector.Sum(c31); r3[2] += Vector.Sum(c32); r3[3] += Vector.Sum(c33);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Tile4x4Avx512(double* a, nint aStride, double* b, nint bStride, int length, double* c, nint cStride)
     {
         Vector512<double> c00 = default, c01 = default, c02 = default, c03 = default;

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace FeatureOnnx.PostProcessing;
 
 /// <summary>
@@ -53,6 +55,7 @@ public sealed class StreamingCovariance
         if (m == 0) return;
         _shift ??= ChunkMean(rows, m);
         var stride = DotProductTiles.RoundUp(m, DotProductTiles.Width);
+        if (stride % 512 == 0) stride += DotProductTiles.Width; // rows 4 KiB-multiples apart share L1 sets: break the pattern
         var needed = checked(_paddedDimension * stride);
         if (_transposed.Length < needed) _transposed = new double[needed];
         Transpose(rows, m, stride);
@@ -143,7 +146,7 @@ public sealed class StreamingCovariance
             var s = src;
             var t = dst;
             const int columns = 32;
-            Parallel.For(0, (_paddedDimension + columns - 1) / columns, Options(), block =>
+            Parallel.For(0, (_paddedDimension + columns - 1) / columns, Options(), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (block) =>
             {
                 int c0 = block * columns, c1 = Math.Min(c0 + columns, d);
                 Span<double> sums = stackalloc double[columns];
@@ -177,7 +180,7 @@ public sealed class StreamingCovariance
         {
             var y = yt;
             var c = cross;
-            Parallel.For(0, _units.Length, Options(), u =>
+            Parallel.For(0, _units.Length, Options(), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (u) =>
             {
                 var (ib, jb) = _units[u];
                 int i0 = ib * Block, i1 = Math.Min(i0 + Block, p), j0 = jb * Block, j1 = Math.Min(j0 + Block, p);

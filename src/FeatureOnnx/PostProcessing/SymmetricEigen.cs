@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 
 namespace FeatureOnnx.PostProcessing;
 
@@ -217,6 +218,7 @@ internal static class SymmetricEigen
     }
 
     /// <summary>row[j] -= vi w[j] + wi v[j] for j in c0..c1-1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Rank2Segment(double* row, int c0, int c1, double vi, double wi, double* v, double* w)
     {
         var j = c0;
@@ -233,6 +235,7 @@ internal static class SymmetricEigen
     }
 
     /// <summary>row[j] -= v[i] w[j] + w[i] v[j] for j in i..n-1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void ApplyRank2(double* row, int i, int n, double* v, double* w)
     {
         double vi = v[i], wi = w[i];
@@ -250,6 +253,7 @@ internal static class SymmetricEigen
     }
 
     /// <summary>Returns a . x over <paramref name="len"/> and does y += a * s, in one pass over a.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe double DotAndAxpy(double* a, double* x, double* y, double s, int len)
     {
         var width = Vector<double>.Count;
@@ -478,6 +482,7 @@ internal static class SymmetricEigen
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe double Dot(double* a, double* b, int len)
     {
         var width = Vector<double>.Count;
@@ -489,6 +494,7 @@ internal static class SymmetricEigen
         return sum;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Axpy(double* y, double* x, double s, int len)
     {
         var width = Vector<double>.Count;
