@@ -15,8 +15,8 @@ public sealed record PostProcessOptions
     /// <summary>Scale each output row to unit L2 norm, last. Default false.</summary>
     public bool L2 { get; init; }
 
-    /// <summary>True when nothing would change the rows.</summary>
-    public bool IsIdentity => Pooling is PoolingMode.None or PoolingMode.Flatten && Pca is null && !L2;
+    /// <summary>True when nothing would change the rows or their shape (flatten changes the shape only).</summary>
+    public bool IsIdentity => Pooling == PoolingMode.None && Pca is null && !L2;
 }
 
 /// <summary>
