@@ -67,9 +67,10 @@ internal static class PcaCommand
             result.Model.Save(target);
             var info = result.Info;
             Console.WriteLine($"wrote {target}: {result.Model}");
+            var check = double.IsNaN(info.VarianceCheck) ? "" : string.Create(CultureInfo.InvariantCulture, $"; self-check {info.VarianceCheck:0.0E+0}");
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"fit {info.Rows} x {info.Dimension} in {info.TotalSeconds:0.00}s: covariance {info.CovarianceSeconds:0.00}s [{info.CovarianceBackend}], " +
-                $"eigen {info.EigenSeconds:0.00}s [{info.EigenBackend}], signs {info.SignSeconds:0.00}s; {info.Passes} pass(es), {info.ChunkRows} rows per chunk"));
+                $"eigen {info.EigenSeconds:0.00}s [{info.EigenBackend}], signs {info.SignSeconds:0.00}s; {info.Passes} pass(es), {info.ChunkRows} rows per chunk{check}"));
             if (info.OpenBlasStatus.Length > 0 && options.Backend == PcaBackend.Auto) Console.Error.WriteLine($"note: managed numerics: {info.OpenBlasStatus}");
             return CliErrors.Ok;
         })));

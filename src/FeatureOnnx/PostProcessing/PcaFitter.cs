@@ -74,6 +74,11 @@ public sealed record PcaFitInfo
     public required string EigenBackend { get; init; }
     /// <summary>Why OpenBLAS was not used, when it was not; empty otherwise.</summary>
     public string OpenBlasStatus { get; init; } = "";
+    /// <summary>
+    /// max over kept axes of |variance of the training scores - explained_variance| / largest explained_variance, from
+    /// the sign pass (a check on the eigendecomposition against the data; fits fail above 1e-6). NaN without that pass.
+    /// </summary>
+    public double VarianceCheck { get; init; } = double.NaN;
     /// <summary>Rows fitted.</summary>
     public long Rows { get; init; }
     /// <summary>Floats per row.</summary>
@@ -215,6 +220,7 @@ public sealed class PcaFitter
         // Signs.
         var signStart = clock.Elapsed.TotalSeconds;
         var passes = 1;
+        var varianceCheck = double.NaN;
         if (_options.SignConvention == PcaSignConvention.LargestLoadingPositive)
         {
             for (var c = 0; c < k; c++)
@@ -229,9 +235,16 @@ public sealed class PcaFitter
         {
             passes = 2;
             var unsigned = new PcaModel(mean, components, explained, ratio, noise, whiten: false, n);
-            var flip = LargestScoreSigns(unsigned, source, chunkRows, n, progress, clock, cancellation);
+            var (flip, scoreVariance) = LargestScoreSigns(unsigned, source, chunkRows, n, progress, clock, cancellation);
             for (var c = 0; c < k; c++)
                 if (flip[c] < 0) foreach (ref var x in components.AsSpan(c * d, d)) x = -x;
+            // Self-check of the eigendecomposition on the data itself: the variance of the scores on each axis is its
+            // eigenvalue (v^T C v = lambda for a unit eigenvector); a broken BLAS or solver shows up here.
+            varianceCheck = 0;
+            for (var c = 0; c < k; c++) varianceCheck = Math.Max(varianceCheck, Math.Abs(scoreVariance[c] - explained[c]) / explained[0]);
+            if (!(varianceCheck <= 1e-6))
+                throw new InvalidDataException($"{name}: the eigendecomposition ({eigenBackend}) does not reproduce the data's variance " +
+                    $"(deviation {varianceCheck:E1} of the largest variance); try the managed backend (--backend managed).");
         }
         var signSeconds = clock.Elapsed.TotalSeconds - signStart;
 
@@ -241,6 +254,7 @@ public sealed class PcaFitter
             CovarianceBackend = blas is not null ? $"openblas cblas_dsyrk ({blas.LibraryPath})" : $"managed-simd ({DotProductTiles.Description}, 4x4 tiles)",
             EigenBackend = eigenBackend,
             OpenBlasStatus = blasStatus,
+            VarianceCheck = varianceCheck,
             Rows = n,
             Dimension = d,
             ChunkRows = chunkRows,
@@ -297,7 +311,8 @@ public sealed class PcaFitter
     }
 
     /// <summary>For each component, the sign of the score with the largest magnitude over all rows (first one on ties), as numpy's argmax in svd_flip.</summary>
-    private double[] LargestScoreSigns(PcaModel model, IRowSource source, int chunkRows, long n, IProgress<PcaFitProgress>? progress, Stopwatch clock, CancellationToken cancellation)
+    /// <remarks>Also returns each component's score variance, sum(score^2)/(n-1), which must equal its eigenvalue.</remarks>
+    private (double[] Signs, double[] ScoreVariance) LargestScoreSigns(PcaModel model, IRowSource source, int chunkRows, long n, IProgress<PcaFitProgress>? progress, Stopwatch clock, CancellationToken cancellation)
     {
         var k = model.Components;
         var d = model.Dimension;
@@ -311,7 +326,8 @@ public sealed class PcaFitter
         var centered = new double[workers][];
         var scores = new double[workers][];
         for (var w = 0; w < workers; w++) { centered[w] = new double[scratch.Centered]; scores[w] = new double[scratch.Scores]; }
-        var local = new (double Abs, double Sign)[(chunkRows + rowsPerTask - 1) / rowsPerTask * k];
+        var local = new (double Abs, double Sign, double Squares)[(chunkRows + rowsPerTask - 1) / rowsPerTask * k];
+        var squares = new double[k];
         source.ForEachChunk(chunkRows, cancellation, (chunk, done) =>
         {
             var m = chunk.Length / d;
@@ -329,22 +345,27 @@ public sealed class PcaFitter
                     var stride = model.ScoreStride;
                     for (var c = 0; c < k; c++)
                     {
-                        double abs = -1, sign = 1;
+                        double abs = -1, sign = 1, sum = 0;
                         for (var r = 0; r < rows; r++)
                         {
                             var s = scores[w][r * stride + c];
+                            sum += s * s;
                             if (Math.Abs(s) > abs) { abs = Math.Abs(s); sign = s < 0 ? -1 : 1; }
                         }
-                        local[t * k + c] = (abs, sign);
+                        local[t * k + c] = (abs, sign, sum);
                     }
                 }
             });
             for (var t = 0; t < tasks; t++)
             for (var c = 0; c < k; c++)
-                if (local[t * k + c].Abs > bestAbs[c]) (bestAbs[c], bestSign[c]) = local[t * k + c];
+            {
+                var (abs, sign, sum) = local[t * k + c];
+                squares[c] += sum;
+                if (abs > bestAbs[c]) (bestAbs[c], bestSign[c]) = (abs, sign);
+            }
             progress?.Report(new PcaFitProgress("signs", done, n, clock.Elapsed));
         });
-        return bestSign;
+        return (bestSign, squares.Select(q => q / (n - 1)).ToArray());
     }
 
     /// <summary>Rows read chunk by chunk, from the start, as many times as asked.</summary>

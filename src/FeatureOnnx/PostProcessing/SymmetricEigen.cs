@@ -395,9 +395,7 @@ internal static class SymmetricEigen
             for (var c = from; c < to; c++)
             {
                 var q = pv + (long)c * n;
-                var dot = 0.0;
-                for (var i = 0; i < n; i++) dot += q[i] * py[i];
-                for (var i = 0; i < n; i++) py[i] -= dot * q[i];
+                Axpy(py, q, -Dot(q, py, n), n);
             }
     }
 

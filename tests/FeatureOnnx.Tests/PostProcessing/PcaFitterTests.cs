@@ -48,6 +48,7 @@ public sealed class PcaFitterTests(ITestOutputHelper output)
             model.Transform(rows, projected);
             errors[key] = Fixtures.ColumnRelativeError(Fixtures.ToDoubles(projected), reference[key].ToDoubles(), k);
         }
+        errors["self-check (score variance vs eigenvalue)"] = fit.Info.VarianceCheck;
         foreach (var (what, error) in errors) output.WriteLine($"{name} {what}: max relative error {error:E2}");
         foreach (var (what, error) in errors) Assert.True(error <= Tolerance, $"{name} {what}: {error:E2} > {Tolerance:E0}");
     }
