@@ -7,6 +7,10 @@ What it makes (relative to the repository root), all from fixed seeds:
   fixtures/pca/test_300x64.npy       float32 [50, 64], held-out rows from the same distribution (for transform)
   fixtures/pca/features_200x40.npy   float32 [200, 40], steeper spectrum, mean ~1000 (tests the shifted sums)
   fixtures/pca/test_200x40.npy       float32 [30, 40]
+  fixtures/pca/features_60x100.npy   float32 [60, 100]: fewer rows than features (rank-deficient covariance)
+  fixtures/pca/test_60x100.npy       float32 [20, 100]
+  fixtures/pca/features_150x37.npy   float32 [150, 37]: D not a multiple of 4 or 8 (padding in the SIMD kernels)
+  fixtures/pca/test_150x37.npy       float32 [25, 37]
   fixtures/pca/case_NAME.npz         one scikit-learn reference per case (see CASES): the fitted PCA's
                                      mean, components (u-based signs, as sklearn 1.2 PCA), components_v_based
                                      (the same axes with svd_flip's v-based signs, as sklearn >= 1.5; numpy
@@ -42,6 +46,9 @@ CASES = [
     ("var90_whiten", "200x40", 0.90, True),
     ("k40_all", "200x40", 40, False),
     ("k5_whiten", "200x40", 5, True),
+    ("rank_deficient_k20_whiten", "60x100", 20, True),  # fewer rows than features: covariance of rank 59
+    ("rank_deficient_var99", "60x100", 0.99, False),
+    ("odd_k7_whiten", "150x37", 7, True),  # D not a multiple of the SIMD width: padded paths
 ]
 
 
@@ -68,7 +75,8 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(20240605)
     data = {}
-    for name, n, n_test, d, decay, mean_scale in [("300x64", 300, 50, 64, 0.85, 5.0), ("200x40", 200, 30, 40, 0.75, 1000.0)]:
+    for name, n, n_test, d, decay, mean_scale in [("300x64", 300, 50, 64, 0.85, 5.0), ("200x40", 200, 30, 40, 0.75, 1000.0),
+                                                  ("60x100", 60, 20, 100, 0.9, 2.0), ("150x37", 150, 25, 37, 0.8, 10.0)]:
         x, basis, offset = correlated(rng, n, d, decay, mean_scale, noise=0.01)
         t, _, _ = correlated(rng, n_test, d, decay, mean_scale, noise=0.01, basis=basis, offset=offset)
         np.save(os.path.join(OUT, f"features_{name}.npy"), x)

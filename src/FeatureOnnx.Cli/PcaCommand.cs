@@ -29,7 +29,7 @@ internal static class PcaCommand
         signs.AcceptOnlyFromAmong("score", "loading");
         var backend = new Option<string>("--backend")
         {
-            Description = "Numerics: auto (OpenBLAS when libopenblas.so.0 is installed, else managed), managed (SIMD covariance + MathNet), openblas.",
+            Description = "Numerics: auto (OpenBLAS when libopenblas.so.0 is installed, else managed), managed (SIMD covariance; MathNet eigendecomposition up to D=512, a SIMD Householder solver above), openblas.",
             DefaultValueFactory = _ => "auto",
         };
         backend.AcceptOnlyFromAmong("auto", "managed", "openblas");
@@ -37,7 +37,7 @@ internal static class PcaCommand
         var quiet = new Option<bool>("--quiet", "-q") { Description = "No progress output." };
         var command = new Command("fit",
             "Fit a PCA on a float32 features file. Mean and covariance are accumulated in float64 over chunks read from disk, so the file may be larger than memory " +
-            "(memory: two D x D float64 matrices plus one chunk). Results match scikit-learn's PCA(svd_solver='full').")
+            "(memory: one D x D float64 matrix plus a few 32 MiB chunks). Results match scikit-learn's PCA(svd_solver='full').")
         {
             features, components, variance, whiten, output, name, signs, backend, chunkRows, quiet,
         };
@@ -67,9 +67,10 @@ internal static class PcaCommand
             result.Model.Save(target);
             var info = result.Info;
             Console.WriteLine($"wrote {target}: {result.Model}");
+            var check = double.IsNaN(info.VarianceCheck) ? "" : string.Create(CultureInfo.InvariantCulture, $"; self-check {info.VarianceCheck:0.0E+0}");
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"fit {info.Rows} x {info.Dimension} in {info.TotalSeconds:0.00}s: covariance {info.CovarianceSeconds:0.00}s [{info.CovarianceBackend}], " +
-                $"eigen {info.EigenSeconds:0.00}s [{info.EigenBackend}], signs {info.SignSeconds:0.00}s; {info.Passes} pass(es), {info.ChunkRows} rows per chunk"));
+                $"eigen {info.EigenSeconds:0.00}s [{info.EigenBackend}], signs {info.SignSeconds:0.00}s; {info.Passes} pass(es), {info.ChunkRows} rows per chunk{check}"));
             if (info.OpenBlasStatus.Length > 0 && options.Backend == PcaBackend.Auto) Console.Error.WriteLine($"note: managed numerics: {info.OpenBlasStatus}");
             return CliErrors.Ok;
         })));

@@ -1,3 +1,4 @@
+using System.Buffers;
 using FeatureOnnx.Sinks;
 
 namespace FeatureOnnx.PostProcessing;
@@ -14,8 +15,8 @@ public sealed record PostProcessOptions
     /// <summary>Scale each output row to unit L2 norm, last. Default false.</summary>
     public bool L2 { get; init; }
 
-    /// <summary>True when nothing would change the rows.</summary>
-    public bool IsIdentity => Pooling is PoolingMode.None or PoolingMode.Flatten && Pca is null && !L2;
+    /// <summary>True when nothing would change the rows or their shape (flatten changes the shape only).</summary>
+    public bool IsIdentity => Pooling == PoolingMode.None && Pca is null && !L2;
 }
 
 /// <summary>
@@ -77,9 +78,16 @@ public sealed class FeaturePostProcessor
             if (Options.Pooling is PoolingMode.None or PoolingMode.Flatten) pca.Transform(input, result);
             else
             {
-                var pooled = new float[rows * PooledRowLength];
-                SpatialPooling.Apply(input, InputRowShape, Options.Pooling, pooled);
-                pca.Transform(pooled, result);
+                var pooled = ArrayPool<float>.Shared.Rent(rows * PooledRowLength);
+                try
+                {
+                    SpatialPooling.Apply(input, InputRowShape, Options.Pooling, pooled);
+                    pca.Transform(pooled.AsSpan(0, rows * PooledRowLength), result);
+                }
+                finally
+                {
+                    ArrayPool<float>.Shared.Return(pooled);
+                }
             }
         }
         else SpatialPooling.Apply(input, InputRowShape, Options.Pooling, result);

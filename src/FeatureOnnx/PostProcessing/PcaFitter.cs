@@ -10,7 +10,7 @@ public enum PcaBackend
     /// <summary>OpenBLAS when <c>libopenblas.so.0</c> loads, the managed code otherwise. Default.</summary>
     Auto,
 
-    /// <summary>Managed only: the SIMD covariance kernel and MathNet.Numerics' eigendecomposition.</summary>
+    /// <summary>Managed only: the SIMD covariance kernel; MathNet.Numerics' eigendecomposition up to <see cref="PcaFitOptions.MathNetMaxDimension"/>, <see cref="SymmetricEigen"/> above.</summary>
     Managed,
 
     /// <summary>OpenBLAS (cblas_dsyrk, dsyevr); fails when it is absent.</summary>
@@ -44,6 +44,13 @@ public sealed record PcaFitOptions
     /// <summary>Threads for the covariance and projection kernels; -1 (default): one per core.</summary>
     public int MaxDegreeOfParallelism { get; init; } = -1;
 
+    /// <summary>
+    /// Managed path: above this D the eigendecomposition runs <see cref="SymmetricEigen"/> (SIMD Householder, QL,
+    /// inverse iteration for the kept components only) instead of MathNet's all-vectors EVD, which is O(D^3) scalar
+    /// code (about 4 s at D=1024 here, minutes at 4096). Default 512.
+    /// </summary>
+    public int MathNetMaxDimension { get; init; } = 512;
+
     /// <summary>Which code runs the numerics. Default <see cref="PcaBackend.Auto"/>.</summary>
     public PcaBackend Backend { get; init; } = PcaBackend.Auto;
 
@@ -61,12 +68,17 @@ public sealed record PcaFitProgress(string Stage, long RowsDone, long RowsTotal,
 /// <summary>What a fit did and how long each step took.</summary>
 public sealed record PcaFitInfo
 {
-    /// <summary>Code that computed X^T X: "managed-simd (Vector&lt;double&gt; x4)" or "openblas cblas_dsyrk (PATH)".</summary>
+    /// <summary>Code that computed X^T X: "managed-simd (Vector512 x8, 4x4 tiles)" (or the Vector&lt;double&gt; width) or "openblas cblas_dsyrk (PATH)".</summary>
     public required string CovarianceBackend { get; init; }
-    /// <summary>Code that computed the eigendecomposition: "mathnet-managed" or "openblas dsyevr (PATH)".</summary>
+    /// <summary>Code that computed the eigendecomposition: "mathnet-managed", "managed-simd householder+ql+inverse-iteration" or "openblas dsyevr (PATH)".</summary>
     public required string EigenBackend { get; init; }
     /// <summary>Why OpenBLAS was not used, when it was not; empty otherwise.</summary>
     public string OpenBlasStatus { get; init; } = "";
+    /// <summary>
+    /// max over kept axes of |variance of the training scores - explained_variance| / largest explained_variance, from
+    /// the sign pass (a check on the eigendecomposition against the data; fits fail above 1e-6). NaN without that pass.
+    /// </summary>
+    public double VarianceCheck { get; init; } = double.NaN;
     /// <summary>Rows fitted.</summary>
     public long Rows { get; init; }
     /// <summary>Floats per row.</summary>
@@ -93,8 +105,8 @@ public sealed record PcaFitResult(PcaModel Model, PcaFitInfo Info);
 /// <summary>
 /// Fits a PCA the way scikit-learn's <c>PCA(svd_solver='full')</c> does, from the covariance instead of an SVD of the
 /// data: mean and X^T X are accumulated in float64 over chunks (<see cref="StreamingCovariance"/>), the D x D
-/// covariance is eigendecomposed, and a second pass fixes the signs as <c>svd_flip</c> does. Memory is the D x D
-/// matrices plus one chunk, whatever the number of rows.
+/// covariance is eigendecomposed, and a second pass fixes the signs as <c>svd_flip</c> does. Memory is one D x D
+/// float64 matrix plus a few chunks, whatever the number of rows.
 /// </summary>
 public sealed class PcaFitter
 {
@@ -146,24 +158,19 @@ public sealed class PcaFitter
         if (_options.Backend != PcaBackend.Managed)
         {
             blas = OpenBlas.TryLoad(out blasStatus, _options.OpenBlasLibrary);
-            if (blas is null && _options.Backend == PcaBackend.OpenBlas) throw new InvalidOperationException($"OpenBLAS backend requested but {blasStatus}");
+            if (blas is null && _options.Backend == PcaBackend.OpenBlas) throw new ArgumentException($"--backend openblas: {blasStatus}. Use --backend managed or auto.");
         }
 
         var chunkRows = _options.ChunkRows > 0 ? _options.ChunkRows : Math.Max(16, (32 << 20) / (8 * d));
         chunkRows = (int)Math.Min(chunkRows, n);
 
-        // Pass 1: mean and covariance.
-        var covariance = new StreamingCovariance(d, _options.MaxDegreeOfParallelism, blas);
-        source.ForEachChunk(chunkRows, cancellation, (chunk, done) =>
-        {
-            covariance.Add(chunk.Span);
-            progress?.Report(new PcaFitProgress("covariance", done, n, clock.Elapsed));
-        });
+        // Pass 1: mean and covariance (the accumulator's D x D sums become garbage once the covariance is out).
+        var (mean, cov) = Accumulate(source, d, chunkRows, blas, progress, clock, cancellation);
         var covarianceSeconds = clock.Elapsed.TotalSeconds;
-        var mean = covariance.Mean();
-        var cov = covariance.Covariance();
         var total = 0.0;
         for (var i = 0; i < d; i++) total += cov[i * d + i];
+        if (!double.IsFinite(total) || mean.Any(v => !double.IsFinite(v)))
+            throw new InvalidDataException($"{name}: contains NaN or infinite values (feature {Array.FindIndex(mean, v => !double.IsFinite(v))}); remove or fix those rows first.");
         if (!(total > 0)) throw new InvalidDataException($"{name}: every feature is constant (total variance {total}); nothing to fit.");
 
         // Eigendecomposition, largest first.
@@ -182,11 +189,19 @@ public sealed class PcaFitter
             k = _options.Components ?? ComponentsFor(values, total, _options.VarianceRatio!.Value, maxComponents);
             eigenBackend = $"openblas dsyevr ({blas.LibraryPath})";
         }
-        else
+        else if (d <= _options.MathNetMaxDimension)
         {
             (values, vectors) = MathNetEigen(cov, d, maxComponents);
             k = _options.Components ?? ComponentsFor(values, total, _options.VarianceRatio!.Value, maxComponents);
             eigenBackend = "mathnet-managed";
+        }
+        else
+        {
+            var target = _options.VarianceRatio;
+            (values, vectors) = SymmetricEigen.Largest(cov, d, _options.Components ?? maxComponents, _options.MaxDegreeOfParallelism,
+                target is { } v ? all => ComponentsFor(all, total, v, maxComponents) : null);
+            k = _options.Components ?? ComponentsFor(values, total, target!.Value, maxComponents);
+            eigenBackend = "managed-simd householder+ql+inverse-iteration";
         }
         cov = [];
         var eigenSeconds = clock.Elapsed.TotalSeconds - eigenStart;
@@ -205,6 +220,7 @@ public sealed class PcaFitter
         // Signs.
         var signStart = clock.Elapsed.TotalSeconds;
         var passes = 1;
+        var varianceCheck = double.NaN;
         if (_options.SignConvention == PcaSignConvention.LargestLoadingPositive)
         {
             for (var c = 0; c < k; c++)
@@ -219,18 +235,26 @@ public sealed class PcaFitter
         {
             passes = 2;
             var unsigned = new PcaModel(mean, components, explained, ratio, noise, whiten: false, n);
-            var flip = LargestScoreSigns(unsigned, source, chunkRows, n, progress, clock, cancellation);
+            var (flip, scoreVariance) = LargestScoreSigns(unsigned, source, chunkRows, n, progress, clock, cancellation);
             for (var c = 0; c < k; c++)
                 if (flip[c] < 0) foreach (ref var x in components.AsSpan(c * d, d)) x = -x;
+            // Self-check of the eigendecomposition on the data itself: the variance of the scores on each axis is its
+            // eigenvalue (v^T C v = lambda for a unit eigenvector); a broken BLAS or solver shows up here.
+            varianceCheck = 0;
+            for (var c = 0; c < k; c++) varianceCheck = Math.Max(varianceCheck, Math.Abs(scoreVariance[c] - explained[c]) / explained[0]);
+            if (!(varianceCheck <= 1e-6))
+                throw new InvalidDataException($"{name}: the eigendecomposition ({eigenBackend}) does not reproduce the data's variance " +
+                    $"(deviation {varianceCheck:E1} of the largest variance); try the managed backend (--backend managed).");
         }
         var signSeconds = clock.Elapsed.TotalSeconds - signStart;
 
         var model = new PcaModel(mean, components, explained, ratio, noise, _options.Whiten, n, _options.FeatureName, _options.SignConvention);
         var info = new PcaFitInfo
         {
-            CovarianceBackend = blas is not null ? $"openblas cblas_dsyrk ({blas.LibraryPath})" : $"managed-simd (Vector<double> x{DotProductTiles.Width}, 4x4 tiles)",
+            CovarianceBackend = blas is not null ? $"openblas cblas_dsyrk ({blas.LibraryPath})" : $"managed-simd ({DotProductTiles.Description}, 4x4 tiles)",
             EigenBackend = eigenBackend,
             OpenBlasStatus = blasStatus,
+            VarianceCheck = varianceCheck,
             Rows = n,
             Dimension = d,
             ChunkRows = chunkRows,
@@ -241,6 +265,19 @@ public sealed class PcaFitter
             TotalSeconds = clock.Elapsed.TotalSeconds,
         };
         return new PcaFitResult(model, info);
+    }
+
+    private (double[] Mean, double[] Covariance) Accumulate(IRowSource source, int d, int chunkRows, OpenBlas? blas,
+        IProgress<PcaFitProgress>? progress, Stopwatch clock, CancellationToken cancellation)
+    {
+        var covariance = new StreamingCovariance(d, _options.MaxDegreeOfParallelism, blas);
+        source.ForEachChunk(chunkRows, cancellation, (chunk, done) =>
+        {
+            covariance.Add(chunk.Span);
+            progress?.Report(new PcaFitProgress("covariance", done, source.Rows, clock.Elapsed));
+        });
+        var mean = covariance.Mean();
+        return (mean, covariance.TakeCovariance());
     }
 
     /// <summary>scikit-learn's rule for a float n_components: the first k whose cumulative ratio exceeds <paramref name="target"/>.</summary>
@@ -258,7 +295,7 @@ public sealed class PcaFitter
 
     private static (double[] Values, double[] Vectors) MathNetEigen(double[] cov, int d, int count)
     {
-        var evd = Matrix<double>.Build.Dense(d, d, cov).Evd(Symmetricity.Symmetric);
+        var evd = Matrix<double>.Build.Dense(d, d, cov.Length == d * d ? cov : cov[..(d * d)]).Evd(Symmetricity.Symmetric);
         var raw = evd.EigenValues.Select(c => c.Real).ToArray();
         var order = Enumerable.Range(0, d).OrderByDescending(i => raw[i]).ThenBy(i => i).Take(count).ToArray();
         var values = new double[count];
@@ -274,48 +311,61 @@ public sealed class PcaFitter
     }
 
     /// <summary>For each component, the sign of the score with the largest magnitude over all rows (first one on ties), as numpy's argmax in svd_flip.</summary>
-    private double[] LargestScoreSigns(PcaModel model, IRowSource source, int chunkRows, long n, IProgress<PcaFitProgress>? progress, Stopwatch clock, CancellationToken cancellation)
+    /// <remarks>Also returns each component's score variance, sum(score^2)/(n-1), which must equal its eigenvalue.</remarks>
+    private (double[] Signs, double[] ScoreVariance) LargestScoreSigns(PcaModel model, IRowSource source, int chunkRows, long n, IProgress<PcaFitProgress>? progress, Stopwatch clock, CancellationToken cancellation)
     {
         var k = model.Components;
+        var d = model.Dimension;
         var bestAbs = new double[k];
         var bestSign = new double[k];
         Array.Fill(bestSign, 1.0);
         const int rowsPerTask = 256;
+        var workers = _options.MaxDegreeOfParallelism > 0 ? _options.MaxDegreeOfParallelism : Environment.ProcessorCount;
         var scratch = model.ScratchFor(rowsPerTask);
+        // Allocated once per pass: the memory of a fit must not grow with the number of rows.
+        var centered = new double[workers][];
+        var scores = new double[workers][];
+        for (var w = 0; w < workers; w++) { centered[w] = new double[scratch.Centered]; scores[w] = new double[scratch.Scores]; }
+        var local = new (double Abs, double Sign, double Squares)[(chunkRows + rowsPerTask - 1) / rowsPerTask * k];
+        var squares = new double[k];
         source.ForEachChunk(chunkRows, cancellation, (chunk, done) =>
         {
-            var d = model.Dimension;
             var m = chunk.Length / d;
             var tasks = (m + rowsPerTask - 1) / rowsPerTask;
-            // Per task: (abs, sign, row) per component; merged in row order so "first occurrence" is kept.
-            var local = new (double Abs, double Sign)[tasks * k];
-            Parallel.For(0, tasks, new ParallelOptions { MaxDegreeOfParallelism = _options.MaxDegreeOfParallelism },
-                () => (new double[scratch.Centered], new double[scratch.Scores]),
-                (t, _, buffers) =>
+            var next = 0;
+            // Per task: (largest |score|, its sign) per component; merged in row order so the first occurrence wins.
+            Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, w =>
+            {
+                int t;
+                while ((t = Interlocked.Increment(ref next) - 1) < tasks)
                 {
                     var r0 = t * rowsPerTask;
                     var rows = Math.Min(rowsPerTask, m - r0);
-                    model.Project(chunk.Span.Slice(r0 * d, rows * d), rows, buffers.Item1, buffers.Item2);
+                    model.Project(chunk.Span.Slice(r0 * d, rows * d), rows, centered[w], scores[w]);
                     var stride = model.ScoreStride;
                     for (var c = 0; c < k; c++)
                     {
-                        double abs = -1, sign = 1;
+                        double abs = -1, sign = 1, sum = 0;
                         for (var r = 0; r < rows; r++)
                         {
-                            var s = buffers.Item2[r * stride + c];
+                            var s = scores[w][r * stride + c];
+                            sum += s * s;
                             if (Math.Abs(s) > abs) { abs = Math.Abs(s); sign = s < 0 ? -1 : 1; }
                         }
-                        local[t * k + c] = (abs, sign);
+                        local[t * k + c] = (abs, sign, sum);
                     }
-                    return buffers;
-                },
-                _ => { });
+                }
+            });
             for (var t = 0; t < tasks; t++)
             for (var c = 0; c < k; c++)
-                if (local[t * k + c].Abs > bestAbs[c]) (bestAbs[c], bestSign[c]) = local[t * k + c];
+            {
+                var (abs, sign, sum) = local[t * k + c];
+                squares[c] += sum;
+                if (abs > bestAbs[c]) (bestAbs[c], bestSign[c]) = (abs, sign);
+            }
             progress?.Report(new PcaFitProgress("signs", done, n, clock.Elapsed));
         });
-        return bestSign;
+        return (bestSign, squares.Select(q => q / (n - 1)).ToArray());
     }
 
     /// <summary>Rows read chunk by chunk, from the start, as many times as asked.</summary>
@@ -334,11 +384,14 @@ public sealed class PcaFitter
         public int RowLength => (int)reader.RowLength;
 
         // Double-buffered: the next chunk is read while the current one is used.
+        private float[] _a = [], _b = [];
+
         public void ForEachChunk(int chunkRows, CancellationToken cancellation, ChunkAction action)
         {
             reader.Seek(0);
             var length = checked(chunkRows * RowLength);
-            float[] current = new float[length], next = new float[length];
+            if (_a.Length != length) (_a, _b) = (new float[length], new float[length]); // reused by the second pass
+            float[] current = _a, next = _b;
             var read = reader.ReadRows(current);
             long done = 0;
             while (read > 0)

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using FeatureOnnx.Sinks;
 
 namespace FeatureOnnx.PostProcessing;
@@ -64,6 +65,7 @@ public sealed class PcaModel
         SignConvention = signConvention;
 
         _paddedDimension = DotProductTiles.RoundUp(Dimension, DotProductTiles.Width);
+        if (_paddedDimension % 512 == 0) _paddedDimension += DotProductTiles.Width; // keep tile rows off the same L1 sets
         _paddedComponents = DotProductTiles.RoundUp(Components, 4);
         _weights = new double[_paddedComponents * _paddedDimension];
         for (var c = 0; c < Components; c++)
@@ -141,6 +143,7 @@ public sealed class PcaModel
     }
 
     /// <summary>Float64 scores of <paramref name="m"/> rows into <paramref name="scores"/> (row stride: k rounded up to 4).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal unsafe void Project(ReadOnlySpan<float> rows, int m, double[] centered, double[] scores)
     {
         int d = Dimension, pd = _paddedDimension, pk = _paddedComponents;

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace FeatureOnnx.PostProcessing;
 
 /// <summary>
@@ -16,7 +18,7 @@ public sealed class StreamingCovariance
     private readonly int _maxParallelism;
     private readonly OpenBlas? _blas;
     private readonly double[] _sum;
-    private readonly double[] _cross;
+    private double[] _cross;
     private readonly (int I, int J)[] _units;
     private double[]? _shift;
     private double[] _transposed = [];
@@ -47,11 +49,13 @@ public sealed class StreamingCovariance
     /// <summary>Adds whole rows (row-major, <see cref="Dimension"/> floats each).</summary>
     public void Add(ReadOnlySpan<float> rows)
     {
+        if (Count < 0) throw new InvalidOperationException("the covariance was taken; start a new accumulator");
         if (rows.Length % _dimension != 0) throw new ArgumentException($"{rows.Length} floats is not a whole number of rows of {_dimension}");
         var m = rows.Length / _dimension;
         if (m == 0) return;
         _shift ??= ChunkMean(rows, m);
         var stride = DotProductTiles.RoundUp(m, DotProductTiles.Width);
+        if (stride % 512 == 0) stride += DotProductTiles.Width; // rows 4 KiB-multiples apart share L1 sets: break the pattern
         var needed = checked(_paddedDimension * stride);
         if (_transposed.Length < needed) _transposed = new double[needed];
         Transpose(rows, m, stride);
@@ -88,6 +92,32 @@ public sealed class StreamingCovariance
         return cov;
     }
 
+    /// <summary>
+    /// As <see cref="Covariance"/>, but computed in place in the accumulator's own D x D sums, which are handed over
+    /// (the array may be longer than D*D; row i starts at i*D). The accumulator cannot be used afterwards. Saves a
+    /// D x D copy: 128 MB at D=4096.
+    /// </summary>
+    internal double[] TakeCovariance()
+    {
+        RequireRows(2);
+        int d = _dimension, p = _paddedDimension;
+        var n = (double)Count;
+        var delta = new double[d];
+        for (var i = 0; i < d; i++) delta[i] = _sum[i] / n;
+        var c = _cross;
+        for (var i = 0; i < d; i++)
+        for (var j = i; j < d; j++)
+            c[i * p + j] = (c[i * p + j] - n * delta[i] * delta[j]) / (n - 1);
+        for (var i = 0; i < d; i++)
+        for (var j = 0; j < i; j++)
+            c[i * p + j] = c[j * p + i];
+        if (p != d)
+            for (var i = 1; i < d; i++) Array.Copy(c, i * p, c, i * d, d); // rows move towards the start: safe in order
+        _transposed = [];
+        Count = -1;
+        return c;
+    }
+
     private void RequireRows(int n)
     {
         if (Count < n) throw new InvalidOperationException($"{Count} row(s) added; at least {n} needed.");
@@ -116,7 +146,7 @@ public sealed class StreamingCovariance
             var s = src;
             var t = dst;
             const int columns = 32;
-            Parallel.For(0, (_paddedDimension + columns - 1) / columns, Options(), block =>
+            Parallel.For(0, (_paddedDimension + columns - 1) / columns, Options(), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (block) =>
             {
                 int c0 = block * columns, c1 = Math.Min(c0 + columns, d);
                 Span<double> sums = stackalloc double[columns];
@@ -150,7 +180,7 @@ public sealed class StreamingCovariance
         {
             var y = yt;
             var c = cross;
-            Parallel.For(0, _units.Length, Options(), u =>
+            Parallel.For(0, _units.Length, Options(), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (u) =>
             {
                 var (ib, jb) = _units[u];
                 int i0 = ib * Block, i1 = Math.Min(i0 + Block, p), j0 = jb * Block, j1 = Math.Min(j0 + Block, p);

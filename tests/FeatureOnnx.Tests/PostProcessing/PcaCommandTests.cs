@@ -51,6 +51,25 @@ public sealed class PcaCommandTests : IDisposable
     }
 
     [Fact]
+    public void Postprocess_flatten_alone_reshapes_maps_to_vectors()
+    {
+        var maps = Path.Combine(_dir, "maps.npy");
+        var flat = Path.Combine(_dir, "flat.npy");
+        var r = Fixtures.Npz("postprocess.npz");
+        using (var writer = new NpyWriter(maps, [8, 3, 4]))
+        {
+            writer.Append(r["maps"].ToDoubles().Select(v => (float)v).ToArray());
+            writer.Complete();
+        }
+        Assert.Equal(0, Run("postprocess", maps, "--pool", "flatten", "-o", flat));
+        using var reader = NpyReader.Open(flat);
+        Assert.Equal(5, reader.Rows);
+        Assert.Equal([96L], reader.RowShape);
+        Assert.Equal(r["flatten"].ToDoubles(), Fixtures.ToDoubles(reader.ReadAll()));
+        Assert.Equal(1, Run("postprocess", maps, "-o", flat)); // nothing asked
+    }
+
+    [Fact]
     public void Bad_arguments_exit_1_or_fail_validation()
     {
         var model = Path.Combine(_dir, "pca.npz");

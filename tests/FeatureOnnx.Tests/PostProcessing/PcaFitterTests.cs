@@ -8,7 +8,7 @@ public sealed class PcaFitterTests(ITestOutputHelper output)
 {
     private const double Tolerance = 1e-6; // the bar: relative to sklearn, per row / column scale
 
-    public static TheoryData<string> Cases => new() { "k10", "k10_whiten", "var95", "var90_whiten", "k40_all", "k5_whiten" };
+    public static TheoryData<string> Cases => new() { "k10", "k10_whiten", "var95", "var90_whiten", "k40_all", "k5_whiten", "rank_deficient_k20_whiten", "rank_deficient_var99", "odd_k7_whiten" };
 
     private static PcaFitOptions OptionsFor(Dictionary<string, global::FeatureOnnx.Sinks.NpyArray> reference, PcaBackend backend = PcaBackend.Managed) => new()
     {
@@ -48,6 +48,7 @@ public sealed class PcaFitterTests(ITestOutputHelper output)
             model.Transform(rows, projected);
             errors[key] = Fixtures.ColumnRelativeError(Fixtures.ToDoubles(projected), reference[key].ToDoubles(), k);
         }
+        errors["self-check (score variance vs eigenvalue)"] = fit.Info.VarianceCheck;
         foreach (var (what, error) in errors) output.WriteLine($"{name} {what}: max relative error {error:E2}");
         foreach (var (what, error) in errors) Assert.True(error <= Tolerance, $"{name} {what}: {error:E2} > {Tolerance:E0}");
     }
@@ -108,7 +109,7 @@ public sealed class PcaFitterTests(ITestOutputHelper output)
     {
         var library = Environment.GetEnvironmentVariable("FEATUREONNX_TEST_OPENBLAS");
         Skip.If(OpenBlas.TryLoad(out var why, library) is null, $"OpenBLAS not available: {why}");
-        foreach (var name in new[] { "k10_whiten", "var95", "k40_all" })
+        foreach (var name in new[] { "k10_whiten", "var95", "k40_all", "odd_k7_whiten", "rank_deficient_var99" })
         {
             var reference = Fixtures.Npz($"case_{name}.npz");
             var data = reference["data"].ToString();
@@ -130,6 +131,17 @@ public sealed class PcaFitterTests(ITestOutputHelper output)
         Assert.Throws<ArgumentException>(() => new PcaFitter(new PcaFitOptions { VarianceRatio = 1.0 }));
         var tooMany = Assert.Throws<ArgumentException>(() => new PcaFitter(new PcaFitOptions { Components = 41 }).Fit(Fixtures.Path("features_200x40.npy")));
         Assert.Contains("at most 40", tooMany.Message);
+    }
+
+    [Fact]
+    public void Nan_and_constant_data_are_refused_with_the_reason()
+    {
+        var (data, _, d) = Fixtures.Features("features_200x40.npy");
+        data[17 * d + 3] = float.NaN;
+        var e = Assert.Throws<InvalidDataException>(() => new PcaFitter(new PcaFitOptions { Components = 2 }).Fit(data.AsMemory(), d));
+        Assert.Contains("NaN", e.Message);
+        e = Assert.Throws<InvalidDataException>(() => new PcaFitter(new PcaFitOptions { Components = 1 }).Fit(new float[10 * 4].AsMemory(), 4));
+        Assert.Contains("constant", e.Message);
     }
 
     private static double MaxElementwiseRelative(ReadOnlySpan<double> actual, ReadOnlySpan<double> expected)
