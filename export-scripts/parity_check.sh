@@ -2,8 +2,8 @@
 # Parity of `featureonnx extract` with the PyTorch reference (reference.py) on resnet18, vgg16 and efficientnet_b0,
 # exported with seeded random weights. Fails (exit 1) when a target is missed.
 #
-#   FEATUREONNX="dotnet path/to/featureonnx.dll" export-scripts/parity_check.sh [PHOTOS]
-#   export-scripts/parity_check.sh --self-test [PHOTOS]   # no C#: "ours" = reference.py fed its own tensors
+#   [FEATUREONNX="dotnet path/to/featureonnx.dll"] export-scripts/parity_check.sh [PHOTOS]
+#   export-scripts/parity_check.sh --self-test [PHOTOS]   # no C#: reference.py vs itself, decoding and --tensors-in (exact)
 #
 # PHOTOS defaults to ../shared/testdata/photos (next to the repository). Per model, in a temporary folder that is
 # removed on exit (mktemp -d; KEEP_WORK=1 keeps it):
