@@ -3,7 +3,9 @@
 
 Writes, into the output folder:
   NAME.onnx  the graph: input "input" [N,3,H,W] float32 (dynamic batch N), one output per requested layer,
-             each named by its alias (dynamic batch on every output). Built with
+             each named by its alias (dynamic batch on every output), except pooled [N,C,1,1] outputs that the
+             manifest marks "flatten": true: those keep the torchvision node name (avgpool) as ONNX tensor name,
+             since FeatureOnnx's Flatten node produces the alias (manifest: name "pooled", tensor "avgpool"). Built with
              torchvision.models.feature_extraction.create_feature_extractor, which replaces forward hooks.
   NAME.json  the FeatureOnnx model manifest (featureonnx extract --model DIR/NAME.json); its preprocessing is read
              from the torchvision weights enum's own transforms (resize, crop, interpolation, mean, std).
@@ -287,7 +289,8 @@ def to_fp16(path: str) -> None:
 
 
 def check_onnx(path: str, aliases: list[str], shapes: dict[str, list[int]], input_shape: list[int]) -> None:
-    """onnx.checker + strict shape inference; the graph outputs must be the aliases with the expected shapes."""
+    """onnx.checker + strict shape inference; the graph outputs must be `aliases` (the ONNX output names, in order)
+    with the expected shapes (batch axis symbolic)."""
     import onnx
     onnx.checker.check_model(path, full_check=False)
     m = onnx.load(path)
@@ -400,25 +403,34 @@ def main(argv=None) -> int:
         flatten[a] = flat
         shapes[a] = [rest[0]] if flat else rest
 
+    # ONNX output names: the alias, except for outputs FeatureOnnx flattens: their unflattened tensor gets another name
+    # (the torchvision node name, e.g. avgpool) because FeatureOnnx's Flatten node writes the alias itself.
+    nodes = {a: n for n, a, _ in layers}
+    tensors = {}
+    for a in aliases:
+        t = a
+        if flatten[a]:
+            t = nodes[a] if nodes[a] not in aliases and not set(nodes[a]) & FORBIDDEN_IN_NAMES else a + "_unflattened"
+        tensors[a] = t
     out_name = args.name or (name + ("_fp16" if args.fp16 else ""))
     os.makedirs(args.output, exist_ok=True)
     onnx_path = os.path.join(args.output, out_name + ".onnx")
     te = time.time()
     with torch.no_grad():
-        torch.onnx.export(wrapper, (dummy,), onnx_path, input_names=["input"], output_names=aliases,
-                          dynamic_axes={"input": {0: "batch"}, **{a: {0: "batch"} for a in aliases}},
+        torch.onnx.export(wrapper, (dummy,), onnx_path, input_names=["input"], output_names=[tensors[a] for a in aliases],
+                          dynamic_axes={"input": {0: "batch"}, **{tensors[a]: {0: "batch"} for a in aliases}},
                           opset_version=args.opset, do_constant_folding=True)
     if args.fp16:
         to_fp16(onnx_path)
     t_export = time.time() - te
     if not args.no_check:
-        check_onnx(onnx_path, aliases, {a: ([shapes[a][0], 1, 1] if flatten[a] else shapes[a]) for a in aliases}, [3] + crop_hw)
+        check_onnx(onnx_path, [tensors[a] for a in aliases],
+                   {tensors[a]: ([shapes[a][0], 1, 1] if flatten[a] else shapes[a]) for a in aliases}, [3] + crop_hw)
 
     if not args.no_save_weights:
         torch.save(model.state_dict(), os.path.join(args.output, out_name + ".pth"))
 
     descs = {a: d for _, a, d in layers}
-    nodes = {a: n for n, a, _ in layers}
     vector_like = [a for a in aliases if len(shapes[a]) == 1]
     if random_weights:
         origin = (f"torchvision {torchvision.__version__} {name}, weights: {weights_desc} (torch.manual_seed({seed}) then "
@@ -451,7 +463,7 @@ def main(argv=None) -> int:
             "applyExifOrientation": True,
         },
         "outputs": [
-            {"name": a, "tensor": a, **({"flatten": True} if flatten[a] else {}), "shape": shapes[a],
+            {"name": a, "tensor": tensors[a], **({"flatten": True} if flatten[a] else {}), "shape": shapes[a],
              "description": descs[a] or f"Output of torchvision node '{nodes[a]}'."}
             for a in aliases
         ],

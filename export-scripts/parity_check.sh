@@ -2,8 +2,8 @@
 # Parity of `featureonnx extract` with the PyTorch reference (reference.py) on resnet18, vgg16 and efficientnet_b0,
 # exported with seeded random weights. Fails (exit 1) when a target is missed.
 #
-#   FEATUREONNX="dotnet path/to/featureonnx.dll" export-scripts/parity_check.sh [PHOTOS]
-#   export-scripts/parity_check.sh --self-test [PHOTOS]   # no C#: "ours" = reference.py fed its own tensors
+#   [FEATUREONNX="dotnet path/to/featureonnx.dll"] export-scripts/parity_check.sh [PHOTOS]
+#   export-scripts/parity_check.sh --self-test [PHOTOS]   # no C#: reference.py vs itself, decoding and --tensors-in (exact)
 #
 # PHOTOS defaults to ../shared/testdata/photos (next to the repository). Per model, in a temporary folder that is
 # removed on exit (mktemp -d; KEEP_WORK=1 keeps it):
@@ -14,10 +14,11 @@
 #   5. only when `$FEATUREONNX extract --help` mentions --tensors-in: the same tensors fed to both
 #      (decode and resize taken out), max relative error <= MAX_REL_ERR (see tensors_in_parity below)
 #
-# Environment: FEATUREONNX (required unless --self-test), PYTHON (default: /usr/bin/python3 when it has torch, else
+# Environment: FEATUREONNX (default: dotnet src/FeatureOnnx.Cli/bin/Release/net10.0/featureonnx.dll, built if
+# missing), PYTHON (default: /usr/bin/python3 when it has torch, else
 # python3), MODELS ("resnet18 vgg16 efficientnet_b0"), WEIGHTS (random:0), CALIBRATION (images | noise; default
 # images), MIN_COS_POOLED (0.9999), MIN_COS_MAPS (0.999), MAX_REL_ERR (1e-4), EXTRACT_ARGS (extra arguments for
-# extract, e.g. "--threads 2"), KEEP_WORK (0).
+# extract, e.g. "--threads 2"), TENSORS_IN_EXTRACT_ARGS (extra arguments for the --tensors-in run only), KEEP_WORK (0).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -37,16 +38,24 @@ MIN_COS_POOLED=${MIN_COS_POOLED:-0.9999}
 MIN_COS_MAPS=${MIN_COS_MAPS:-0.999}
 MAX_REL_ERR=${MAX_REL_ERR:-1e-4}
 read -r -a extract_args <<< "${EXTRACT_ARGS:-}"
+read -r -a tensors_in_args <<< "${TENSORS_IN_EXTRACT_ARGS:-}"
 
 if (( ! self_test )) && [[ -z "${FEATUREONNX:-}" ]]; then
-  echo "parity_check: set FEATUREONNX to the featureonnx command (e.g. 'dotnet src/FeatureOnnx.Cli/bin/Release/net10.0/featureonnx.dll'), or use --self-test" >&2
-  exit 2
+  # Default: this repository's CLI, built in Release (test.sh's `dotnet test -c Release` has usually built it already).
+  cli_dll=$here/../src/FeatureOnnx.Cli/bin/Release/net10.0/featureonnx.dll
+  if [[ ! -f "$cli_dll" ]]; then
+    echo "parity_check: building src/FeatureOnnx.Cli (Release)"
+    dotnet build "$here/../src/FeatureOnnx.Cli" -c Release -nologo -v q >&2 || { echo "parity_check: build failed; set FEATUREONNX" >&2; exit 2; }
+  fi
+  FEATUREONNX="dotnet $(cd "$(dirname "$cli_dll")" && pwd)/featureonnx.dll"
 fi
 read -r -a featureonnx <<< "${FEATUREONNX:-}"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/parity.XXXXXX")
 cleanup() { if [[ "${KEEP_WORK:-0}" == 1 ]]; then echo "parity_check: kept $work"; else rm -rf "$work"; fi; }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 now() { date +%s.%N; }
 run_logged() {  # NAME CMD...: output to $work/NAME.log, last line shown; on failure the last 20 lines, and its exit code
@@ -78,7 +87,8 @@ tensors_in_parity() {  # MODEL LAYERS
       --tensors-in "$work/ref/$m.tensors.npy" -o "$out" || rc=$?
   else
     run_logged "$m.ours-tensors" "${featureonnx[@]}" extract --tensors-in "$work/ref/$m.tensors.npy" -o "$out" \
-      --model "$work/models/$m.json" --layers "$layers" ${extract_args[@]+"${extract_args[@]}"} || rc=$?
+      --model "$work/models/$m.json" --layers "$layers" ${extract_args[@]+"${extract_args[@]}"} \
+      ${tensors_in_args[@]+"${tensors_in_args[@]}"} || rc=$?
   fi
   (( rc == 0 )) || return 1
   "$PYTHON" "$here/parity.py" "$out" "$work/ref/$m" --layers "$layers" --match row --max-rel-err "$MAX_REL_ERR" \
