@@ -1,0 +1,125 @@
+using System.Diagnostics;
+using FeatureOnnx.Models;
+using Microsoft.ML.OnnxRuntime;
+using OrtElementType = Microsoft.ML.OnnxRuntime.Tensors.TensorElementType;
+
+namespace FeatureOnnx.Runtime;
+
+/// <summary>One output of an end-to-end run, copied out of ONNX Runtime's buffers.</summary>
+/// <param name="Name">Graph output name.</param>
+/// <param name="Shape">Dimensions, batch axis (1) first for features.</param>
+/// <param name="Floats">Values of a float output, else null.</param>
+/// <param name="Bytes">Values of a uint8 output (the crop), else null.</param>
+public sealed record EndToEndOutput(string Name, long[] Shape, float[]? Floats, byte[]? Bytes);
+
+/// <summary>
+/// An ONNX Runtime session over an end-to-end model (<see cref="EndToEndModelBuilder"/>): the onnxruntime-extensions
+/// operators are registered, one encoded image goes in per call. Runs in the calling process: the extensions'
+/// DecodeImage can end the process (libjpeg's exit(1)) or loop forever on hostile bytes, so untrusted inputs should
+/// be checked first (<c>EndToEndInputCheck</c>) and run in a worker process
+/// (<c>EndToEndWorkerPool</c>). Thread-safe: concurrent <see cref="Run"/> calls are allowed.
+/// </summary>
+public sealed class EndToEndSession : IDisposable
+{
+    private readonly InferenceSession _session;
+    private readonly string[] _outputNames;
+
+    /// <summary>Loads an end-to-end model file.</summary>
+    /// <exception cref="ExecutionProviderException">The provider could not be created.</exception>
+    public EndToEndSession(string modelPath, SessionSettings? settings = null)
+        : this(File.ReadAllBytes(modelPath), settings)
+    {
+    }
+
+    /// <summary>Loads an end-to-end model from memory.</summary>
+    public EndToEndSession(byte[] model, SessionSettings? settings = null)
+    {
+        Settings = settings ?? new SessionSettings();
+        var sw = Stopwatch.StartNew();
+        using var options = new SessionOptions
+        {
+            GraphOptimizationLevel = Settings.OptimizationLevel,
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+            IntraOpNumThreads = Settings.IntraOpThreads,
+            // The overridable exif_orientation default is deliberate; ORT warns about it on every load.
+            LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
+        };
+        options.RegisterOrtExtensions();
+        Provider = ExecutionProviderKind.Cpu;
+        if (Settings.Provider == ExecutionProviderKind.Cuda)
+        {
+            var reason = ProviderDiagnostics.FirstMissingCudaPiece();
+            if (reason is null)
+            {
+                try
+                {
+                    options.AppendExecutionProvider_CUDA(Settings.DeviceId);
+                    Provider = ExecutionProviderKind.Cuda;
+                }
+                catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
+                {
+                    reason = ExecutionProviderException.Explain(e);
+                }
+            }
+            if (reason is not null)
+            {
+                if (!Settings.FallbackToCpu)
+                    throw new ExecutionProviderException($"CUDA execution provider could not be created: {reason} Pass --fallback cpu to run on the CPU instead.");
+                Fallback = $"CUDA unavailable ({reason}); running on the CPU as --fallback cpu asked.";
+            }
+        }
+        _session = new InferenceSession(model, options);
+        CreationTime = sw.Elapsed;
+        if (!_session.InputMetadata.ContainsKey(EndToEndModel.ImageInput))
+        {
+            _session.Dispose();
+            throw new InvalidDataException($"not an end-to-end model: no input '{EndToEndModel.ImageInput}' (inputs: {string.Join(", ", _session.InputMetadata.Keys)}). Make one with 'featureonnx export-e2e'.");
+        }
+        _outputNames = _session.OutputMetadata.Keys.ToArray();
+        if (_session.ModelMetadata.CustomMetadataMap.TryGetValue(EndToEndModel.ManifestMetadataKey, out var json))
+            ModelName = System.Text.Json.JsonDocument.Parse(json).RootElement.TryGetProperty("name", out var n) ? n.GetString() : null;
+    }
+
+    /// <summary>The settings asked for.</summary>
+    public SessionSettings Settings { get; }
+
+    /// <summary>The provider actually running the model.</summary>
+    public ExecutionProviderKind Provider { get; }
+
+    /// <summary>Set when the requested provider was replaced by the CPU; says why.</summary>
+    public string? Fallback { get; }
+
+    /// <summary>Time spent creating the session.</summary>
+    public TimeSpan CreationTime { get; }
+
+    /// <summary>The model's name from its embedded manifest, when present.</summary>
+    public string? ModelName { get; }
+
+    /// <summary>Output names, in graph order.</summary>
+    public IReadOnlyList<string> OutputNames => _outputNames;
+
+    /// <summary>Runs one encoded image. <paramref name="orientation"/> is its EXIF Orientation tag (1: as stored).</summary>
+    /// <exception cref="OnnxRuntimeException">The model failed on this input (e.g. a corrupt PNG).</exception>
+    public IReadOnlyList<EndToEndOutput> Run(byte[] encoded, int orientation = 1)
+    {
+        using var image = OrtValue.CreateTensorValueFromMemory(encoded, [encoded.Length]);
+        using var exif = OrtValue.CreateTensorValueFromMemory(new long[] { orientation }, []);
+        using var runOptions = new RunOptions();
+        using var outputs = _session.Run(runOptions, [EndToEndModel.ImageInput, EndToEndModel.OrientationInput], [image, exif], _outputNames);
+        var result = new EndToEndOutput[_outputNames.Length];
+        for (var i = 0; i < result.Length; i++)
+        {
+            var info = outputs[i].GetTensorTypeAndShape();
+            result[i] = info.ElementDataType switch
+            {
+                OrtElementType.Float => new EndToEndOutput(_outputNames[i], info.Shape, outputs[i].GetTensorDataAsSpan<float>().ToArray(), null),
+                OrtElementType.UInt8 => new EndToEndOutput(_outputNames[i], info.Shape, null, outputs[i].GetTensorDataAsSpan<byte>().ToArray()),
+                var t => throw new InvalidDataException($"output '{_outputNames[i]}' has element type {t}; end-to-end outputs are float32 or uint8."),
+            };
+        }
+        return result;
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _session.Dispose();
+}
