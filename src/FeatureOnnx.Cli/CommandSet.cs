@@ -8,10 +8,12 @@ internal static class CommandSet
     public static IEnumerable<Command> All() =>
     [
         ExtractCommand.Create(),
+        ExportE2eCommand.Create(),
         InspectCommand.Create(),
         ExposeCommand.Create(),
         PcaCommand.Create(),
         PostprocessCommand.Create(),
         ProvidersCommand.Create(),
+        E2eWorkerCommand.Create(),
     ];
 }

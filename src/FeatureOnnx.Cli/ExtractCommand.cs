@@ -56,12 +56,18 @@ internal static class ExtractCommand
         var pca = new Option<string?>("--pca") { Description = "Apply a PCA fitted by 'featureonnx pca fit' (after --pool) to every extracted output." };
         var l2 = new Option<bool>("--l2") { Description = "Scale every row to unit L2 norm (last step)." };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "No progress output." };
+        var e2e = new Option<bool>("--e2e")
+        {
+            Description = "--model is an end-to-end model from 'featureonnx export-e2e': files go in as bytes, decoded and preprocessed inside ONNX Runtime, " +
+                          "in --workers worker processes (a file that crashes or hangs the decoder fails alone).",
+        };
+        var timeout = new Option<double>("--timeout") { Description = "With --e2e: seconds one image may take before its worker is killed and the image fails.", DefaultValueFactory = _ => 30 };
 
         var command = new Command("extract",
             "Extract feature vectors (or intermediate maps) for images, batched, with the model's own preprocessing. " +
             "Bad files go to errors.csv and never stop the run. Exit code: 0 all inputs extracted, 3 some inputs failed, 1 could not run, 130 interrupted.")
         {
-            inputs, output, model, layers, batch, workers, maxPixels, provider, fallback, threads, optimization, shard, tensorsIn, pool, pca, l2, overwrite, quiet,
+            inputs, output, model, layers, batch, workers, maxPixels, provider, fallback, threads, optimization, shard, tensorsIn, pool, pca, l2, overwrite, quiet, e2e, timeout,
         };
         command.SetAction((parse, cancellation) => CliErrors.GuardAsync(async () =>
         {
@@ -102,7 +108,9 @@ internal static class ExtractCommand
                 },
             };
             using var reporter = new ProgressReporter(parse.GetValue(quiet));
-            var result = await new ExtractionPipeline().RunAsync(options, reporter, cancellation);
+            var result = parse.GetValue(e2e)
+                ? await ExtractE2e.RunAsync(options, TimeSpan.FromSeconds(parse.GetValue(timeout)), reporter, cancellation)
+                : await new ExtractionPipeline().RunAsync(options, reporter, cancellation);
             reporter.Finish();
             foreach (var warning in result.Warnings) Console.Error.WriteLine($"warning: {warning}");
             var shapes = string.Join(", ", result.Layers.Select(p => $"{p.Key}.npy [{string.Join(",", p.Value)}]"));

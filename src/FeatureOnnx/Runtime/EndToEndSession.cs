@@ -16,8 +16,8 @@ public sealed record EndToEndOutput(string Name, long[] Shape, float[]? Floats, 
 /// An ONNX Runtime session over an end-to-end model (<see cref="EndToEndModelBuilder"/>): the onnxruntime-extensions
 /// operators are registered, one encoded image goes in per call. Runs in the calling process: the extensions'
 /// DecodeImage can end the process (libjpeg's exit(1)) or loop forever on hostile bytes, so untrusted inputs should
-/// be checked first (<c>EndToEndInputCheck</c>) and run in a worker process
-/// (<c>EndToEndWorkerPool</c>). Thread-safe: concurrent <see cref="Run"/> calls are allowed.
+/// be checked first (<see cref="Preprocessing.EndToEndInputCheck"/>) and run in a worker process
+/// (<see cref="EndToEndWorkerClient"/>). Thread-safe: concurrent <see cref="Run"/> calls are allowed.
 /// </summary>
 public sealed class EndToEndSession : IDisposable
 {

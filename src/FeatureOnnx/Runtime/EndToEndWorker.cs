@@ -1,0 +1,277 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Text;
+
+namespace FeatureOnnx.Runtime;
+
+/// <summary>How to start a worker process: a program and its arguments (e.g. <c>featureonnx e2e-worker --model M</c>).</summary>
+/// <param name="FileName">The executable.</param>
+/// <param name="Arguments">Its arguments, one per entry (no shell quoting).</param>
+public sealed record WorkerCommand(string FileName, IReadOnlyList<string> Arguments);
+
+/// <summary>What a worker made of one image: outputs, or the reason it could not.</summary>
+/// <param name="Outputs">The model's outputs; null on failure.</param>
+/// <param name="Error">Why the image failed; null on success.</param>
+/// <param name="WorkerLost">True when the worker process died or was killed for running past the time limit.</param>
+public sealed record WorkerReply(IReadOnlyList<EndToEndOutput>? Outputs, string? Error, bool WorkerLost = false);
+
+/// <summary>
+/// The worker side of end-to-end extraction: loads an end-to-end model and answers requests on two streams
+/// (the process's stdin and stdout), so that a decoder that calls <c>exit()</c> or never returns takes only this
+/// process down. Protocol, little-endian: request = int32 orientation, int32 byte count (negative: quit), bytes.
+/// Replies: 'R' + string model name (once, when ready), 'O' + int32 count + outputs (string name, byte type
+/// 1=float32 2=uint8, int32 rank, int64 dims, int32 byte count, data), or 'E' + string message. A string is int32
+/// byte count + UTF-8.
+/// </summary>
+public static class EndToEndWorker
+{
+    internal const byte Ready = (byte)'R', Ok = (byte)'O', Error = (byte)'E';
+
+    /// <summary>Serves requests until the input ends or asks to quit. Returns the process exit code.</summary>
+    public static int Serve(string modelPath, SessionSettings settings, Stream input, Stream output)
+    {
+        using var writer = new BinaryWriter(output, Encoding.UTF8, leaveOpen: true);
+        using var reader = new BinaryReader(input, Encoding.UTF8, leaveOpen: true);
+        EndToEndSession session;
+        try
+        {
+            session = new EndToEndSession(modelPath, settings);
+        }
+        catch (Exception e)
+        {
+            writer.Write(Error);
+            WriteString(writer, $"could not load {modelPath}: {e.Message}");
+            writer.Flush();
+            return 1;
+        }
+        using (session)
+        {
+            writer.Write(Ready);
+            WriteString(writer, session.ModelName ?? Path.GetFileNameWithoutExtension(modelPath));
+            writer.Flush();
+            while (true)
+            {
+                int orientation, length;
+                try
+                {
+                    orientation = reader.ReadInt32();
+                    length = reader.ReadInt32();
+                }
+                catch (EndOfStreamException)
+                {
+                    return 0;
+                }
+                if (length < 0) return 0;
+                var bytes = reader.ReadBytes(length);
+                if (bytes.Length != length) return 0;
+                IReadOnlyList<EndToEndOutput> outputs;
+                try
+                {
+                    outputs = session.Run(bytes, orientation);
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    writer.Write(Error);
+                    WriteString(writer, e.Message.Split('\n')[0]);
+                    writer.Flush();
+                    continue;
+                }
+                writer.Write(Ok);
+                writer.Write(outputs.Count);
+                foreach (var o in outputs)
+                {
+                    WriteString(writer, o.Name);
+                    writer.Write((byte)(o.Floats is not null ? 1 : 2));
+                    writer.Write(o.Shape.Length);
+                    foreach (var d in o.Shape) writer.Write(d);
+                    var data = o.Floats is not null ? System.Runtime.InteropServices.MemoryMarshal.AsBytes(o.Floats.AsSpan()) : o.Bytes!.AsSpan();
+                    writer.Write(data.Length);
+                    writer.Write(data);
+                }
+                writer.Flush();
+            }
+        }
+    }
+
+    internal static void WriteString(BinaryWriter writer, string text)
+    {
+        var bytes = Encoding.UTF8.GetBytes(text);
+        writer.Write(bytes.Length);
+        writer.Write(bytes);
+    }
+
+    internal static string ReadString(BinaryReader reader)
+    {
+        var length = reader.ReadInt32();
+        if (length is < 0 or > 1 << 20) throw new InvalidDataException($"worker protocol: string of {length} bytes");
+        return Encoding.UTF8.GetString(reader.ReadBytes(length));
+    }
+}
+
+/// <summary>
+/// One worker process (<see cref="EndToEndWorker"/>) seen from the parent: sends an image, waits for the reply at
+/// most a time limit, and kills the process when it runs past it. After a reply with
+/// <see cref="WorkerReply.WorkerLost"/> the client is dead (<see cref="IsAlive"/> false): dispose it and start another.
+/// </summary>
+public sealed class EndToEndWorkerClient : IDisposable
+{
+    private const int StderrLines = 8;
+    private readonly Process _process;
+    private readonly BinaryReader _reader;
+    private readonly BinaryWriter _writer;
+    private readonly Queue<string> _stderr = new();
+
+    /// <summary>Starts a worker and waits until its model is loaded.</summary>
+    /// <exception cref="InvalidOperationException">The worker did not start, or could not load the model (the message has its reason).</exception>
+    public EndToEndWorkerClient(WorkerCommand command, TimeSpan startupTimeout)
+    {
+        var start = new ProcessStartInfo(command.FileName)
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in command.Arguments) start.ArgumentList.Add(a);
+        _process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {command.FileName}");
+        _process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            lock (_stderr)
+            {
+                _stderr.Enqueue(e.Data);
+                while (_stderr.Count > StderrLines) _stderr.Dequeue();
+            }
+        };
+        _process.BeginErrorReadLine();
+        _reader = new BinaryReader(_process.StandardOutput.BaseStream, Encoding.UTF8);
+        _writer = new BinaryWriter(_process.StandardInput.BaseStream, Encoding.UTF8);
+        var ready = Task.Run(() =>
+        {
+            var kind = _reader.ReadByte();
+            var text = EndToEndWorker.ReadString(_reader);
+            return (kind, text);
+        });
+        string? failure = null;
+        try
+        {
+            if (!ready.Wait(startupTimeout)) failure = $"worker did not load the model within {startupTimeout.TotalSeconds:0} s";
+            else if (ready.Result.kind != EndToEndWorker.Ready) failure = ready.Result.text;
+            else ModelName = ready.Result.text;
+        }
+        catch (AggregateException e)
+        {
+            failure = $"worker exited while starting ({e.InnerException?.Message}){StderrTail()}";
+        }
+        if (failure is not null)
+        {
+            Kill();
+            _process.Dispose();
+            throw new InvalidOperationException(failure);
+        }
+    }
+
+    /// <summary>The model name the worker reported.</summary>
+    public string? ModelName { get; }
+
+    /// <summary>False once the process has died or been killed.</summary>
+    public bool IsAlive { get; private set; } = true;
+
+    /// <summary>Worker process id (for tests and logs).</summary>
+    public int ProcessId => _process.Id;
+
+    /// <summary>Runs one image; never throws for a bad image or a dying worker.</summary>
+    public WorkerReply Run(byte[] encoded, int orientation, TimeSpan timeout)
+    {
+        if (!IsAlive) throw new InvalidOperationException("the worker is gone; start another");
+        var exchange = Task.Run(() =>
+        {
+            _writer.Write(orientation);
+            _writer.Write(encoded.Length);
+            _writer.Write(encoded);
+            _writer.Flush();
+            return ReadReply();
+        });
+        try
+        {
+            if (exchange.Wait(timeout)) return exchange.Result;
+        }
+        catch (AggregateException)
+        {
+            // The pipe broke: the process died while decoding (libjpeg's exit(1), a crash).
+            if (_process.WaitForExit(2000)) _process.WaitForExit(); // the no-argument overload also drains stderr
+            var code = _process.HasExited ? $"exit code {_process.ExitCode}" : "no exit code";
+            Kill();
+            return new WorkerReply(null, $"decoder process died ({code}){StderrTail()}", WorkerLost: true);
+        }
+        Kill();
+        return new WorkerReply(null, $"decoding ran past the time limit of {timeout.TotalSeconds:0.#} s; its worker was killed{StderrTail()}", WorkerLost: true);
+    }
+
+    private WorkerReply ReadReply()
+    {
+        var kind = _reader.ReadByte();
+        if (kind == EndToEndWorker.Error) return new WorkerReply(null, EndToEndWorker.ReadString(_reader));
+        if (kind != EndToEndWorker.Ok) throw new InvalidDataException($"worker protocol: unexpected reply 0x{kind:X2}");
+        var count = _reader.ReadInt32();
+        var outputs = new List<EndToEndOutput>(count);
+        for (var i = 0; i < count; i++)
+        {
+            var name = EndToEndWorker.ReadString(_reader);
+            var type = _reader.ReadByte();
+            var rank = _reader.ReadInt32();
+            var shape = new long[rank];
+            for (var r = 0; r < rank; r++) shape[r] = _reader.ReadInt64();
+            var length = _reader.ReadInt32();
+            var data = _reader.ReadBytes(length);
+            if (data.Length != length) throw new EndOfStreamException();
+            outputs.Add(type == 1
+                ? new EndToEndOutput(name, shape, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(data.AsSpan()).ToArray(), null)
+                : new EndToEndOutput(name, shape, null, data));
+        }
+        return new WorkerReply(outputs, null);
+    }
+
+    private string StderrTail()
+    {
+        lock (_stderr)
+        {
+            var lines = _stderr.Where(l => !l.StartsWith("libpng warning", StringComparison.Ordinal)).ToList();
+            return lines.Count == 0 ? "" : ": " + string.Join(" | ", lines.TakeLast(3));
+        }
+    }
+
+    private void Kill()
+    {
+        IsAlive = false;
+        try
+        {
+            if (!_process.HasExited) _process.Kill(entireProcessTree: true);
+            _process.WaitForExit(5000);
+        }
+        catch (InvalidOperationException)
+        {
+        }
+    }
+
+    /// <summary>Asks the worker to quit (kills it if it does not within a second) and frees the process.</summary>
+    public void Dispose()
+    {
+        if (IsAlive)
+        {
+            try
+            {
+                _writer.Write(0);
+                _writer.Write(-1);
+                _writer.Flush();
+                if (!_process.WaitForExit(1000)) Kill();
+            }
+            catch (IOException)
+            {
+                Kill();
+            }
+            IsAlive = false;
+        }
+        _process.Dispose();
+    }
+}
