@@ -57,7 +57,7 @@ public sealed record EndToEndModel
 /// <c>DecodeImage</c> (com.microsoft.extensions; JPEG and PNG) -> grey to RGB -> EXIF orientation (optional input) ->
 /// <c>Resize</c> of the shorter side (opset 18, antialias, torchvision's <c>int(size * long / short)</c>) -> centre crop
 /// (torchvision's round-half-to-even offsets, zero padding) -> Cast, Div, Sub, Div (the manifest's ToTensor and
-/// Normalize) -> channel order -> HWC to CHW -> batch axis of 1 -> the backbone.
+/// Normalize) -> channel order -> NHWC to NCHW (batch of 1) -> the backbone.
 /// The backbone's default opset is raised to 18 by <see cref="OnnxOpsetUpgrade"/>, which refuses operators whose
 /// meaning could change.
 /// </summary>
@@ -148,7 +148,8 @@ public static class EndToEndModelBuilder
             var decoded = Op("DecodeImage", [EndToEndModel.ImageInput], domain: EndToEndModel.ExtensionsDomain, attributes: [Str("color_space", "rgb")]);
             // DecodeImage gives [H, W, 1] for a greyscale JPEG: broadcast to three channels (a no-op on RGB).
             var rgb = Op("Expand", [decoded, I64("three_channels", [1, 1, 3])]);
-            var image = Orient(rgb);
+            // From here on NHWC with a batch of 1: ORT's antialiased cubic Resize takes 4-D input only.
+            var image = Op("Unsqueeze", [Orient(rgb), I64("batch_axis", [0])]);
 
             if (spec.ResizeShorter is { } shorter)
             {
@@ -160,8 +161,8 @@ public static class EndToEndModelBuilder
                         $"'preprocess.interpolation' {spec.Interpolation} has no ONNX Resize equivalent; end-to-end models support bilinear and bicubic."),
                 };
                 var shape = Op("Shape", [image]);
-                var h = Op("Slice", [shape, I64("axis0_start", [0]), I64("axis0_end", [1])]);
-                var w = Op("Slice", [shape, I64("axis1_start", [1]), I64("axis1_end", [2])]);
+                var h = Op("Slice", [shape, I64("h_start", [1]), I64("h_end", [2])]);
+                var w = Op("Slice", [shape, I64("w_start", [2]), I64("w_end", [3])]);
                 var size = I64("resize_shorter", [shorter]);
                 // torchvision: the shorter side becomes `size`, the longer int(size * long / short) (integer division is exact here).
                 var longer = Op("Div", [Op("Mul", [size, Op("Max", [h, w])]), Op("Min", [h, w])]);
@@ -169,7 +170,7 @@ public static class EndToEndModelBuilder
                 var sizes = Op("Concat", [Op("Where", [wide, size, longer]), Op("Where", [wide, longer, size])], attributes: [Int("axis", 0)]);
                 var attrs = new List<AttributeProto>
                 {
-                    Str("mode", mode), Int("antialias", 1), Ints("axes", [0, 1]),
+                    Str("mode", mode), Int("antialias", 1), Ints("axes", [1, 2]),
                     Str("coordinate_transformation_mode", options.CoordinateTransformationMode),
                 };
                 if (cubic is { } a) attrs.Add(new AttributeProto { Name = "cubic_coeff_a", Type = AttributeProto.Types.AttributeType.Float, F = a });
@@ -179,7 +180,7 @@ public static class EndToEndModelBuilder
             // Centre crop as torchvision does it: zero padding to the crop size first when smaller, then offsets
             // round((size - crop) / 2) with round-half-to-even: q + (d mod 2) * (q mod 2) with q = d div 2.
             var crop = I64("crop_size", [cropH, cropW]);
-            var hw = Op("Slice", [Op("Shape", [image]), I64("hw_start", [0]), I64("hw_end", [2])]);
+            var hw = Op("Slice", [Op("Shape", [image]), I64("hw_start", [1]), I64("hw_end", [3])]);
             var alwaysLarger = spec.ResizeShorter is { } s && s >= Math.Max(cropH, cropW);
             if (!alwaysLarger)
             {
@@ -188,8 +189,8 @@ public static class EndToEndModelBuilder
                 var deficit = Op("Max", [Op("Sub", [crop, hw]), zero]);
                 var before = Op("Div", [deficit, two]);
                 var after = Op("Div", [Op("Add", [deficit, I64("one2", [1, 1])]), two]);
-                var noChannelPad = I64("zero1", [0]);
-                var pads = Op("Concat", [before, noChannelPad, after, noChannelPad], attributes: [Int("axis", 0)]);
+                var noPad = I64("zero1", [0]);
+                var pads = Op("Concat", [noPad, before, noPad, noPad, after, noPad], attributes: [Int("axis", 0)]);
                 image = Op("Pad", [image, pads, U8Scalar("pad_value", 0)], attributes: [Str("mode", "constant")]);
                 hw = Op("Add", [hw, deficit]);
             }
@@ -197,8 +198,8 @@ public static class EndToEndModelBuilder
             var twos = I64("two_2", [2, 2]);
             var q = Op("Div", [d, twos]);
             var offset = Op("Add", [q, Op("Mul", [Op("Mod", [d, twos]), Op("Mod", [q, twos])])]);
-            var cropped = Op("Slice", [image, offset, Op("Add", [offset, crop]), I64("crop_axes", [0, 1])],
-                output: options.ExposeCrop ? EndToEndModel.CropOutput : null);
+            var cropped = Op("Slice", [image, offset, Op("Add", [offset, crop]), I64("crop_axes", [1, 2])]);
+            if (options.ExposeCrop) Op("Squeeze", [cropped, I64("crop_batch_axis", [0])], output: EndToEndModel.CropOutput);
 
             // ToTensor + Normalize in float32, in torch's order: p / divisor, then - mean, then / std.
             var x = Op("Cast", [cropped], attributes: [Int("to", (int)TensorProto.Types.DataType.Float)]);
@@ -206,10 +207,9 @@ public static class EndToEndModelBuilder
             if (spec.Mean.Any(m => m != 0f)) x = Op("Sub", [x, F32("mean", spec.Mean.ToArray(), [3])]);
             if (spec.Std.Any(v => v != 1f)) x = Op("Div", [x, F32("std", spec.Std.ToArray(), [3])]);
             if (spec.ChannelOrder == ChannelOrder.Bgr)
-                x = Op("Slice", [x, I64("c_start", [-1]), I64("c_end", [long.MinValue]), I64("c_axis", [2]), I64("c_step", [-1])]);
-            if (manifest.Input.Layout == TensorLayout.Nchw)
-                x = Op("Transpose", [x], attributes: [Ints("perm", [2, 0, 1])]);
-            Op("Unsqueeze", [x, I64("batch_axis", [0])], output: output);
+                x = Op("Slice", [x, I64("c_start", [-1]), I64("c_end", [long.MinValue]), I64("c_axis", [3]), I64("c_step", [-1])]);
+            Op(manifest.Input.Layout == TensorLayout.Nchw ? "Transpose" : "Identity", [x], output: output,
+                attributes: manifest.Input.Layout == TensorLayout.Nchw ? [Ints("perm", [0, 3, 1, 2])] : []);
         }
 
         /// <summary>PIL's exif_transpose from the optional orientation input: transpose for 5..8, then flips.</summary>

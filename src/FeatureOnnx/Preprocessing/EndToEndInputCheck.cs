@@ -8,8 +8,8 @@ namespace FeatureOnnx.Preprocessing;
 /// default error handler calls <c>exit(1)</c> on a stream it cannot read (e.g. "Not a JPEG file"), a JPEG that ends
 /// early makes its memory source suspend and the read loop spin forever, and any format but PNG is handed to libjpeg.
 /// So: <see cref="ImageDecoder.Identify"/>'s checks (recognised, pixel limit, complete structure), then JPEG or
-/// PNG only, and for JPEG a frame libjpeg 9 decodes to 1 or 3 channels (8-bit, Huffman or arithmetic, not lossless;
-/// CMYK would come out as 4 raw channels). What still gets through is handled by running the model in a worker
+/// PNG only, for JPEG a frame libjpeg 9 decodes to 1 or 3 channels (8-bit, Huffman or arithmetic, not lossless;
+/// CMYK would come out as 4 raw channels), and no 16-bit greyscale PNG (libpng keeps the high byte, PIL clips). What still gets through is handled by running the model in a worker
 /// process with a time limit.
 /// </summary>
 public sealed class EndToEndInputCheck(long maxPixels = 100_000_000)
@@ -25,10 +25,21 @@ public sealed class EndToEndInputCheck(long maxPixels = 100_000_000)
         var problem = info.Format switch
         {
             "JPEG" => CheckJpegFrame(encoded.Span),
-            "PNG" => null,
+            "PNG" => CheckPngHeader(encoded.Span),
             _ => $"{info.Format} is not supported by end-to-end models (their DecodeImage reads JPEG and PNG only)",
         };
         return problem is null ? info : throw new ImageDecodeException(problem);
+    }
+
+    private static string? CheckPngHeader(ReadOnlySpan<byte> d)
+    {
+        // IHDR is the first chunk (signature 8 bytes, length 4, type 4): width, height, bit depth, colour type.
+        if (d.Length < 26) return "PNG: header incomplete";
+        var bitDepth = d[24];
+        var colourType = d[25];
+        return bitDepth == 16 && colourType == 0
+            ? "16-bit greyscale PNG is not supported by end-to-end models: DecodeImage keeps the high byte where PIL clips the value to 255"
+            : null;
     }
 
     private static string? CheckJpegFrame(ReadOnlySpan<byte> d)
