@@ -184,6 +184,7 @@ public sealed class EndToEndWorkerClient : IDisposable
     public WorkerReply Run(byte[] encoded, int orientation, TimeSpan timeout)
     {
         if (!IsAlive) throw new InvalidOperationException("the worker is gone; start another");
+        lock (_stderr) _stderr.Clear(); // what a failure reports is this image's messages only
         var exchange = Task.Run(() =>
         {
             _writer.Write(orientation);
