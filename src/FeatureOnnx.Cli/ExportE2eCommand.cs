@@ -18,13 +18,17 @@ internal static class ExportE2eCommand
             Description = "Comma-separated outputs (manifest names or TENSOR[=alias]). Default: the manifest's default (resnet18: pooled).",
         };
         var exposeCrop = new Option<bool>("--expose-crop") { Description = "Also output 'crop': the 8-bit centre crop (HWC RGB) before normalisation, for parity checks." };
+        var batched = new Option<bool>("--batched")
+        {
+            Description = "Take a batch per call: input 'images' (a sequence of encoded files) and 'exif_orientations' (int64 [N]); a Loop preprocesses each image, the backbone runs once.",
+        };
         var output = new Option<string>("--output", "-o") { Description = "Where to write the end-to-end ONNX file.", Required = true };
         var command = new Command("export-e2e",
             "Write an end-to-end ONNX model: encoded JPEG/PNG bytes in (input 'image', uint8 1-D; optional 'exif_orientation'), features out. " +
             "Decoding is onnxruntime-extensions' DecodeImage; resize (antialiased, opset 18), crop and normalisation are ONNX operators built from the manifest. " +
             "Runs on ONNX Runtime with the extensions library from any language; 'extract --e2e' runs it on files.")
         {
-            model, layers, exposeCrop, output,
+            model, layers, exposeCrop, batched, output,
         };
         command.SetAction(parse => CliErrors.Guard(() =>
         {
@@ -32,14 +36,14 @@ internal static class ExportE2eCommand
             var warnings = new List<string>();
             var manifest = catalog.Resolve(parse.GetValue(model)!, warnings);
             var requested = parse.GetValue(layers) is { } l ? l.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : null;
-            var e2e = EndToEndModelBuilder.Build(manifest, requested, catalog, new EndToEndOptions { ExposeCrop = parse.GetValue(exposeCrop) });
+            var e2e = EndToEndModelBuilder.Build(manifest, requested, catalog, new EndToEndOptions { ExposeCrop = parse.GetValue(exposeCrop), Batched = parse.GetValue(batched) });
             var target = parse.GetValue(output)!;
             var tmp = target + ".partial";
             File.WriteAllBytes(tmp, e2e.OnnxBytes);
             File.Move(tmp, target, overwrite: true);
             foreach (var w in warnings.Concat(e2e.Warnings)) Console.Error.WriteLine($"warning: {w}");
             var p = manifest.Preprocess;
-            Console.WriteLine($"wrote {target} ({e2e.OnnxBytes.Length / 1e6:0.0} MB): image bytes -> DecodeImage -> " +
+            Console.WriteLine($"wrote {target} ({e2e.OnnxBytes.Length / 1e6:0.0} MB): {(parse.GetValue(batched) ? "a batch of image files (Loop)" : "image bytes")} -> DecodeImage -> " +
                               (p.ResizeShorter is { } s ? $"Resize shorter side {s} ({p.Interpolation.ToString().ToLowerInvariant()}, antialias) -> " : "") +
                               $"CenterCrop {manifest.Input.Height}x{manifest.Input.Width} -> normalise -> {manifest.Name} -> " +
                               string.Join(", ", e2e.Outputs.Select(o => o.Name).Concat(parse.GetValue(exposeCrop) ? ["crop"] : [])));

@@ -19,6 +19,7 @@ internal static class ExtractE2e
             Model = options.Model,
             Worker = E2eWorkerCommand.Self(),
             Workers = options.DecodeWorkers,
+            BatchSize = options.BatchSize,
             ItemTimeout = timeout,
             MaxPixels = options.MaxPixels,
             Overwrite = options.Overwrite,

@@ -15,6 +15,13 @@ public sealed record EndToEndOptions
     /// <c>(x + 0.5) * scale</c>; measured against the PIL references it is the closest mode (tests/FeatureOnnx.Tests/Models/EndToEndModelTests.cs).
     /// </summary>
     public string CoordinateTransformationMode { get; init; } = "half_pixel";
+
+    /// <summary>
+    /// Take a batch: input <see cref="EndToEndModel.BatchImagesInput"/> (a sequence of encoded files) and
+    /// <see cref="EndToEndModel.BatchOrientationsInput"/> (int64 [N]); a Loop preprocesses each image and the backbone
+    /// runs once on [N, ...]. Default: false (one file per call).
+    /// </summary>
+    public bool Batched { get; init; }
 }
 
 /// <summary>An end-to-end ONNX model: encoded image bytes in, features out.</summary>
@@ -26,7 +33,13 @@ public sealed record EndToEndModel
     /// <summary>Name of the optional input with the EXIF orientation tag (int64 scalar, default 1: pixels as stored).</summary>
     public const string OrientationInput = "exif_orientation";
 
-    /// <summary>Name of the crop output (uint8 [H, W, 3], RGB) when <see cref="EndToEndOptions.ExposeCrop"/> is set.</summary>
+    /// <summary>Input of a batched model: a sequence of uint8 1-D tensors, one encoded file each.</summary>
+    public const string BatchImagesInput = "images";
+
+    /// <summary>Input of a batched model: the EXIF Orientation tag of each image (int64 [N]; 1 = as stored).</summary>
+    public const string BatchOrientationsInput = "exif_orientations";
+
+    /// <summary>Name of the crop output (uint8 [H, W, 3], RGB; [N, H, W, 3] when batched) when <see cref="EndToEndOptions.ExposeCrop"/> is set.</summary>
     public const string CropOutput = "crop";
 
     /// <summary>Metadata key holding the manifest the model was built from (JSON).</summary>
@@ -90,28 +103,48 @@ public static class EndToEndModelBuilder
 
         var g = model.Graph;
         var taken = g.Node.SelectMany(n => n.Output).Concat(g.Input.Select(i => i.Name)).Concat(g.Initializer.Select(i => i.Name)).ToHashSet();
-        foreach (var name in new[] { EndToEndModel.ImageInput, EndToEndModel.OrientationInput, EndToEndModel.CropOutput })
+        foreach (var name in new[] { EndToEndModel.ImageInput, EndToEndModel.OrientationInput, EndToEndModel.BatchImagesInput, EndToEndModel.BatchOrientationsInput, EndToEndModel.CropOutput })
             if (taken.Contains(name))
                 throw new InvalidDataException($"{graph.Origin}: the backbone already has a tensor named '{name}'.");
 
         var pre = new Preprocessing(manifest, options);
         var backboneInput = manifest.Input.Name;
-        pre.Build(backboneInput);
-
-        var nodes = pre.Nodes.Concat(g.Node).ToList();
-        g.Node.Clear();
-        g.Node.AddRange(nodes);
-        g.Initializer.AddRange(pre.Initializers);
+        var cropDims = new[] { manifest.Input.Height.ToString(CultureInfo.InvariantCulture), manifest.Input.Width.ToString(CultureInfo.InvariantCulture), "3" };
         var oldInput = g.Input.First(i => i.Name == backboneInput);
         g.Input.Remove(oldInput);
         g.ValueInfo.Add(oldInput);
-        g.Input.Insert(0, TensorValue(EndToEndModel.ImageInput, TensorProto.Types.DataType.Uint8, ["num_bytes"]));
-        g.Input.Insert(1, TensorValue(EndToEndModel.OrientationInput, TensorProto.Types.DataType.Int64, []));
-        if (options.ExposeCrop)
-            g.Output.Add(TensorValue(EndToEndModel.CropOutput, TensorProto.Types.DataType.Uint8, [manifest.Input.Height.ToString(CultureInfo.InvariantCulture), manifest.Input.Width.ToString(CultureInfo.InvariantCulture), "3"]));
-        model.DocString = $"FeatureOnnx end-to-end model '{manifest.Name}': input '{EndToEndModel.ImageInput}' is the bytes of one JPEG or PNG file (uint8, 1-D); " +
-                          $"optional input '{EndToEndModel.OrientationInput}' (int64 scalar, default 1) is its EXIF Orientation tag. Needs onnxruntime-extensions (DecodeImage). " +
-                          $"Outputs: {string.Join(", ", g.Output.Select(o => o.Name))} (batch axis of 1).";
+        List<NodeProto> front;
+        if (!options.Batched)
+        {
+            pre.Initializers.Add(OnnxOpsetUpgrade.Int64Tensor(EndToEndModel.OrientationInput, [1], [])); // overridable default
+            pre.Build(EndToEndModel.ImageInput, EndToEndModel.OrientationInput, backboneInput, options.ExposeCrop ? EndToEndModel.CropOutput : null, keepBatchAxis: true);
+            front = pre.Nodes;
+            g.Input.Insert(0, TensorValue(EndToEndModel.ImageInput, TensorProto.Types.DataType.Uint8, ["num_bytes"]));
+            g.Input.Insert(1, TensorValue(EndToEndModel.OrientationInput, TensorProto.Types.DataType.Int64, []));
+            if (options.ExposeCrop) g.Output.Add(TensorValue(EndToEndModel.CropOutput, TensorProto.Types.DataType.Uint8, cropDims));
+        }
+        else
+        {
+            front = pre.BuildLoop(backboneInput, options.ExposeCrop ? EndToEndModel.CropOutput : null);
+            g.Input.Insert(0, new ValueInfoProto
+            {
+                Name = EndToEndModel.BatchImagesInput,
+                Type = new TypeProto { SequenceType = new TypeProto.Types.Sequence { ElemType = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Uint8 } } } },
+            });
+            g.Input.Insert(1, TensorValue(EndToEndModel.BatchOrientationsInput, TensorProto.Types.DataType.Int64, ["N"]));
+            if (options.ExposeCrop) g.Output.Add(TensorValue(EndToEndModel.CropOutput, TensorProto.Types.DataType.Uint8, ["N", .. cropDims]));
+        }
+        var nodes = front.Concat(g.Node).ToList();
+        g.Node.Clear();
+        g.Node.AddRange(nodes);
+        g.Initializer.AddRange(pre.Initializers);
+        model.DocString = options.Batched
+            ? $"FeatureOnnx end-to-end model '{manifest.Name}', batched: input '{EndToEndModel.BatchImagesInput}' is a sequence of uint8 1-D tensors (the bytes of JPEG or PNG files); " +
+              $"'{EndToEndModel.BatchOrientationsInput}' (int64 [N]) their EXIF Orientation tags (1 = as stored). Needs onnxruntime-extensions (DecodeImage). " +
+              $"Outputs: {string.Join(", ", g.Output.Select(o => o.Name))} (batch axis N)."
+            : $"FeatureOnnx end-to-end model '{manifest.Name}': input '{EndToEndModel.ImageInput}' is the bytes of one JPEG or PNG file (uint8, 1-D); " +
+              $"optional input '{EndToEndModel.OrientationInput}' (int64 scalar, default 1) is its EXIF Orientation tag. Needs onnxruntime-extensions (DecodeImage). " +
+              $"Outputs: {string.Join(", ", g.Output.Select(o => o.Name))} (batch axis of 1).";
         model.MetadataProps.Add(new StringStringEntryProto { Key = EndToEndModel.ManifestMetadataKey, Value = JsonSerializer.Serialize(manifest, ModelManifest.JsonOptions) });
         model.ProducerName = "featureonnx export-e2e";
         return new EndToEndModel
@@ -141,15 +174,44 @@ public static class EndToEndModelBuilder
         public List<NodeProto> Nodes { get; } = [];
         public List<TensorProto> Initializers { get; } = [];
 
-        public void Build(string output)
+        /// <summary>
+        /// A Loop over the <see cref="EndToEndModel.BatchImagesInput"/> sequence whose body is <see cref="Build"/>
+        /// on one image; its stacked outputs are the backbone's [N, ...] input (and the [N, H, W, 3] crops).
+        /// Returns the outer nodes; the body's constants go to <see cref="Initializers"/> (outer scope).
+        /// </summary>
+        public List<NodeProto> BuildLoop(string output, string? cropOutput)
+        {
+            var (iteration, condIn, condOut) = (Name("iteration"), Name("cond_in"), Name("cond_out"));
+            var (image, orientation, slot, crop) = (Name("image"), Name("orientation"), Name("slot"), Name("crop"));
+            Op("SequenceAt", [EndToEndModel.BatchImagesInput, iteration], output: image);
+            Op("Gather", [EndToEndModel.BatchOrientationsInput, iteration], output: orientation);
+            Op("Identity", [condIn], output: condOut);
+            Build(image, orientation, slot, cropOutput is null ? null : crop, keepBatchAxis: false);
+            var body = new GraphProto { Name = Prefix + "per_image" };
+            body.Node.AddRange(Nodes);
+            body.Input.Add(TensorValue(iteration, TensorProto.Types.DataType.Int64, []));
+            body.Input.Add(TensorValue(condIn, TensorProto.Types.DataType.Bool, []));
+            body.Output.Add(TensorValue(condOut, TensorProto.Types.DataType.Bool, []));
+            body.Output.Add(new ValueInfoProto { Name = slot, Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float } } });
+            if (cropOutput is not null)
+                body.Output.Add(new ValueInfoProto { Name = crop, Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Uint8 } } });
+            Nodes.Clear();
+            var count = Op("SequenceLength", [EndToEndModel.BatchImagesInput]);
+            var loop = MakeNode("Loop", [count, ""], cropOutput is null ? [output] : [output, cropOutput], "",
+                [new AttributeProto { Name = "body", Type = AttributeProto.Types.AttributeType.Graph, G = body }]);
+            return [.. Nodes, loop];
+        }
+
+        /// <summary>One image: <paramref name="imageInput"/> (encoded bytes) to <paramref name="output"/> ([1, C, H, W], or [C, H, W] without the batch axis).</summary>
+        public void Build(string imageInput, string orientationInput, string output, string? cropOutput, bool keepBatchAxis)
         {
             var spec = manifest.Preprocess;
             var (cropH, cropW) = (manifest.Input.Height, manifest.Input.Width);
-            var decoded = Op("DecodeImage", [EndToEndModel.ImageInput], domain: EndToEndModel.ExtensionsDomain, attributes: [Str("color_space", "rgb")]);
+            var decoded = Op("DecodeImage", [imageInput], domain: EndToEndModel.ExtensionsDomain, attributes: [Str("color_space", "rgb")]);
             // DecodeImage gives [H, W, 1] for a greyscale JPEG: broadcast to three channels (a no-op on RGB).
             var rgb = Op("Expand", [decoded, I64("three_channels", [1, 1, 3])]);
             // From here on NHWC with a batch of 1: ORT's antialiased cubic Resize takes 4-D input only.
-            var image = Op("Unsqueeze", [Orient(rgb), I64("batch_axis", [0])]);
+            var image = Op("Unsqueeze", [Orient(rgb, orientationInput), I64("batch_axis", [0])]);
 
             if (spec.ResizeShorter is { } shorter)
             {
@@ -199,7 +261,7 @@ public static class EndToEndModelBuilder
             var q = Op("Div", [d, twos]);
             var offset = Op("Add", [q, Op("Mul", [Op("Mod", [d, twos]), Op("Mod", [q, twos])])]);
             var cropped = Op("Slice", [image, offset, Op("Add", [offset, crop]), I64("crop_axes", [1, 2])]);
-            if (options.ExposeCrop) Op("Squeeze", [cropped, I64("crop_batch_axis", [0])], output: EndToEndModel.CropOutput);
+            if (cropOutput is not null) Op("Squeeze", [cropped, I64("crop_batch_axis", [0])], output: cropOutput);
 
             // ToTensor + Normalize in float32, in torch's order: p / divisor, then - mean, then / std.
             var x = Op("Cast", [cropped], attributes: [Int("to", (int)TensorProto.Types.DataType.Float)]);
@@ -208,20 +270,20 @@ public static class EndToEndModelBuilder
             if (spec.Std.Any(v => v != 1f)) x = Op("Div", [x, F32("std", spec.Std.ToArray(), [3])]);
             if (spec.ChannelOrder == ChannelOrder.Bgr)
                 x = Op("Slice", [x, I64("c_start", [-1]), I64("c_end", [long.MinValue]), I64("c_axis", [3]), I64("c_step", [-1])]);
-            Op(manifest.Input.Layout == TensorLayout.Nchw ? "Transpose" : "Identity", [x], output: output,
-                attributes: manifest.Input.Layout == TensorLayout.Nchw ? [Ints("perm", [0, 3, 1, 2])] : []);
+            if (manifest.Input.Layout == TensorLayout.Nchw)
+                x = Op("Transpose", [x], attributes: [Ints("perm", [0, 3, 1, 2])]);
+            Op(keepBatchAxis ? "Identity" : "Squeeze", keepBatchAxis ? [x] : [x, I64("slot_batch_axis", [0])], output: output);
         }
 
         /// <summary>PIL's exif_transpose from the optional orientation input: transpose for 5..8, then flips.</summary>
-        private string Orient(string rgb)
+        private string Orient(string rgb, string orientation)
         {
-            Initializers.Add(OnnxOpsetUpgrade.Int64Tensor(EndToEndModel.OrientationInput, [1], []));
-            var valid = Op("And", [Op("GreaterOrEqual", [EndToEndModel.OrientationInput, I64("one", [1], [])]), Op("LessOrEqual", [EndToEndModel.OrientationInput, I64("eight", [8], [])])]);
-            var index = Op("Reshape", [Op("Where", [valid, EndToEndModel.OrientationInput, I64("one_again", [1], [])]), I64("shape1", [1])]);
+            var valid = Op("And", [Op("GreaterOrEqual", [orientation, I64("one", [1], [])]), Op("LessOrEqual", [orientation, I64("eight", [8], [])])]);
+            var index = Op("Reshape", [Op("Where", [valid, orientation, I64("one_again", [1], [])]), I64("shape1", [1])]);
             var transposed = Name("transposed");
             var thenBranch = Branch("transpose", rgb, "Transpose", [Ints("perm", [1, 0, 2])]);
             var elseBranch = Branch("keep", rgb, "Identity", []);
-            Nodes.Add(MakeNode("If", [Op("Greater", [EndToEndModel.OrientationInput, I64("four", [4], [])])], [transposed], "",
+            Nodes.Add(MakeNode("If", [Op("Greater", [orientation, I64("four", [4], [])])], [transposed], "",
                 [new AttributeProto { Name = "then_branch", Type = AttributeProto.Types.AttributeType.Graph, G = thenBranch },
                  new AttributeProto { Name = "else_branch", Type = AttributeProto.Types.AttributeType.Graph, G = elseBranch }]));
             //                               orientation:  0  1  2   3   4  5  6   7   8

@@ -30,7 +30,13 @@ public sealed record EndToEndExtractionOptions
     /// <summary>Worker processes (or concurrent in-process runs). Default 1.</summary>
     public int Workers { get; init; } = 1;
 
-    /// <summary>Longest one image may take in a worker before the worker is killed and the image fails. Default 30 s.</summary>
+    /// <summary>
+    /// Images per model call when the model is batched (<see cref="Models.EndToEndOptions.Batched"/>); one otherwise.
+    /// A call that fails is retried image by image, so one bad file still costs only itself. Default 8.
+    /// </summary>
+    public int BatchSize { get; init; } = 8;
+
+    /// <summary>Longest one image may take in a worker before the worker is killed and the image fails (a batch gets this per image). Default 30 s.</summary>
     public TimeSpan ItemTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Refuse images whose header declares more pixels. Default 100 megapixels.</summary>
@@ -69,6 +75,7 @@ public sealed class EndToEndExtraction
     public async Task<ExtractionResult> RunAsync(EndToEndExtractionOptions options, IProgress<ExtractionProgress>? progress = null, CancellationToken cancellation = default)
     {
         if (options.Workers <= 0) throw new ArgumentException("workers must be positive.");
+        if (options.BatchSize <= 0) throw new ArgumentException("batch size must be positive.");
         if (!File.Exists(options.Model)) throw new FileNotFoundException($"end-to-end model not found: {options.Model}. Make one with 'featureonnx export-e2e'.", options.Model);
         var outDir = options.OutputDirectory;
         if (Directory.Exists(outDir) && File.Exists(Path.Combine(outDir, "run.json")) && !options.Overwrite)
@@ -104,23 +111,30 @@ public sealed class EndToEndExtraction
         var status = "failed";
         try
         {
-            // Windows of a few items per worker keep every worker busy and the output in input order.
-            foreach (var window in listing.Items.Chunk(options.Workers * 4))
+            // Windows of a few calls per worker keep every worker busy and the output in input order.
+            var perCall = runners.IsBatched ? options.BatchSize : 1;
+            foreach (var window in listing.Items.Chunk(options.Workers * perCall * 2))
             {
                 if (cancellation.IsCancellationRequested) break;
                 var results = new (IReadOnlyList<EndToEndOutput>? Outputs, string? Error)[window.Length];
-                await Parallel.ForEachAsync(Enumerable.Range(0, window.Length),
-                    new ParallelOptions { MaxDegreeOfParallelism = options.Workers, CancellationToken = CancellationToken.None },
-                    async (i, _) =>
+                var checkedItems = new (byte[]? Bytes, int Orientation)[window.Length];
+                var t0 = Stopwatch.GetTimestamp();
+                Parallel.For(0, window.Length, i =>
+                {
+                    var (bytes, orientation, reason) = ReadAndCheck(window[i].Path, options.CheckInputs ? check : null);
+                    checkedItems[i] = (bytes, orientation);
+                    if (reason is not null) results[i] = (null, reason);
+                });
+                var t1 = Stopwatch.GetTimestamp();
+                checkTicks += t1 - t0;
+                var calls = Enumerable.Range(0, window.Length).Where(i => checkedItems[i].Bytes is not null).Chunk(perCall).ToList();
+                await Parallel.ForEachAsync(calls, new ParallelOptions { MaxDegreeOfParallelism = options.Workers, CancellationToken = CancellationToken.None },
+                    async (call, _) =>
                     {
-                        var t0 = Stopwatch.GetTimestamp();
-                        var (bytes, orientation, reason) = ReadAndCheck(window[i].Path, options.CheckInputs ? check : null);
-                        var t1 = Stopwatch.GetTimestamp();
-                        Interlocked.Add(ref checkTicks, t1 - t0);
-                        if (reason is not null) { results[i] = (null, reason); return; }
-                        results[i] = await runners.RunAsync(bytes!, orientation);
-                        Interlocked.Add(ref runTicks, Stopwatch.GetTimestamp() - t1);
+                        var replies = await runners.RunAsync(call.Select(i => (checkedItems[i].Bytes!, checkedItems[i].Orientation)).ToList());
+                        for (var k = 0; k < call.Length; k++) results[call[k]] = replies[k];
                     });
+                runTicks += Stopwatch.GetTimestamp() - t1;
                 var tw = Stopwatch.GetTimestamp();
                 for (var i = 0; i < window.Length; i++)
                 {
@@ -172,7 +186,7 @@ public sealed class EndToEndExtraction
             NotProcessed = listing.Items.Count - done,
             SkippedNonImageFiles = listing.SkippedNonImageFiles,
             Shard = options.Shard.ToString(),
-            BatchSize = 1,
+            BatchSize = runners.IsBatched ? options.BatchSize : 1,
             DecodeWorkers = options.Workers,
             Seconds = new Dictionary<string, double>
             {
@@ -227,6 +241,7 @@ public sealed class EndToEndExtraction
         public int Restarts => _restarts;
         public string? ModelName { get; private set; }
         public string? Fallback { get; private set; }
+        public bool IsBatched { get; private set; }
 
         private WorkerCommand WorkerFor(WorkerCommand command) => command with
         {
@@ -240,32 +255,46 @@ public sealed class EndToEndExtraction
             if (options.Worker is null)
             {
                 _inProcess = new EndToEndSession(options.Model, settings);
-                ModelName = _inProcess.ModelName;
-                Fallback = _inProcess.Fallback;
+                (ModelName, Fallback, IsBatched) = (_inProcess.ModelName, _inProcess.Fallback, _inProcess.IsBatched);
                 return;
             }
             var command = WorkerFor(options.Worker);
             var started = await Task.WhenAll(Enumerable.Range(0, options.Workers).Select(_ => Task.Run(() => new EndToEndWorkerClient(command, StartupTimeout))));
             foreach (var w in started) _idle.Add(w);
-            ModelName = started[0].ModelName;
+            (ModelName, IsBatched) = (started[0].ModelName, started[0].IsBatched);
         }
 
-        public async Task<(IReadOnlyList<EndToEndOutput>?, string?)> RunAsync(byte[] bytes, int orientation)
+        /// <summary>Runs one call; when a call of several images fails, each is run alone so that only the bad one fails.</summary>
+        public async Task<IReadOnlyList<(IReadOnlyList<EndToEndOutput>?, string?)>> RunAsync(IReadOnlyList<(byte[] Bytes, int Orientation)> images)
+        {
+            var reply = await RunOnceAsync(images);
+            if (reply.Outputs is not null) return reply.Outputs.Select(o => ((IReadOnlyList<EndToEndOutput>?)o, (string?)null)).ToList();
+            if (images.Count == 1) return [(null, reply.Error)];
+            var singles = new List<(IReadOnlyList<EndToEndOutput>?, string?)>();
+            foreach (var image in images)
+            {
+                var one = await RunOnceAsync([image]);
+                singles.Add((one.Outputs?[0], one.Error));
+            }
+            return singles;
+        }
+
+        private async Task<WorkerReply> RunOnceAsync(IReadOnlyList<(byte[] Bytes, int Orientation)> images)
         {
             if (_inProcess is not null)
             {
                 try
                 {
-                    return (_inProcess.Run(bytes, orientation), null);
+                    return new WorkerReply(_inProcess.RunBatch(images.Select(i => i.Bytes).ToList(), images.Select(i => i.Orientation).ToList()), null);
                 }
                 catch (Exception e) when (e is not OutOfMemoryException)
                 {
-                    return (null, e.Message.Split('\n')[0]);
+                    return new WorkerReply(null, e.Message.Split('\n')[0]);
                 }
             }
             if (!_idle.TryTake(out var worker))
                 worker = await Task.Run(() => new EndToEndWorkerClient(WorkerFor(options.Worker!), StartupTimeout));
-            var reply = await Task.Run(() => worker.Run(bytes, orientation, options.ItemTimeout));
+            var reply = await Task.Run(() => worker.Run(images, options.ItemTimeout * images.Count));
             if (worker.IsAlive)
                 _idle.Add(worker);
             else
@@ -274,7 +303,7 @@ public sealed class EndToEndExtraction
                 worker.Dispose();
                 _idle.Add(await Task.Run(() => new EndToEndWorkerClient(WorkerFor(options.Worker!), StartupTimeout)));
             }
-            return (reply.Outputs, reply.Error);
+            return reply;
         }
 
         public ValueTask DisposeAsync()

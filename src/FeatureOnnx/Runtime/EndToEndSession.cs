@@ -70,7 +70,8 @@ public sealed class EndToEndSession : IDisposable
         }
         _session = new InferenceSession(model, options);
         CreationTime = sw.Elapsed;
-        if (!_session.InputMetadata.ContainsKey(EndToEndModel.ImageInput))
+        IsBatched = _session.InputMetadata.ContainsKey(EndToEndModel.BatchImagesInput);
+        if (!IsBatched && !_session.InputMetadata.ContainsKey(EndToEndModel.ImageInput))
         {
             _session.Dispose();
             throw new InvalidDataException($"not an end-to-end model: no input '{EndToEndModel.ImageInput}' (inputs: {string.Join(", ", _session.InputMetadata.Keys)}). Make one with 'featureonnx export-e2e'.");
@@ -95,29 +96,70 @@ public sealed class EndToEndSession : IDisposable
     /// <summary>The model's name from its embedded manifest, when present.</summary>
     public string? ModelName { get; }
 
+    /// <summary>True for a model made with <see cref="EndToEndOptions.Batched"/>: one call runs many files.</summary>
+    public bool IsBatched { get; }
+
     /// <summary>Output names, in graph order.</summary>
     public IReadOnlyList<string> OutputNames => _outputNames;
 
     /// <summary>Runs one encoded image. <paramref name="orientation"/> is its EXIF Orientation tag (1: as stored).</summary>
     /// <exception cref="OnnxRuntimeException">The model failed on this input (e.g. a corrupt PNG).</exception>
-    public IReadOnlyList<EndToEndOutput> Run(byte[] encoded, int orientation = 1)
+    public IReadOnlyList<EndToEndOutput> Run(byte[] encoded, int orientation = 1) =>
+        IsBatched ? RunBatch([encoded], [orientation])[0] : RunOne(encoded, orientation);
+
+    /// <summary>
+    /// Runs several encoded images: in one call for a batched model, one call each otherwise. Returns each image's
+    /// outputs with a batch axis of 1. A failure fails the whole call.
+    /// </summary>
+    /// <exception cref="OnnxRuntimeException">The model failed on one of the inputs.</exception>
+    public IReadOnlyList<IReadOnlyList<EndToEndOutput>> RunBatch(IReadOnlyList<byte[]> encoded, IReadOnlyList<int> orientations)
+    {
+        if (encoded.Count != orientations.Count) throw new ArgumentException("one orientation per image");
+        if (!IsBatched) return encoded.Select((e, i) => RunOne(e, orientations[i])).ToList();
+        var images = encoded.Select(e => OrtValue.CreateTensorValueFromMemory(e, [e.Length])).ToList();
+        try
+        {
+            // The images stay alive (pinned) until the run is over; whatever the sequence did not take is disposed below.
+            using var sequence = OrtValue.CreateSequence(images);
+            using var exif = OrtValue.CreateTensorValueFromMemory(orientations.Select(o => (long)o).ToArray(), [orientations.Count]);
+            using var runOptions = new RunOptions();
+            using var outputs = _session.Run(runOptions, [EndToEndModel.BatchImagesInput, EndToEndModel.BatchOrientationsInput], [sequence, exif], _outputNames);
+            var all = Enumerable.Range(0, _outputNames.Length).Select(i => Copy(_outputNames[i], outputs[i])).ToList();
+            return Enumerable.Range(0, encoded.Count).Select(row => (IReadOnlyList<EndToEndOutput>)all.Select(o => Row(o, row)).ToList()).ToList();
+        }
+        finally
+        {
+            foreach (var v in images) v.Dispose();
+        }
+    }
+
+    private static EndToEndOutput Row(EndToEndOutput all, int row)
+    {
+        long[] shape = [1, .. all.Shape[1..]];
+        var length = (int)all.Shape[1..].Aggregate(1L, (a, b) => a * b);
+        return all.Floats is not null
+            ? new EndToEndOutput(all.Name, shape, all.Floats.AsSpan(row * length, length).ToArray(), null)
+            : new EndToEndOutput(all.Name, shape, null, all.Bytes!.AsSpan(row * length, length).ToArray());
+    }
+
+    private IReadOnlyList<EndToEndOutput> RunOne(byte[] encoded, int orientation)
     {
         using var image = OrtValue.CreateTensorValueFromMemory(encoded, [encoded.Length]);
         using var exif = OrtValue.CreateTensorValueFromMemory(new long[] { orientation }, []);
         using var runOptions = new RunOptions();
         using var outputs = _session.Run(runOptions, [EndToEndModel.ImageInput, EndToEndModel.OrientationInput], [image, exif], _outputNames);
-        var result = new EndToEndOutput[_outputNames.Length];
-        for (var i = 0; i < result.Length; i++)
+        return Enumerable.Range(0, _outputNames.Length).Select(i => Copy(_outputNames[i], outputs[i])).ToList();
+    }
+
+    private static EndToEndOutput Copy(string name, OrtValue value)
+    {
+        var info = value.GetTensorTypeAndShape();
+        return info.ElementDataType switch
         {
-            var info = outputs[i].GetTensorTypeAndShape();
-            result[i] = info.ElementDataType switch
-            {
-                OrtElementType.Float => new EndToEndOutput(_outputNames[i], info.Shape, outputs[i].GetTensorDataAsSpan<float>().ToArray(), null),
-                OrtElementType.UInt8 => new EndToEndOutput(_outputNames[i], info.Shape, null, outputs[i].GetTensorDataAsSpan<byte>().ToArray()),
-                var t => throw new InvalidDataException($"output '{_outputNames[i]}' has element type {t}; end-to-end outputs are float32 or uint8."),
-            };
-        }
-        return result;
+            OrtElementType.Float => new EndToEndOutput(name, info.Shape, value.GetTensorDataAsSpan<float>().ToArray(), null),
+            OrtElementType.UInt8 => new EndToEndOutput(name, info.Shape, null, value.GetTensorDataAsSpan<byte>().ToArray()),
+            var t => throw new InvalidDataException($"output '{name}' has element type {t}; end-to-end outputs are float32 or uint8."),
+        };
     }
 
     /// <inheritdoc />

@@ -9,17 +9,18 @@ namespace FeatureOnnx.Runtime;
 /// <param name="Arguments">Its arguments, one per entry (no shell quoting).</param>
 public sealed record WorkerCommand(string FileName, IReadOnlyList<string> Arguments);
 
-/// <summary>What a worker made of one image: outputs, or the reason it could not.</summary>
-/// <param name="Outputs">The model's outputs; null on failure.</param>
-/// <param name="Error">Why the image failed; null on success.</param>
+/// <summary>What a worker made of a request: each image's outputs, or the reason the request failed.</summary>
+/// <param name="Outputs">Per image, the model's outputs (batch axis of 1); null on failure.</param>
+/// <param name="Error">Why the request failed; null on success.</param>
 /// <param name="WorkerLost">True when the worker process died or was killed for running past the time limit.</param>
-public sealed record WorkerReply(IReadOnlyList<EndToEndOutput>? Outputs, string? Error, bool WorkerLost = false);
+public sealed record WorkerReply(IReadOnlyList<IReadOnlyList<EndToEndOutput>>? Outputs, string? Error, bool WorkerLost = false);
 
 /// <summary>
 /// The worker side of end-to-end extraction: loads an end-to-end model and answers requests on two streams
 /// (the process's stdin and stdout), so that a decoder that calls <c>exit()</c> or never returns takes only this
-/// process down. Protocol, little-endian: request = int32 orientation, int32 byte count (negative: quit), bytes.
-/// Replies: 'R' + string model name (once, when ready), 'O' + int32 count + outputs (string name, byte type
+/// process down. Protocol, little-endian: request = int32 image count (negative: quit), then per image int32
+/// orientation, int32 byte count, bytes (several images: one call of a batched model). Replies: 'R' + string model
+/// name + bool batched (once, when ready), 'O' + int32 image count + per image int32 output count + outputs (string name, byte type
 /// 1=float32 2=uint8, int32 rank, int64 dims, int32 byte count, data), or 'E' + string message. A string is int32
 /// byte count + UTF-8.
 /// </summary>
@@ -48,26 +49,34 @@ public static class EndToEndWorker
         {
             writer.Write(Ready);
             WriteString(writer, session.ModelName ?? Path.GetFileNameWithoutExtension(modelPath));
+            writer.Write(session.IsBatched);
             writer.Flush();
             while (true)
             {
-                int orientation, length;
+                var images = new List<byte[]>();
+                var orientations = new List<int>();
                 try
                 {
-                    orientation = reader.ReadInt32();
-                    length = reader.ReadInt32();
+                    var count = reader.ReadInt32();
+                    if (count < 0) return 0;
+                    for (var i = 0; i < count; i++)
+                    {
+                        orientations.Add(reader.ReadInt32());
+                        var length = reader.ReadInt32();
+                        if (length < 0) return 0;
+                        var bytes = reader.ReadBytes(length);
+                        if (bytes.Length != length) return 0;
+                        images.Add(bytes);
+                    }
                 }
                 catch (EndOfStreamException)
                 {
                     return 0;
                 }
-                if (length < 0) return 0;
-                var bytes = reader.ReadBytes(length);
-                if (bytes.Length != length) return 0;
-                IReadOnlyList<EndToEndOutput> outputs;
+                IReadOnlyList<IReadOnlyList<EndToEndOutput>> results;
                 try
                 {
-                    outputs = session.Run(bytes, orientation);
+                    results = session.RunBatch(images, orientations);
                 }
                 catch (Exception e) when (e is not OutOfMemoryException)
                 {
@@ -77,19 +86,25 @@ public static class EndToEndWorker
                     continue;
                 }
                 writer.Write(Ok);
-                writer.Write(outputs.Count);
-                foreach (var o in outputs)
-                {
-                    WriteString(writer, o.Name);
-                    writer.Write((byte)(o.Floats is not null ? 1 : 2));
-                    writer.Write(o.Shape.Length);
-                    foreach (var d in o.Shape) writer.Write(d);
-                    var data = o.Floats is not null ? System.Runtime.InteropServices.MemoryMarshal.AsBytes(o.Floats.AsSpan()) : o.Bytes!.AsSpan();
-                    writer.Write(data.Length);
-                    writer.Write(data);
-                }
+                writer.Write(results.Count);
+                foreach (var outputs in results) WriteOutputs(writer, outputs);
                 writer.Flush();
             }
+        }
+    }
+
+    private static void WriteOutputs(BinaryWriter writer, IReadOnlyList<EndToEndOutput> outputs)
+    {
+        writer.Write(outputs.Count);
+        foreach (var o in outputs)
+        {
+            WriteString(writer, o.Name);
+            writer.Write((byte)(o.Floats is not null ? 1 : 2));
+            writer.Write(o.Shape.Length);
+            foreach (var d in o.Shape) writer.Write(d);
+            var data = o.Floats is not null ? System.Runtime.InteropServices.MemoryMarshal.AsBytes(o.Floats.AsSpan()) : o.Bytes!.AsSpan();
+            writer.Write(data.Length);
+            writer.Write(data);
         }
     }
 
@@ -150,14 +165,15 @@ public sealed class EndToEndWorkerClient : IDisposable
         {
             var kind = _reader.ReadByte();
             var text = EndToEndWorker.ReadString(_reader);
-            return (kind, text);
+            var batched = kind == EndToEndWorker.Ready && _reader.ReadBoolean();
+            return (kind, text, batched);
         });
         string? failure = null;
         try
         {
             if (!ready.Wait(startupTimeout)) failure = $"worker did not load the model within {startupTimeout.TotalSeconds:0} s";
             else if (ready.Result.kind != EndToEndWorker.Ready) failure = ready.Result.text;
-            else ModelName = ready.Result.text;
+            else (ModelName, IsBatched) = (ready.Result.text, ready.Result.batched);
         }
         catch (AggregateException e)
         {
@@ -174,22 +190,29 @@ public sealed class EndToEndWorkerClient : IDisposable
     /// <summary>The model name the worker reported.</summary>
     public string? ModelName { get; }
 
+    /// <summary>True when the worker's model is batched (one request may carry many images).</summary>
+    public bool IsBatched { get; }
+
     /// <summary>False once the process has died or been killed.</summary>
     public bool IsAlive { get; private set; } = true;
 
     /// <summary>Worker process id (for tests and logs).</summary>
     public int ProcessId => _process.Id;
 
-    /// <summary>Runs one image; never throws for a bad image or a dying worker.</summary>
-    public WorkerReply Run(byte[] encoded, int orientation, TimeSpan timeout)
+    /// <summary>Runs one image, or several in one call of a batched model; never throws for a bad image or a dying worker.</summary>
+    public WorkerReply Run(IReadOnlyList<(byte[] Bytes, int Orientation)> images, TimeSpan timeout)
     {
         if (!IsAlive) throw new InvalidOperationException("the worker is gone; start another");
-        lock (_stderr) _stderr.Clear(); // what a failure reports is this image's messages only
+        lock (_stderr) _stderr.Clear(); // what a failure reports is this request's messages only
         var exchange = Task.Run(() =>
         {
-            _writer.Write(orientation);
-            _writer.Write(encoded.Length);
-            _writer.Write(encoded);
+            _writer.Write(images.Count);
+            foreach (var (bytes, orientation) in images)
+            {
+                _writer.Write(orientation);
+                _writer.Write(bytes.Length);
+                _writer.Write(bytes);
+            }
             _writer.Flush();
             return ReadReply();
         });
@@ -214,6 +237,14 @@ public sealed class EndToEndWorkerClient : IDisposable
         var kind = _reader.ReadByte();
         if (kind == EndToEndWorker.Error) return new WorkerReply(null, EndToEndWorker.ReadString(_reader));
         if (kind != EndToEndWorker.Ok) throw new InvalidDataException($"worker protocol: unexpected reply 0x{kind:X2}");
+        var images = _reader.ReadInt32();
+        var all = new List<IReadOnlyList<EndToEndOutput>>(images);
+        for (var image = 0; image < images; image++) all.Add(ReadOutputs());
+        return new WorkerReply(all, null);
+    }
+
+    private List<EndToEndOutput> ReadOutputs()
+    {
         var count = _reader.ReadInt32();
         var outputs = new List<EndToEndOutput>(count);
         for (var i = 0; i < count; i++)
@@ -230,7 +261,7 @@ public sealed class EndToEndWorkerClient : IDisposable
                 ? new EndToEndOutput(name, shape, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(data.AsSpan()).ToArray(), null)
                 : new EndToEndOutput(name, shape, null, data));
         }
-        return new WorkerReply(outputs, null);
+        return outputs;
     }
 
     private string StderrTail()
@@ -262,7 +293,6 @@ public sealed class EndToEndWorkerClient : IDisposable
         {
             try
             {
-                _writer.Write(0);
                 _writer.Write(-1);
                 _writer.Flush();
                 if (!_process.WaitForExit(1000)) Kill();

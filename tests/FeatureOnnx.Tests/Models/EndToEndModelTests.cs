@@ -261,3 +261,38 @@ public sealed class EndToEndModelTests(EndToEndResNet18 e2e, ITestOutputHelper o
         Assert.Equal(new long[] { 1, 2 }, model.Graph.Initializer.Single(t => t.Name == split.Input[1]).Int64Data);
     }
 }
+
+/// <summary>The batched variant: a Loop over a sequence of files, the backbone once on [N, ...].</summary>
+public sealed class EndToEndBatchedModelTests(EndToEndResNet18 e2e, ITestOutputHelper output) : IClassFixture<EndToEndResNet18>
+{
+    [Fact]
+    public void Batched_model_gives_each_image_what_the_single_model_gives()
+    {
+        var model = EndToEndModelBuilder.Build(e2e.Manifest, ["pooled"], e2e.Catalog, new EndToEndOptions { ExposeCrop = true, Batched = true });
+        using var batched = new EndToEndSession(model.OnnxBytes);
+        Assert.True(batched.IsBatched);
+        string[] files = ["photos/opencv_baboon.jpg", "generated/exif6.jpg", "photos/skimage_chelsea.png", "generated/gray.jpg"];
+        var bytes = files.Select(f => File.ReadAllBytes(Fixtures.PathOf(f))).ToList();
+        int[] orientations = [1, 6, 1, 1];
+        var rows = batched.RunBatch(bytes, orientations);
+        Assert.Equal(files.Length, rows.Count);
+        for (var i = 0; i < files.Length; i++)
+        {
+            var single = e2e.Session.Run(bytes[i], orientations[i]);
+            foreach (var name in new[] { "pooled", EndToEndModel.CropOutput })
+            {
+                var a = rows[i].Single(o => o.Name == name);
+                var b = single.Single(o => o.Name == name);
+                Assert.Equal(name == "pooled" ? b.Shape : [1, .. b.Shape], a.Shape); // every row keeps a batch axis of 1
+                if (a.Floats is not null)
+                {
+                    var cosine = Fixtures.Cosine(a.Floats, b.Floats);
+                    output.WriteLine($"{files[i]}: batched vs single pooled cosine {cosine:0.00000000}");
+                    Assert.True(cosine >= 0.999999, $"{files[i]}: cosine {cosine}");
+                }
+                else
+                    Assert.True(a.Bytes.AsSpan().SequenceEqual(b.Bytes), $"{files[i]}: crops differ");
+            }
+        }
+    }
+}

@@ -14,9 +14,13 @@ public sealed class EndToEndModelFile : IDisposable
         var catalog = new ModelCatalog();
         Path = _dir.File("resnet18.e2e.onnx");
         File.WriteAllBytes(Path, EndToEndModelBuilder.Build(catalog.Resolve("resnet18"), ["pooled"], catalog).OnnxBytes);
+        BatchedPath = _dir.File("resnet18.batched.e2e.onnx");
+        File.WriteAllBytes(BatchedPath, EndToEndModelBuilder.Build(catalog.Resolve("resnet18"), ["pooled"], catalog, new EndToEndOptions { Batched = true }).OnnxBytes);
     }
 
     public string Path { get; }
+
+    public string BatchedPath { get; }
 
     /// <summary>The CLI next to the test assembly, started as 'featureonnx e2e-worker'.</summary>
     public static WorkerCommand Worker => new(System.IO.Path.Combine(AppContext.BaseDirectory, "featureonnx"), ["e2e-worker"]);
@@ -152,6 +156,50 @@ public sealed class EndToEndExtractionTests(EndToEndModelFile model, ITestOutput
         Assert.Equal(17, indexed.Length + errors.Count);
         Assert.Contains("zz_good.png", indexed);
         Assert.Contains(errors.Values, e => e.Contains("decoder process died", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_bad_file_in_a_batch_fails_alone_and_the_rest_of_the_batch_is_extracted()
+    {
+        using var tmp = new Fixtures.TempDir();
+        var input = Directory.CreateDirectory(Path.Combine(tmp.Path, "in")).FullName;
+        Copy(input, "photos/opencv_fruits.jpg", "a_good.jpg");
+        Copy(input, "photos/skimage_chelsea.png", "b_good.png");
+        var fruits = File.ReadAllBytes(Fixtures.PathOf("photos", "opencv_fruits.jpg"));
+        var bad = (byte[])fruits.Clone();
+        var random = new Random(21);
+        for (var i = 0; i < 3; i++) bad[2 + random.Next(600)] ^= (byte)(1 + random.Next(255)); // as fuzz_00 of the test above
+        File.WriteAllBytes(Path.Combine(input, "c_fuzzed.jpg"), bad);
+        File.WriteAllBytes(Path.Combine(input, "d_random.jpg"), RandomBytes(5, 4000));
+        Copy(input, "photos/opencv_apple.jpg", "e_good.jpg");
+        Copy(input, "generated/exif6.jpg", "f_exif6.jpg");
+        var outDir = Path.Combine(tmp.Path, "out");
+
+        var result = await new EndToEndExtraction().RunAsync(new EndToEndExtractionOptions
+        {
+            Inputs = [input], OutputDirectory = outDir, Model = model.BatchedPath, Worker = EndToEndModelFile.Worker,
+            BatchSize = 8, CheckInputs = false, ItemTimeout = TimeSpan.FromSeconds(5),
+        });
+
+        var errors = Errors(outDir);
+        var indexed = Indexed(outDir);
+        foreach (var e in errors) output.WriteLine($"{e.Key}: {e.Value}");
+        Assert.Equal("completed", result.Status);
+        Assert.Equal(8, result.BatchSize);
+        Assert.Contains("d_random.jpg", errors.Keys);
+        Assert.Equal(6, indexed.Length + errors.Count);
+        Assert.Contains("a_good.jpg", indexed);
+        Assert.Contains("b_good.png", indexed);
+        Assert.Contains("e_good.jpg", indexed);
+        // Rows equal the single-image model's (no header read without checks: every orientation is 1).
+        using var single = new EndToEndSession(model.Path);
+        var (_, values) = Fixtures.ReadFloatNpy(Path.Combine(outDir, "pooled.npy"));
+        for (var row = 0; row < indexed.Length; row++)
+        {
+            var bytes = File.ReadAllBytes(Path.Combine(input, indexed[row]));
+            var expected = single.Run(bytes).Single().Floats!;
+            Assert.True(Fixtures.Cosine(values.AsSpan(row * 512, 512), expected) >= 0.999999, indexed[row]);
+        }
     }
 
     [Fact]
