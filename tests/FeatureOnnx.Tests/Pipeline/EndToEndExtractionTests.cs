@@ -203,6 +203,42 @@ public sealed class EndToEndExtractionTests(EndToEndModelFile model, ITestOutput
     }
 
     [Fact]
+    public void Cli_exports_and_extracts_with_itself_as_the_worker()
+    {
+        using var tmp = new Fixtures.TempDir();
+        var input = Directory.CreateDirectory(Path.Combine(tmp.Path, "in")).FullName;
+        Copy(input, "photos/skimage_chelsea.png", "good.png");
+        File.WriteAllBytes(Path.Combine(input, "random.jpg"), RandomBytes(9, 3000));
+        var e2eModel = tmp.File("m.e2e.onnx");
+        var (code, text) = RunCli("export-e2e", "--model", "resnet18", "-o", e2eModel);
+        output.WriteLine(text);
+        Assert.Equal(0, code);
+        (code, text) = RunCli("extract", input, "-o", tmp.File("out"), "--e2e", "--model", e2eModel, "--workers", "1", "--quiet");
+        output.WriteLine(text);
+        Assert.Equal(3, code); // finished, some inputs failed
+        Assert.Equal(["good.png"], Indexed(tmp.File("out")));
+        Assert.Contains("random.jpg", Errors(tmp.File("out")).Keys);
+        (code, text) = RunCli("extract", input, "-o", tmp.File("out2"), "--e2e", "--layers", "layer1");
+        Assert.Equal(1, code);
+        Assert.Contains("--e2e", text);
+    }
+
+    private static (int Code, string Output) RunCli(params string[] args)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo(EndToEndModelFile.Worker.FileName)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        foreach (var a in args) start.ArgumentList.Add(a);
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        var stdout = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        return (process.ExitCode, stdout + stderr.Result);
+    }
+
+    [Fact]
     public async Task A_worker_that_cannot_load_the_model_fails_the_run_with_its_reason()
     {
         using var tmp = new Fixtures.TempDir();
