@@ -12,6 +12,7 @@ internal static class CommandSet
         ExposeCommand.Create(),
         PcaCommand.Create(),
         PostprocessCommand.Create(),
+        MergeCommand.Create(),
         ProvidersCommand.Create(),
     ];
 }
