@@ -149,7 +149,8 @@ public sealed class ExtractionPipeline
         if (options.Resume && !unfinished && File.Exists(Path.Combine(outDir, "run.json")))
         {
             var previous = System.Text.Json.JsonSerializer.Deserialize<ExtractionResult>(File.ReadAllText(Path.Combine(outDir, "run.json")), new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web));
-            if (previous is { Status: "completed" }) return previous;
+            if (previous is { Status: "completed" })
+                return previous with { Warnings = [.. previous.Warnings, $"--resume: {outDir} already holds a completed run; nothing to do."] };
         }
         var wall = Stopwatch.StartNew();
         var catalog = options.Catalog ?? new ModelCatalog();
@@ -303,6 +304,10 @@ public sealed class ExtractionPipeline
             await producer;
             batchClock.Stop();
             status = cancellation.IsCancellationRequested && done < listing.Items.Count ? "interrupted" : "completed";
+            // No image made it: still write [0, ...] files where the row shape is known, so consumers need no special case.
+            if (status == "completed" && options.PostProcess.IsIdentity)
+                foreach (var o in prepared.Outputs.Where(o => !writers.ContainsKey(o.Name) && o.Shape is not null))
+                    writers[o.Name] = new NpyWriter(Path.Combine(outDir, o.Name + ".npy"), o.Shape!);
             foreach (var w in writers.Values) w.Complete();
             index.Complete();
             errors.Complete();
