@@ -275,13 +275,16 @@ public sealed class ExtractionPipeline
                         {
                             if (!writers.TryGetValue(name, out var writer))
                                 writers[name] = writer = new NpyWriter(Path.Combine(outDir, name + ".npy"), shape[1..]);
+                            CheckRowShape(writer, shape[1..]);
                             writer.Append(outputs.Values(name));
                             continue;
                         }
                         if (!postProcessors.TryGetValue(name, out var post))
                         {
                             postProcessors[name] = post = new FeaturePostProcessor(options.PostProcess, shape[1..], $"output '{name}'");
-                            writers[name] = new NpyWriter(Path.Combine(outDir, name + ".npy"), post.OutputRowShape);
+                            if (!writers.ContainsKey(name)) // a resumed run already has its file
+                                writers[name] = new NpyWriter(Path.Combine(outDir, name + ".npy"), post.OutputRowShape);
+                            CheckRowShape(writers[name], post.OutputRowShape);
                         }
                         var needed = (int)shape[0] * post.OutputRowLength;
                         if (postBuffer.Length < needed) postBuffer = new float[needed];
@@ -390,6 +393,12 @@ public sealed class ExtractionPipeline
         ["maxPixels"] = o.MaxPixels.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["postProcess"] = $"pool={o.PostProcess.Pooling} l2={o.PostProcess.L2} pca={o.PostProcess.Pca?.ToString() ?? "none"}",
     };
+
+    private static void CheckRowShape(NpyWriter writer, IReadOnlyList<long> rowShape)
+    {
+        if (!writer.RowShape.SequenceEqual(rowShape))
+            throw new InvalidDataException($"{writer.Path}: rows of [{string.Join(",", writer.RowShape)}] on disk, but the model now gives [{string.Join(",", rowShape)}]; resume with the same model and options or use --overwrite.");
+    }
 
     private static long[] ShapeOf(NpyWriter writer) => writer.RowShape.ToArray();
 

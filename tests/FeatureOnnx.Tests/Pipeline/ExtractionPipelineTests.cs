@@ -113,16 +113,25 @@ public sealed class ExtractionPipelineTests(ITestOutputHelper output)
         Assert.Equal(new long[] { 0, 512 }, Fixtures.ReadFloatNpy(Path.Combine(tmp.File("out"), "pooled.npy")).Shape);
     }
 
-    [Fact]
-    public async Task Cancelling_leaves_consistent_files_that_resume_completes()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Cancelling_leaves_consistent_files_that_resume_completes(bool postProcess)
     {
         using var tmp = new Fixtures.TempDir();
         var options = new ExtractionOptions { Inputs = [Fixtures.PathOf("photos")], OutputDirectory = tmp.File("out"), BatchSize = 4 };
+        if (postProcess)
+            options = options with
+            {
+                Layers = ["layer3"],
+                PostProcess = new FeatureOnnx.PostProcessing.PostProcessOptions { Pooling = FeatureOnnx.PostProcessing.PoolingMode.Average, L2 = true },
+            };
+        var file = postProcess ? "layer3.npy" : "pooled.npy";
         using var cts = new CancellationTokenSource();
         var first = await new ExtractionPipeline().RunAsync(options, new Progress(() => cts.Cancel()), cts.Token);
         Assert.Equal("interrupted", first.Status);
         Assert.True(first.NotProcessed > 0);
-        var (shape, _) = Fixtures.ReadFloatNpy(Path.Combine(tmp.File("out"), "pooled.npy"));
+        var (shape, _) = Fixtures.ReadFloatNpy(Path.Combine(tmp.File("out"), file));
         Assert.Equal(first.Extracted, shape[0]);
         Assert.Equal(first.Extracted, CsvLines(Path.Combine(tmp.File("out"), "index.csv")).Length);
 
@@ -130,7 +139,9 @@ public sealed class ExtractionPipelineTests(ITestOutputHelper output)
         Assert.Equal(("completed", 33L, true), (second.Status, second.Extracted, second.Resumed));
         var reference = await new ExtractionPipeline().RunAsync(options with { OutputDirectory = tmp.File("ref") });
         Assert.Equal(CsvLines(Path.Combine(tmp.File("ref"), "index.csv")), CsvLines(Path.Combine(tmp.File("out"), "index.csv")));
-        Assert.Equal(Fixtures.ReadFloatNpy(Path.Combine(tmp.File("ref"), "pooled.npy")).Data, Fixtures.ReadFloatNpy(Path.Combine(tmp.File("out"), "pooled.npy")).Data);
+        var (refShape, refData) = Fixtures.ReadFloatNpy(Path.Combine(tmp.File("ref"), file));
+        Assert.Equal(new long[] { 33, postProcess ? 256 : 512 }, refShape);
+        Assert.Equal(refData, Fixtures.ReadFloatNpy(Path.Combine(tmp.File("out"), file)).Data);
     }
 
     /// <summary>Runs an action on the first report (synchronously, unlike System.Progress).</summary>
