@@ -175,9 +175,16 @@ public sealed class ExtractionPipeline
         CsvLog index, errors;
         ResumeLog journal;
         long rows = 0, committedErrors = 0;
-        if (options.Resume && unfinished)
+        ResumeLog? continued = options.Resume && unfinished ? ResumeLog.Continue(outDir, job, out rows, out committedErrors) : null;
+        if (continued is not null && rows + committedErrors == 0)
         {
-            journal = ResumeLog.Continue(outDir, job, out rows, out committedErrors);
+            // Killed before its first commit: nothing to keep, start the same job afresh.
+            continued.Dispose();
+            continued = null;
+        }
+        if (continued is not null)
+        {
+            journal = continued;
             index = CsvLog.Resume(Path.Combine(outDir, "index.csv"), rows, 1, out var doneRows);
             errors = CsvLog.Resume(Path.Combine(outDir, "errors.csv"), committedErrors, 0, out var doneErrors);
             if (rows > 0)
@@ -205,6 +212,7 @@ public sealed class ExtractionPipeline
         using var indexScope = index;
         using var errorsScope = errors;
         foreach (var problem in listing.Problems) errors.Write(problem.Key, problem.Reason);
+        index.Flush(); // both headers must be on disk before the first commit
         errors.Flush();
         journal.Commit(rows, errors.Lines);
         var postProcessors = new Dictionary<string, FeaturePostProcessor>();
