@@ -27,7 +27,7 @@ public sealed record BenchmarkOptions
     /// <summary>Batch sizes, each run with a session of its own. Default: 1, 8, 32 (256 takes minutes per configuration on a few CPU cores).</summary>
     public IReadOnlyList<int> BatchSizes { get; init; } = [1, 8, 32];
 
-    /// <summary>Untimed runs after the first, before timing. Default 5.</summary>
+    /// <summary>Untimed runs before timing; the first run (or, with none, the first timed one) is also reported as <see cref="BenchmarkResult.FirstRunMs"/>. Default 5.</summary>
     public int WarmupIterations { get; init; } = 5;
 
     /// <summary>Timed runs per provider and batch size. Default 20 (the GPU runs use 50).</summary>
