@@ -14,5 +14,6 @@ internal static class CommandSet
         PostprocessCommand.Create(),
         MergeCommand.Create(),
         ProvidersCommand.Create(),
+        BenchCommand.Create(),
     ];
 }

@@ -38,6 +38,7 @@ internal static class ExtractCommand
             DefaultValueFactory = _ => "all",
         };
         optimization.AcceptOnlyFromAmong("all", "extended", "basic", "none");
+        var cudaOptions = new Option<string?>("--cuda-options") { Description = CudaOptionsHelp };
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace the results of an earlier run in the output folder." };
         var resume = new Option<bool>("--resume")
         {
@@ -67,6 +68,7 @@ internal static class ExtractCommand
         {
             inputs, output, model, layers, batch, workers, maxPixels, provider, fallback, threads, optimization, shard, tensorsIn, pool, pca, l2, overwrite, resume, quiet,
         };
+        command.Options.Add(cudaOptions);
         command.SetAction((parse, cancellation) => CliErrors.GuardAsync(async () =>
         {
             var (kind, device) = ParseProvider(parse.GetValue(provider)!);
@@ -97,13 +99,8 @@ internal static class ExtractCommand
                     DeviceId = device,
                     FallbackToCpu = parse.GetValue(fallback) == "cpu",
                     IntraOpThreads = parse.GetValue(threads),
-                    OptimizationLevel = parse.GetValue(optimization) switch
-                    {
-                        "extended" => Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-                        "basic" => Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-                        "none" => Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
-                        _ => Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_ALL,
-                    },
+                    OptimizationLevel = ParseOptimization(parse.GetValue(optimization)!),
+                    Cuda = CudaProviderSettings.Parse(parse.GetValue(cudaOptions)),
                 },
             };
             using var reporter = new ProgressReporter(parse.GetValue(quiet));
@@ -127,6 +124,21 @@ internal static class ExtractCommand
         }));
         return command;
     }
+
+    /// <summary>Help of --cuda-options (extract and bench).</summary>
+    internal const string CudaOptionsHelp =
+        "CUDA provider options as KEY=VALUE,...: cudnn_conv_algo_search=EXHAUSTIVE|HEURISTIC|DEFAULT (ONNX Runtime's default EXHAUSTIVE: slow first batch), " +
+        "prefer_nhwc=1 (channels-last convolutions), enable_cuda_graph=1 (fixed shapes and device-bound buffers only), gpu_mem_limit=BYTES[K|M|G], " +
+        "use_tf32=0 (full fp32 math), or any other key of ONNX Runtime's CUDA provider. The device is --provider cuda:N. Default: ONNX Runtime's defaults.";
+
+    /// <summary>--optimization all|extended|basic|none as ONNX Runtime's level.</summary>
+    internal static Microsoft.ML.OnnxRuntime.GraphOptimizationLevel ParseOptimization(string text) => text switch
+    {
+        "extended" => Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "basic" => Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "none" => Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        _ => Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    };
 
     internal static (ExecutionProviderKind Kind, int Device) ParseProvider(string text)
     {

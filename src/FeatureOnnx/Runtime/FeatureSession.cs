@@ -22,6 +22,9 @@ public sealed record SessionSettings
     /// <summary>CUDA device ordinal. Default 0.</summary>
     public int DeviceId { get; init; }
 
+    /// <summary>CUDA provider options (cuDNN algorithm search, NHWC, CUDA graph, memory limit, TF32). Default: ONNX Runtime's.</summary>
+    public CudaProviderSettings Cuda { get; init; } = new();
+
     /// <summary>When the requested provider cannot be created, use the CPU instead (reported in <see cref="FeatureSession.Fallback"/>). Default: false, which fails loudly.</summary>
     public bool FallbackToCpu { get; init; }
 
@@ -87,7 +90,9 @@ public sealed class FeatureSession : IDisposable
             {
                 try
                 {
-                    options.AppendExecutionProvider_CUDA(Settings.DeviceId);
+                    using var cuda = new OrtCUDAProviderOptions();
+                    cuda.UpdateOptions(Settings.Cuda.ToProviderOptions(Settings.DeviceId));
+                    options.AppendExecutionProvider_CUDA(cuda);
                     Provider = ExecutionProviderKind.Cuda;
                 }
                 catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
