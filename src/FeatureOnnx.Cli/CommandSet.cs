@@ -13,7 +13,9 @@ internal static class CommandSet
         ExposeCommand.Create(),
         PcaCommand.Create(),
         PostprocessCommand.Create(),
+        MergeCommand.Create(),
         ProvidersCommand.Create(),
+        BenchCommand.Create(),
         E2eWorkerCommand.Create(),
     ];
 }

@@ -18,12 +18,19 @@ internal static class E2eWorkerCommand
         var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0 };
         var provider = new Option<string>("--provider") { DefaultValueFactory = _ => "cpu" };
         var fallback = new Option<string?>("--fallback");
-        var command = new Command(Name, "Internal: runs an end-to-end model for 'extract --e2e' over stdin/stdout.") { model, threads, provider, fallback };
+        var cudaOptions = new Option<string?>("--cuda-options");
+        var optimization = new Option<string>("--optimization") { DefaultValueFactory = _ => "all" };
+        var command = new Command(Name, "Internal: runs an end-to-end model for 'extract --e2e' over stdin/stdout.") { model, threads, provider, fallback, cudaOptions, optimization };
         command.Hidden = true;
         command.SetAction(parse =>
         {
             var (kind, device) = ExtractCommand.ParseProvider(parse.GetValue(provider)!);
-            var settings = new SessionSettings { Provider = kind, DeviceId = device, IntraOpThreads = parse.GetValue(threads), FallbackToCpu = parse.GetValue(fallback) == "cpu" };
+            var settings = new SessionSettings
+            {
+                Provider = kind, DeviceId = device, IntraOpThreads = parse.GetValue(threads), FallbackToCpu = parse.GetValue(fallback) == "cpu",
+                Cuda = CudaProviderSettings.Parse(parse.GetValue(cudaOptions)),
+                OptimizationLevel = ExtractCommand.ParseOptimization(parse.GetValue(optimization)!),
+            };
             using var stdin = Console.OpenStandardInput();
             using var stdout = Console.OpenStandardOutput();
             return EndToEndWorker.Serve(parse.GetValue(model)!, settings, stdin, stdout);

@@ -11,7 +11,7 @@ namespace FeatureOnnx.Pipeline;
 /// <summary>Options for <see cref="EndToEndExtraction"/>. Every default is documented and safe.</summary>
 public sealed record EndToEndExtractionOptions
 {
-    /// <summary>Image files and folders (walked recursively).</summary>
+    /// <summary>Image files, folders (walked recursively), @LIST.txt files and .tar shards, as <see cref="FolderSource"/> reads them.</summary>
     public required IReadOnlyList<string> Inputs { get; init; }
 
     /// <summary>Where index.csv, errors.csv, run.json and one OUTPUT.npy per float output go.</summary>
@@ -121,7 +121,7 @@ public sealed class EndToEndExtraction
                 var t0 = Stopwatch.GetTimestamp();
                 Parallel.For(0, window.Length, i =>
                 {
-                    var (bytes, orientation, reason) = ReadAndCheck(window[i].Path, options.CheckInputs ? check : null);
+                    var (bytes, orientation, reason) = ReadAndCheck(window[i], options.CheckInputs ? check : null);
                     checkedItems[i] = (bytes, orientation);
                     if (reason is not null) results[i] = (null, reason);
                 });
@@ -205,12 +205,12 @@ public sealed class EndToEndExtraction
         return result;
     }
 
-    private static (byte[]? Bytes, int Orientation, string? Reason) ReadAndCheck(string path, EndToEndInputCheck? check)
+    private static (byte[]? Bytes, int Orientation, string? Reason) ReadAndCheck(InputItem item, EndToEndInputCheck? check)
     {
         byte[] bytes;
         try
         {
-            bytes = File.ReadAllBytes(path);
+            bytes = item.ReadBytes();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -247,7 +247,15 @@ public sealed class EndToEndExtraction
         {
             Arguments = [.. command.Arguments, "--model", Path.GetFullPath(options.Model), "--threads", settings.IntraOpThreads.ToString(CultureInfo.InvariantCulture),
                 "--provider", settings.Provider == ExecutionProviderKind.Cuda ? $"cuda:{settings.DeviceId}" : "cpu",
-                .. settings.FallbackToCpu ? (string[])["--fallback", "cpu"] : []],
+                .. settings.FallbackToCpu ? (string[])["--fallback", "cpu"] : [],
+                .. settings.Cuda.IsDefault ? [] : (string[])["--cuda-options", settings.Cuda.ToString()],
+                "--optimization", settings.OptimizationLevel switch
+                {
+                    Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_DISABLE_ALL => "none",
+                    Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_BASIC => "basic",
+                    Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED => "extended",
+                    _ => "all",
+                }],
         };
 
         public async Task WarmUpAsync()

@@ -45,29 +45,7 @@ public sealed class EndToEndSession : IDisposable
             LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
         };
         options.RegisterOrtExtensions();
-        Provider = ExecutionProviderKind.Cpu;
-        if (Settings.Provider == ExecutionProviderKind.Cuda)
-        {
-            var reason = ProviderDiagnostics.FirstMissingCudaPiece();
-            if (reason is null)
-            {
-                try
-                {
-                    options.AppendExecutionProvider_CUDA(Settings.DeviceId);
-                    Provider = ExecutionProviderKind.Cuda;
-                }
-                catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
-                {
-                    reason = ExecutionProviderException.Explain(e);
-                }
-            }
-            if (reason is not null)
-            {
-                if (!Settings.FallbackToCpu)
-                    throw new ExecutionProviderException($"CUDA execution provider could not be created: {reason} Pass --fallback cpu to run on the CPU instead.");
-                Fallback = $"CUDA unavailable ({reason}); running on the CPU as --fallback cpu asked.";
-            }
-        }
+        (Provider, Fallback) = FeatureSession.AppendProvider(options, Settings);
         _session = new InferenceSession(model, options);
         CreationTime = sw.Elapsed;
         IsBatched = _session.InputMetadata.ContainsKey(EndToEndModel.BatchImagesInput);
