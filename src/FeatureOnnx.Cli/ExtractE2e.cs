@@ -11,6 +11,7 @@ internal static class ExtractE2e
             throw new ArgumentException($"--e2e needs --model FILE.onnx written by 'featureonnx export-e2e' (got '{options.Model}').");
         if (options.Layers.Count > 0 || options.TensorsIn is not null || !options.PostProcess.IsIdentity)
             throw new ArgumentException("--e2e runs the outputs built into the model: --layers, --tensors-in, --pool, --pca and --l2 do not apply (choose outputs with 'export-e2e --layers').");
+        if (options.Resume) throw new ArgumentException("--e2e runs cannot be resumed yet: rerun into a new folder (or use --shard to split the work).");
         if (timeout <= TimeSpan.Zero) throw new ArgumentException("--timeout must be positive.");
         return new EndToEndExtraction().RunAsync(new EndToEndExtractionOptions
         {

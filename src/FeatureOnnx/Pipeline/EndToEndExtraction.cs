@@ -267,7 +267,17 @@ public sealed class EndToEndExtraction
                 return;
             }
             var command = WorkerFor(options.Worker);
-            var started = await Task.WhenAll(Enumerable.Range(0, options.Workers).Select(_ => Task.Run(() => new EndToEndWorkerClient(command, StartupTimeout))));
+            var starting = Enumerable.Range(0, options.Workers).Select(_ => Task.Run(() => new EndToEndWorkerClient(command, StartupTimeout))).ToList();
+            try
+            {
+                await Task.WhenAll(starting);
+            }
+            catch (InvalidOperationException)
+            {
+                foreach (var t in starting.Where(t => t.IsCompletedSuccessfully)) t.Result.Dispose();
+                throw;
+            }
+            var started = starting.Select(t => t.Result).ToList();
             foreach (var w in started) _idle.Add(w);
             (ModelName, IsBatched) = (started[0].ModelName, started[0].IsBatched);
         }
