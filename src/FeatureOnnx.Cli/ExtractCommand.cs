@@ -64,7 +64,7 @@ internal static class ExtractCommand
         var e2e = new Option<bool>("--e2e")
         {
             Description = "--model is an end-to-end model from 'featureonnx export-e2e': files go in as bytes, decoded and preprocessed inside ONNX Runtime, " +
-                          "in --workers worker processes (a file that crashes or hangs the decoder fails alone).",
+                          "in --workers worker processes (default: cores, at most 4; each holds the model) so that a file that crashes or hangs the decoder fails alone.",
         };
         var timeout = new Option<double>("--timeout") { Description = "With --e2e: seconds one image may take before its worker is killed and the image fails.", DefaultValueFactory = _ => 30 };
 
@@ -112,7 +112,7 @@ internal static class ExtractCommand
             using var reporter = new ProgressReporter(parse.GetValue(quiet));
             using var stop = new GracefulStop(cancellation);
             var result = parse.GetValue(e2e)
-                ? await ExtractE2e.RunAsync(options, TimeSpan.FromSeconds(parse.GetValue(timeout)), reporter, stop.Token)
+                ? await ExtractE2e.RunAsync(options, TimeSpan.FromSeconds(parse.GetValue(timeout)), parse.GetResult(workers) is { Implicit: false }, reporter, stop.Token)
                 : await new ExtractionPipeline().RunAsync(options, reporter, stop.Token);
             reporter.Finish();
             foreach (var warning in result.Warnings) Console.Error.WriteLine($"warning: {warning}");

@@ -5,7 +5,10 @@ namespace FeatureOnnx.Cli;
 /// <summary><c>extract --e2e</c>: the extract options mapped onto <see cref="EndToEndExtraction"/>, workers being this program.</summary>
 internal static class ExtractE2e
 {
-    public static Task<ExtractionResult> RunAsync(ExtractionOptions options, TimeSpan timeout, IProgress<ExtractionProgress> progress, CancellationToken cancellation)
+    /// <summary>Worker processes when --workers is not given: each holds the model (about 400 MB for resnet18).</summary>
+    public static int DefaultWorkers => Math.Min(Environment.ProcessorCount, 4);
+
+    public static Task<ExtractionResult> RunAsync(ExtractionOptions options, TimeSpan timeout, bool workersGiven, IProgress<ExtractionProgress> progress, CancellationToken cancellation)
     {
         if (!options.Model.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
             throw new ArgumentException($"--e2e needs --model FILE.onnx written by 'featureonnx export-e2e' (got '{options.Model}').");
@@ -19,7 +22,7 @@ internal static class ExtractE2e
             OutputDirectory = options.OutputDirectory,
             Model = options.Model,
             Worker = E2eWorkerCommand.Self(),
-            Workers = options.DecodeWorkers,
+            Workers = workersGiven ? options.DecodeWorkers : DefaultWorkers,
             BatchSize = options.BatchSize,
             ItemTimeout = timeout,
             MaxPixels = options.MaxPixels,
