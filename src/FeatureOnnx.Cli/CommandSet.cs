@@ -8,10 +8,14 @@ internal static class CommandSet
     public static IEnumerable<Command> All() =>
     [
         ExtractCommand.Create(),
+        ExportE2eCommand.Create(),
         InspectCommand.Create(),
         ExposeCommand.Create(),
         PcaCommand.Create(),
         PostprocessCommand.Create(),
+        MergeCommand.Create(),
         ProvidersCommand.Create(),
+        BenchCommand.Create(),
+        E2eWorkerCommand.Create(),
     ];
 }

@@ -12,7 +12,7 @@ internal static class ExtractCommand
     {
         var inputs = new Argument<string[]>("inputs")
         {
-            Description = "Image files and folders (folders are walked recursively for .jpg .png .bmp .gif .tif .webp .tga .pbm/.pgm/.ppm files).",
+            Description = "Image files, folders (walked recursively for .jpg .png .bmp .gif .tif .webp .tga .pbm/.pgm/.ppm files), @LIST.txt files (one input per line) and .tar shards (image members read in place).",
             Arity = ArgumentArity.ZeroOrMore,
         };
         var output = new Option<string>("--output", "-o") { Description = "Output folder: LAYER.npy (float32, one row per image), index.csv (row,path), errors.csv (path,reason), run.json.", Required = true };
@@ -38,7 +38,12 @@ internal static class ExtractCommand
             DefaultValueFactory = _ => "all",
         };
         optimization.AcceptOnlyFromAmong("all", "extended", "basic", "none");
+        var cudaOptions = new Option<string?>("--cuda-options") { Description = CudaOptionsHelp };
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace the results of an earlier run in the output folder." };
+        var resume = new Option<bool>("--resume")
+        {
+            Description = "Continue an unfinished run in the output folder (killed, crashed or Ctrl+C'd) with the same command: committed rows are kept, no row is redone or duplicated. On a completed run it does nothing.",
+        };
         var shard = new Option<string?>("--shard")
         {
             Description = "Process a deterministic part of the inputs: I/N (0-based, e.g. 2/8), or 'auto' to read it from a Kubernetes Indexed Job or a Slurm job array. The split depends only on each input's path.",
@@ -56,13 +61,20 @@ internal static class ExtractCommand
         var pca = new Option<string?>("--pca") { Description = "Apply a PCA fitted by 'featureonnx pca fit' (after --pool) to every extracted output." };
         var l2 = new Option<bool>("--l2") { Description = "Scale every row to unit L2 norm (last step)." };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "No progress output." };
+        var e2e = new Option<bool>("--e2e")
+        {
+            Description = "--model is an end-to-end model from 'featureonnx export-e2e': files go in as bytes, decoded and preprocessed inside ONNX Runtime, " +
+                          "in --workers worker processes (default: cores, at most 4; each holds the model) so that a file that crashes or hangs the decoder fails alone.",
+        };
+        var timeout = new Option<double>("--timeout") { Description = "With --e2e: seconds one image may take before its worker is killed and the image fails.", DefaultValueFactory = _ => 30 };
 
         var command = new Command("extract",
             "Extract feature vectors (or intermediate maps) for images, batched, with the model's own preprocessing. " +
             "Bad files go to errors.csv and never stop the run. Exit code: 0 all inputs extracted, 3 some inputs failed, 1 could not run, 130 interrupted.")
         {
-            inputs, output, model, layers, batch, workers, maxPixels, provider, fallback, threads, optimization, shard, tensorsIn, pool, pca, l2, overwrite, quiet,
+            inputs, output, model, layers, batch, workers, maxPixels, provider, fallback, threads, optimization, shard, tensorsIn, pool, pca, l2, overwrite, resume, quiet, e2e, timeout,
         };
+        command.Options.Add(cudaOptions);
         command.SetAction((parse, cancellation) => CliErrors.GuardAsync(async () =>
         {
             var (kind, device) = ParseProvider(parse.GetValue(provider)!);
@@ -78,6 +90,7 @@ internal static class ExtractCommand
                 DecodeWorkers = parse.GetValue(workers),
                 MaxPixels = parse.GetValue(maxPixels),
                 Overwrite = parse.GetValue(overwrite),
+                Resume = parse.GetValue(resume),
                 TensorsIn = parse.GetValue(tensorsIn),
                 PostProcess = new FeatureOnnx.PostProcessing.PostProcessOptions
                 {
@@ -92,17 +105,15 @@ internal static class ExtractCommand
                     DeviceId = device,
                     FallbackToCpu = parse.GetValue(fallback) == "cpu",
                     IntraOpThreads = parse.GetValue(threads),
-                    OptimizationLevel = parse.GetValue(optimization) switch
-                    {
-                        "extended" => Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-                        "basic" => Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-                        "none" => Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
-                        _ => Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_ALL,
-                    },
+                    OptimizationLevel = ParseOptimization(parse.GetValue(optimization)!),
+                    Cuda = CudaProviderSettings.Parse(parse.GetValue(cudaOptions)),
                 },
             };
             using var reporter = new ProgressReporter(parse.GetValue(quiet));
-            var result = await new ExtractionPipeline().RunAsync(options, reporter, cancellation);
+            using var stop = new GracefulStop(cancellation);
+            var result = parse.GetValue(e2e)
+                ? await ExtractE2e.RunAsync(options, TimeSpan.FromSeconds(parse.GetValue(timeout)), parse.GetResult(workers) is { Implicit: false }, reporter, stop.Token)
+                : await new ExtractionPipeline().RunAsync(options, reporter, stop.Token);
             reporter.Finish();
             foreach (var warning in result.Warnings) Console.Error.WriteLine($"warning: {warning}");
             var shapes = string.Join(", ", result.Layers.Select(p => $"{p.Key}.npy [{string.Join(",", p.Value)}]"));
@@ -112,11 +123,30 @@ internal static class ExtractCommand
                               $"busy: decode {result.Seconds["decodeBusy"]:0.0}s, inference {result.Seconds["inferenceBusy"]:0.0}s, write {result.Seconds["writeBusy"]:0.00}s");
             Console.WriteLine($"wrote {options.OutputDirectory}: {shapes}{(shapes.Length > 0 ? ", " : "")}index.csv, errors.csv, run.json");
             if (result.Failed > 0) Console.WriteLine($"{result.Failed} input(s) failed: see {Path.Combine(options.OutputDirectory, "errors.csv")}");
-            if (result.Status == "interrupted") return CliErrors.Interrupted;
+            if (result.Status == "interrupted")
+            {
+                Console.WriteLine("interrupted: outputs hold every row done so far; run the same command with --resume to continue.");
+                return CliErrors.Interrupted;
+            }
             return result.Failed > 0 ? CliErrors.SomeInputsFailed : CliErrors.Ok;
         }));
         return command;
     }
+
+    /// <summary>Help of --cuda-options (extract and bench).</summary>
+    internal const string CudaOptionsHelp =
+        "CUDA provider options as KEY=VALUE,...: cudnn_conv_algo_search=EXHAUSTIVE|HEURISTIC|DEFAULT (ONNX Runtime's default EXHAUSTIVE: slow first batch), " +
+        "prefer_nhwc=1 (channels-last convolutions), enable_cuda_graph=1 (fixed shapes and device-bound buffers only), gpu_mem_limit=BYTES[K|M|G], " +
+        "use_tf32=0 (full fp32 math), or any other key of ONNX Runtime's CUDA provider. The device is --provider cuda:N. Default: ONNX Runtime's defaults.";
+
+    /// <summary>--optimization all|extended|basic|none as ONNX Runtime's level.</summary>
+    internal static Microsoft.ML.OnnxRuntime.GraphOptimizationLevel ParseOptimization(string text) => text switch
+    {
+        "extended" => Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "basic" => Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "none" => Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        _ => Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    };
 
     internal static (ExecutionProviderKind Kind, int Device) ParseProvider(string text)
     {

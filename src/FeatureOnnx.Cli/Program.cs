@@ -6,4 +6,5 @@ var root = new RootCommand(
     "Start with: featureonnx extract samples/ -o out/   (built-in ImageNet ResNet18, pooled 512-d vectors)");
 foreach (var command in CommandSet.All())
     root.Subcommands.Add(command);
-return await root.Parse(args).InvokeAsync();
+// Commands that need to stop cleanly handle SIGINT/SIGTERM themselves (GracefulStop).
+return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });

@@ -37,6 +37,10 @@ public sealed record ExtractionOptions
     /// <summary>Replace the results of an earlier run in <see cref="OutputDirectory"/>. Default: false (refuse).</summary>
     public bool Overwrite { get; init; }
 
+    /// <summary>Continue an unfinished run in <see cref="OutputDirectory"/> (killed, crashed or interrupted) with the
+    /// same settings: committed rows are kept, the rest is done. Default: false.</summary>
+    public bool Resume { get; init; }
+
     /// <summary>ONNX Runtime settings (provider, threads).</summary>
     public SessionSettings Session { get; init; } = new();
 
@@ -101,6 +105,8 @@ public sealed record ExtractionResult
     public int DecodeWorkers { get; init; }
     /// <summary>Seconds: wall clock, session creation, and the busy time of each stage (summed over workers for decode).</summary>
     public required IReadOnlyDictionary<string, double> Seconds { get; init; }
+    /// <summary>True when this run continued an earlier, unfinished one.</summary>
+    public bool Resumed { get; init; }
     /// <summary>Images per second over the wall clock of the batches.</summary>
     public double ImagesPerSecond { get; init; }
     /// <summary>Nodes pruned from the graph because no requested output needs them.</summary>
@@ -132,9 +138,20 @@ public sealed class ExtractionPipeline
         if (options.BatchSize <= 0) throw new ArgumentException("batch size must be positive.");
         if (options.DecodeWorkers <= 0) throw new ArgumentException("decode workers must be positive.");
         var outDir = options.OutputDirectory;
-        if (Directory.Exists(outDir) && File.Exists(Path.Combine(outDir, "run.json")) && !options.Overwrite)
-            throw new IOException($"{outDir} already holds a run (run.json). Choose another folder or pass --overwrite to replace it.");
-
+        var unfinished = ResumeLog.HasUnfinishedRun(outDir);
+        if (!options.Overwrite && !options.Resume)
+        {
+            if (unfinished)
+                throw new IOException($"{outDir} holds an unfinished run (job.json). Pass --resume to continue it, or --overwrite to start again.");
+            if (File.Exists(Path.Combine(outDir, "run.json")))
+                throw new IOException($"{outDir} already holds a run (run.json). Choose another folder or pass --overwrite to replace it.");
+        }
+        if (options.Resume && !unfinished && File.Exists(Path.Combine(outDir, "run.json")))
+        {
+            var previous = System.Text.Json.JsonSerializer.Deserialize<ExtractionResult>(File.ReadAllText(Path.Combine(outDir, "run.json")), new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web));
+            if (previous is { Status: "completed" })
+                return previous with { Warnings = [.. previous.Warnings, $"--resume: {outDir} already holds a completed run; nothing to do."] };
+        }
         var wall = Stopwatch.StartNew();
         var catalog = options.Catalog ?? new ModelCatalog();
         var warnings = new List<string>();
@@ -153,19 +170,59 @@ public sealed class ExtractionPipeline
             };
 
         Directory.CreateDirectory(outDir);
-        foreach (var stale in Directory.EnumerateFiles(outDir, "*.npy").Concat(Directory.EnumerateFiles(outDir, "*.partial")))
-            File.Delete(stale);
-        using var index = new CsvLog(Path.Combine(outDir, "index.csv"), "row", "path");
-        using var errors = new CsvLog(Path.Combine(outDir, "errors.csv"), "path", "reason");
-        foreach (var problem in listing.Problems) errors.Write(problem.Key, problem.Reason);
+        var job = JobDescription(options, manifest, session.OutputNames);
         var writers = new Dictionary<string, NpyWriter>();
+        CsvLog index, errors;
+        ResumeLog journal;
+        long rows = 0, committedErrors = 0;
+        ResumeLog? continued = options.Resume && unfinished ? ResumeLog.Continue(outDir, job, out rows, out committedErrors) : null;
+        if (continued is not null && rows + committedErrors == 0)
+        {
+            // Killed before its first commit: nothing to keep, start the same job afresh.
+            continued.Dispose();
+            continued = null;
+        }
+        if (continued is not null)
+        {
+            journal = continued;
+            index = CsvLog.Resume(Path.Combine(outDir, "index.csv"), rows, 1, out var doneRows);
+            errors = CsvLog.Resume(Path.Combine(outDir, "errors.csv"), committedErrors, 0, out var doneErrors);
+            if (rows > 0)
+                foreach (var name in session.OutputNames)
+                    writers[name] = NpyWriter.Resume(Path.Combine(outDir, name + ".npy"), rows);
+            var accounted = new HashSet<string>(doneRows, StringComparer.Ordinal);
+            accounted.UnionWith(doneErrors);
+            listing = listing with
+            {
+                Items = listing.Items.Where(i => !accounted.Contains(i.Key)).ToList(),
+                Problems = listing.Problems.Where(p => !accounted.Contains(p.Key)).ToList(),
+            };
+            warnings.Add($"resumed after {rows} rows and {committedErrors} errors committed by the earlier run.");
+        }
+        else
+        {
+            foreach (var stale in new[] { "*.npy", "*.partial", "index.csv", "errors.csv", "run.json", ResumeLog.ProgressFileName })
+                foreach (var file in Directory.EnumerateFiles(outDir, stale))
+                    File.Delete(file);
+            journal = ResumeLog.Start(outDir, job);
+            index = new CsvLog(Path.Combine(outDir, "index.csv"), "row", "path");
+            errors = new CsvLog(Path.Combine(outDir, "errors.csv"), "path", "reason");
+        }
+        using var journalScope = journal;
+        using var indexScope = index;
+        using var errorsScope = errors;
+        foreach (var problem in listing.Problems) errors.Write(problem.Key, problem.Reason);
+        index.Flush(); // both headers must be on disk before the first commit
+        errors.Flush();
+        journal.Commit(rows, errors.Lines);
         var postProcessors = new Dictionary<string, FeaturePostProcessor>();
         var postBuffer = Array.Empty<float>();
+        var previouslyDone = rows + committedErrors;
 
         var slot = preprocessor.SlotLength;
         var pool = new ConcurrentBag<float[]>();
         var channel = Channel.CreateBounded<DecodedBatch>(BatchesInFlight);
-        long decodeTicks = 0, inferenceTicks = 0, writeTicks = 0, done = 0, failed = listing.Problems.Count, rows = 0;
+        long decodeTicks = 0, inferenceTicks = 0, writeTicks = 0, done = 0, failed = errors.Lines;
         var batchClock = new Stopwatch();
         var status = "failed";
         try
@@ -188,7 +245,7 @@ public sealed class ExtractionPipeline
                         Parallel.For(0, chunk.Length, new ParallelOptions { MaxDegreeOfParallelism = options.DecodeWorkers }, i =>
                         {
                             var start = Stopwatch.GetTimestamp();
-                            reasons[i] = DecodeInto(preprocessor, chunk[i].Path, buffer.AsSpan(i * slot, slot));
+                            reasons[i] = DecodeInto(preprocessor, chunk[i], buffer.AsSpan(i * slot, slot));
                             Interlocked.Add(ref decodeTicks, Stopwatch.GetTimestamp() - start);
                         });
                         // Close the gaps left by failed inputs so the good ones are contiguous.
@@ -226,13 +283,16 @@ public sealed class ExtractionPipeline
                         {
                             if (!writers.TryGetValue(name, out var writer))
                                 writers[name] = writer = new NpyWriter(Path.Combine(outDir, name + ".npy"), shape[1..]);
+                            CheckRowShape(writer, shape[1..]);
                             writer.Append(outputs.Values(name));
                             continue;
                         }
                         if (!postProcessors.TryGetValue(name, out var post))
                         {
                             postProcessors[name] = post = new FeaturePostProcessor(options.PostProcess, shape[1..], $"output '{name}'");
-                            writers[name] = new NpyWriter(Path.Combine(outDir, name + ".npy"), post.OutputRowShape);
+                            if (!writers.ContainsKey(name)) // a resumed run already has its file
+                                writers[name] = new NpyWriter(Path.Combine(outDir, name + ".npy"), post.OutputRowShape);
+                            CheckRowShape(writers[name], post.OutputRowShape);
                         }
                         var needed = (int)shape[0] * post.OutputRowLength;
                         if (postBuffer.Length < needed) postBuffer = new float[needed];
@@ -240,19 +300,33 @@ public sealed class ExtractionPipeline
                         writers[name].Append(postBuffer.AsSpan(0, needed));
                     }
                     foreach (var item in batch.Items) index.Write((rows++).ToString(System.Globalization.CultureInfo.InvariantCulture), item.Key);
+                    foreach (var w in writers.Values) w.Flush();
                     writeTicks += Stopwatch.GetTimestamp() - t1;
                     inferenceTicks += t1 - t0;
                 }
+                // Commit: rows, index lines and error lines are with the OS before the journal says so.
+                index.Flush();
+                errors.Flush();
+                journal.Commit(rows, errors.Lines);
                 pool.Add(batch.Buffer);
                 done += batch.Items.Count + batch.Failed.Count;
-                progress?.Report(new ExtractionProgress(done + listing.Problems.Count, failed, listing.Items.Count + listing.Problems.Count, batchClock.Elapsed));
+                progress?.Report(new ExtractionProgress(previouslyDone + done + listing.Problems.Count, failed, previouslyDone + listing.Items.Count + listing.Problems.Count, batchClock.Elapsed));
             }
             await producer;
             batchClock.Stop();
             status = cancellation.IsCancellationRequested && done < listing.Items.Count ? "interrupted" : "completed";
+            // No image made it: still write [0, ...] files where the row shape is known, so consumers need no special case.
+            if (status == "completed" && options.PostProcess.IsIdentity)
+                foreach (var o in prepared.Outputs.Where(o => !writers.ContainsKey(o.Name) && o.Shape is not null))
+                    writers[o.Name] = new NpyWriter(Path.Combine(outDir, o.Name + ".npy"), o.Shape!);
             foreach (var w in writers.Values) w.Complete();
             index.Complete();
             errors.Complete();
+            if (status == "completed")
+            {
+                journal.Dispose();
+                ResumeLog.Finish(outDir);
+            }
         }
         finally
         {
@@ -267,7 +341,7 @@ public sealed class ExtractionPipeline
             Provider = session.Provider.ToString().ToLowerInvariant(),
             ProviderFallback = session.Fallback,
             Layers = writers.ToDictionary(p => p.Key, p => (long[])[p.Value.Rows, .. ShapeOf(p.Value)]),
-            Inputs = listing.Items.Count + listing.Problems.Count,
+            Inputs = previouslyDone + listing.Items.Count + listing.Problems.Count,
             Extracted = rows,
             Failed = failed,
             NotProcessed = listing.Items.Count - done,
@@ -285,6 +359,7 @@ public sealed class ExtractionPipeline
                 ["writeBusy"] = writeTicks / (double)Stopwatch.Frequency,
             },
             ImagesPerSecond = batchClock.Elapsed.TotalSeconds > 0 ? done / batchClock.Elapsed.TotalSeconds : 0,
+            Resumed = options.Resume && previouslyDone > 0,
             PrunedNodes = prepared.PrunedNodeCount,
             Warnings = warnings,
             FinishedUtc = DateTime.UtcNow,
@@ -300,7 +375,7 @@ public sealed class ExtractionPipeline
         long[] expected = [.. manifest.Input.Shape.Select(d => (long)d)];
         if (info.DType != "<f4" || info.FortranOrder || info.Shape.Length != expected.Length + 1 || !info.Shape[1..].SequenceEqual(expected))
             throw new InvalidDataException($"{path}: --tensors-in needs float32 C-order [N,{string.Join(",", expected)}] (the model input '{manifest.Input.Name}'); found {info.DType} [{string.Join(",", info.Shape)}].");
-        var items = Enumerable.Range(0, (int)info.Shape[0]).Select(i => new InputItem($"{path}#{i}", path)).ToList();
+        var items = Enumerable.Range(0, (int)info.Shape[0]).Select(i => new InputItem($"{path}#{i}", path, i)).ToList();
         return new InputListing(items, [], 0);
     }
 
@@ -308,19 +383,39 @@ public sealed class ExtractionPipeline
     {
         using var stream = File.OpenRead(path);
         var info = NpyFormat.ReadHeader(stream, path);
-        var first = long.Parse(chunk[0].Key[(chunk[0].Key.LastIndexOf('#') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
-        stream.Position = info.DataOffset + first * slot * sizeof(float);
-        stream.ReadExactly(System.Runtime.InteropServices.MemoryMarshal.AsBytes(buffer.AsSpan(0, chunk.Length * slot)));
+        for (var i = 0; i < chunk.Length; i++)
+        {
+            stream.Position = info.DataOffset + chunk[i].Offset * slot * sizeof(float);
+            stream.ReadExactly(System.Runtime.InteropServices.MemoryMarshal.AsBytes(buffer.AsSpan(i * slot, slot)));
+        }
+    }
+
+    /// <summary>What the run was asked to do; a resumed run must match it.</summary>
+    private static Dictionary<string, string> JobDescription(ExtractionOptions o, ModelManifest manifest, IReadOnlyList<string> outputs) => new()
+    {
+        ["model"] = manifest.ManifestPath ?? manifest.Name,
+        ["outputs"] = string.Join(",", outputs),
+        ["inputs"] = string.Join("\n", o.Inputs.Select(i => i.StartsWith('@') ? "@" + Path.GetFullPath(i[1..]) : Path.GetFullPath(i))),
+        ["tensorsIn"] = o.TensorsIn is null ? "" : Path.GetFullPath(o.TensorsIn),
+        ["shard"] = o.Shard.ToString(),
+        ["maxPixels"] = o.MaxPixels.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["postProcess"] = $"pool={o.PostProcess.Pooling} l2={o.PostProcess.L2} pca={o.PostProcess.Pca?.ToString() ?? "none"}",
+    };
+
+    private static void CheckRowShape(NpyWriter writer, IReadOnlyList<long> rowShape)
+    {
+        if (!writer.RowShape.SequenceEqual(rowShape))
+            throw new InvalidDataException($"{writer.Path}: rows of [{string.Join(",", writer.RowShape)}] on disk, but the model now gives [{string.Join(",", rowShape)}]; resume with the same model and options or use --overwrite.");
     }
 
     private static long[] ShapeOf(NpyWriter writer) => writer.RowShape.ToArray();
 
-    private static string? DecodeInto(ImagePreprocessor preprocessor, string path, Span<float> slot)
+    private static string? DecodeInto(ImagePreprocessor preprocessor, InputItem item, Span<float> slot)
     {
         byte[] bytes;
         try
         {
-            bytes = File.ReadAllBytes(path);
+            bytes = item.ReadBytes();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -24,6 +24,13 @@ public sealed record ImageDecoderOptions
 /// <param name="Pixels">Width * Height * 3 bytes.</param>
 public sealed record RgbImage(int Width, int Height, byte[] Pixels);
 
+/// <summary>What an image's header says, after <see cref="ImageDecoder.Identify"/>'s checks.</summary>
+/// <param name="Format">ImageSharp's format name: JPEG, PNG, BMP, GIF, TIFF, Webp, TGA, PBM.</param>
+/// <param name="Width">Columns, as stored (before EXIF orientation).</param>
+/// <param name="Height">Rows, as stored.</param>
+/// <param name="Orientation">EXIF Orientation tag, 1 (as stored) when absent.</param>
+public sealed record EncodedImageInfo(string Format, int Width, int Height, int Orientation);
+
 /// <summary>An input that could not be turned into an image; <see cref="Exception.Message"/> is the reason written to errors.csv.</summary>
 public sealed class ImageDecodeException(string message, Exception? inner = null) : Exception(message, inner);
 
@@ -57,12 +64,20 @@ public sealed class ImageDecoder
         _turboJpeg = TurboJpegDecoder.TryCreate();
     }
 
-    /// <summary>Decodes encoded image bytes.</summary>
-    /// <exception cref="ImageDecodeException">Empty, not an image, too large, truncated or corrupt; the message says which.</exception>
-    public RgbImage Decode(ReadOnlyMemory<byte> encoded)
+    /// <summary>
+    /// Reads the header only and applies every check made before pixels are decoded: not empty, a recognised
+    /// format, a non-empty size within <see cref="ImageDecoderOptions.MaxPixels"/>, and a complete structure.
+    /// </summary>
+    /// <exception cref="ImageDecodeException">A check failed; the message says which.</exception>
+    public EncodedImageInfo Identify(ReadOnlyMemory<byte> encoded)
     {
         if (encoded.Length == 0) throw new ImageDecodeException("empty file (0 bytes)");
         using var stream = AsStream(encoded);
+        return IdentifyChecked(encoded, stream);
+    }
+
+    private EncodedImageInfo IdentifyChecked(ReadOnlyMemory<byte> encoded, Stream stream)
+    {
         var info = Image.Identify(_configuration, stream, out var format);
         if (info is null || format is null)
             throw new ImageDecodeException("not a recognised image (supported: JPEG, PNG, BMP, GIF, TIFF, WebP, TGA, PBM/PGM/PPM)");
@@ -72,9 +87,20 @@ public sealed class ImageDecoder
         if (pixels > Options.MaxPixels)
             throw new ImageDecodeException($"{format.Name} header declares {info.Width}x{info.Height} = {pixels / 1e6:0.#} megapixels, above the limit of {Options.MaxPixels / 1e6:0.#} (raise --max-pixels to accept it)");
         EncodedImageIntegrity.ThrowIfTruncated(encoded.Span, format.Name);
+        return new EncodedImageInfo(format.Name, info.Width, info.Height, OrientationOf(info));
+    }
 
-        var orientation = Options.ApplyExifOrientation ? OrientationOf(info) : 1;
-        if (format.Name == "JPEG" && _turboJpeg is not null)
+    /// <summary>Decodes encoded image bytes.</summary>
+    /// <exception cref="ImageDecodeException">Empty, not an image, too large, truncated or corrupt; the message says which.</exception>
+    public RgbImage Decode(ReadOnlyMemory<byte> encoded)
+    {
+        if (encoded.Length == 0) throw new ImageDecodeException("empty file (0 bytes)");
+        using var stream = AsStream(encoded);
+        var header = IdentifyChecked(encoded, stream);
+        var format = header.Format;
+
+        var orientation = Options.ApplyExifOrientation ? header.Orientation : 1;
+        if (format == "JPEG" && _turboJpeg is not null)
             return ExifOrientation.Apply(_turboJpeg.Decode(encoded.Span, Options.MaxPixels), orientation);
 
         Image image;
@@ -85,7 +111,7 @@ public sealed class ImageDecoder
         }
         catch (Exception e) when (e is ImageFormatException or InvalidImageContentException or UnknownImageFormatException or NotSupportedException or InvalidOperationException or IndexOutOfRangeException or ArgumentException)
         {
-            throw new ImageDecodeException($"corrupt {format.Name}: {e.Message}", e);
+            throw new ImageDecodeException($"corrupt {format}: {e.Message}", e);
         }
         using (image)
             return ExifOrientation.Apply(ToPilRgb(image), orientation);

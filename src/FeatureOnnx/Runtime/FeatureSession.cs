@@ -22,6 +22,9 @@ public sealed record SessionSettings
     /// <summary>CUDA device ordinal. Default 0.</summary>
     public int DeviceId { get; init; }
 
+    /// <summary>CUDA provider options (cuDNN algorithm search, NHWC, CUDA graph, memory limit, TF32). Default: ONNX Runtime's.</summary>
+    public CudaProviderSettings Cuda { get; init; } = new();
+
     /// <summary>When the requested provider cannot be created, use the CPU instead (reported in <see cref="FeatureSession.Fallback"/>). Default: false, which fails loudly.</summary>
     public bool FallbackToCpu { get; init; }
 
@@ -78,30 +81,7 @@ public sealed class FeatureSession : IDisposable
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
             IntraOpNumThreads = Settings.IntraOpThreads,
         };
-        Provider = ExecutionProviderKind.Cpu;
-        if (Settings.Provider == ExecutionProviderKind.Cuda)
-        {
-            // Check the pieces first: ONNX Runtime's own error only says "Failed to load shared library".
-            var reason = ProviderDiagnostics.FirstMissingCudaPiece();
-            if (reason is null)
-            {
-                try
-                {
-                    options.AppendExecutionProvider_CUDA(Settings.DeviceId);
-                    Provider = ExecutionProviderKind.Cuda;
-                }
-                catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
-                {
-                    reason = ExecutionProviderException.Explain(e);
-                }
-            }
-            if (reason is not null)
-            {
-                if (!Settings.FallbackToCpu)
-                    throw new ExecutionProviderException($"CUDA execution provider could not be created: {reason} Pass --fallback cpu to run on the CPU instead.");
-                Fallback = $"CUDA unavailable ({reason}); running on the CPU as --fallback cpu asked.";
-            }
-        }
+        (Provider, Fallback) = AppendProvider(options, Settings);
         _session = new InferenceSession(model.OnnxBytes, options);
         CreationTime = sw.Elapsed;
         Model = model;
@@ -111,6 +91,35 @@ public sealed class FeatureSession : IDisposable
         var missing = _outputNames.Where(n => !_session.OutputMetadata.ContainsKey(n)).ToList();
         if (missing.Count > 0)
             throw new InvalidOperationException($"the prepared graph lacks outputs {string.Join(", ", missing)}");
+    }
+
+    /// <summary>
+    /// Adds the requested execution provider to <paramref name="options"/>. Strict: a provider that cannot be created
+    /// is an error unless <see cref="SessionSettings.FallbackToCpu"/>, in which case the second value says why.
+    /// </summary>
+    /// <exception cref="ExecutionProviderException">The provider could not be created.</exception>
+    internal static (ExecutionProviderKind Provider, string? Fallback) AppendProvider(SessionOptions options, SessionSettings settings)
+    {
+        if (settings.Provider != ExecutionProviderKind.Cuda) return (ExecutionProviderKind.Cpu, null);
+        // Check the pieces first: ONNX Runtime's own error only says "Failed to load shared library".
+        var reason = ProviderDiagnostics.FirstMissingCudaPiece();
+        if (reason is null)
+        {
+            try
+            {
+                using var cuda = new OrtCUDAProviderOptions();
+                cuda.UpdateOptions(settings.Cuda.ToProviderOptions(settings.DeviceId));
+                options.AppendExecutionProvider_CUDA(cuda);
+                return (ExecutionProviderKind.Cuda, null);
+            }
+            catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
+            {
+                reason = ExecutionProviderException.Explain(e);
+            }
+        }
+        if (!settings.FallbackToCpu)
+            throw new ExecutionProviderException($"CUDA execution provider could not be created: {reason} Pass --fallback cpu to run on the CPU instead.");
+        return (ExecutionProviderKind.Cpu, $"CUDA unavailable ({reason}); running on the CPU as --fallback cpu asked.");
     }
 
     /// <summary>The settings asked for.</summary>

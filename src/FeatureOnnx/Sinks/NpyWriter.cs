@@ -24,6 +24,54 @@ public sealed class NpyWriter : IDisposable
         _stream.Write(NpyFormat.Header("<f4", [0, .. _rowShape], NpyFormat.ReservedHeaderLength));
     }
 
+    private NpyWriter(string path, FileStream stream, long[] rowShape, long rows)
+    {
+        Path = path;
+        PartialPath = path + ".partial";
+        _stream = stream;
+        _rowShape = rowShape;
+        RowLength = _rowShape.Aggregate(1L, (a, b) => a * b);
+        Rows = rows;
+    }
+
+    /// <summary>
+    /// Reopens a file left by an interrupted or killed run (NAME.partial, or NAME when it was completed on
+    /// interrupt), keeps its first <paramref name="rows"/> rows, cuts anything after them and appends from there.
+    /// </summary>
+    /// <exception cref="InvalidDataException">Not one of our float32 files, or fewer rows than asked to keep.</exception>
+    public static NpyWriter Resume(string path, long rows)
+    {
+        var partial = path + ".partial";
+        if (!File.Exists(partial))
+        {
+            if (!File.Exists(path)) throw new FileNotFoundException($"--resume: {partial} is missing; the run cannot be resumed. Start again with --overwrite.", partial);
+            File.Move(path, partial);
+        }
+        var stream = new FileStream(partial, FileMode.Open, FileAccess.ReadWrite, FileShare.Read, 1 << 20);
+        try
+        {
+            var info = NpyFormat.ReadHeader(stream, partial);
+            if (info.DType != "<f4" || info.DataOffset != NpyFormat.ReservedHeaderLength)
+                throw new InvalidDataException($"{partial}: not a FeatureOnnx float32 output; the run cannot be resumed.");
+            var rowShape = info.Shape[1..];
+            var rowBytes = rowShape.Aggregate(1L, (a, b) => a * b) * sizeof(float);
+            var needed = info.DataOffset + rows * rowBytes;
+            if (stream.Length < needed)
+                throw new InvalidDataException($"{partial}: holds fewer than the {rows} rows the progress log committed; the run cannot be resumed.");
+            stream.SetLength(needed);
+            stream.Position = needed;
+            return new NpyWriter(path, stream, rowShape, rows);
+        }
+        catch
+        {
+            stream.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Pushes written rows to the operating system (they survive the process being killed).</summary>
+    public void Flush() => _stream.Flush();
+
     /// <summary>Final path.</summary>
     public string Path { get; }
 

@@ -1,9 +1,28 @@
 namespace FeatureOnnx.Sources;
 
 /// <summary>One input to extract: <see cref="Key"/> is what index.csv and errors.csv record.</summary>
-/// <param name="Key">The path as the user will recognise it.</param>
+/// <param name="Key">The path as the user will recognise it (for tar members: SHARD.tar/member).</param>
 /// <param name="Path">Where to read the bytes.</param>
-public sealed record InputItem(string Key, string Path);
+/// <param name="Offset">Byte offset of the data inside <paramref name="Path"/> (tar members).</param>
+/// <param name="Length">Bytes to read, or -1 for the whole file.</param>
+public sealed record InputItem(string Key, string Path, long Offset = 0, long Length = -1)
+{
+    /// <summary>Reads the input's bytes (a whole file, or a tar member in place).</summary>
+    public byte[] ReadBytes()
+    {
+        if (Length < 0) return File.ReadAllBytes(Path);
+        using var handle = File.OpenHandle(Path);
+        var data = new byte[Length];
+        var read = 0;
+        while (read < data.Length)
+        {
+            var n = RandomAccess.Read(handle, data.AsSpan(read), Offset + read);
+            if (n == 0) throw new EndOfStreamException($"{Path} ended inside member {Key}");
+            read += n;
+        }
+        return data;
+    }
+}
 
 /// <summary>An input that was found but cannot be used, with the reason written to errors.csv.</summary>
 /// <param name="Key">The path.</param>
@@ -15,8 +34,10 @@ public sealed record InputListing(IReadOnlyList<InputItem> Items, IReadOnlyList<
 
 /// <summary>
 /// Expands the command line's inputs: files are taken as given (whatever their extension), folders are walked
-/// recursively for image files, in ordinal path order so that row order is the same on every machine. Unreadable
-/// folders, symlink loops, missing paths and duplicates are reported, never fatal.
+/// recursively for image files, in ordinal path order so that row order is the same on every machine,
+/// <c>@LIST.txt</c> names a file with one input per line (relative paths are relative to the list's folder; blank
+/// lines and lines starting with # are ignored), and <c>.tar</c> files are WebDataset-style shards whose image members
+/// are read in place. Unreadable folders, symlink loops, missing paths and duplicates are reported, never fatal.
 /// </summary>
 public static class FolderSource
 {
@@ -46,8 +67,43 @@ public static class FolderSource
             items.Add(new InputItem(key, full));
         }
 
-        foreach (var input in inputs)
+        void Expand(string input, int depth)
         {
+            if (input.StartsWith('@'))
+            {
+                var list = input[1..];
+                string[] lines;
+                try
+                {
+                    lines = File.ReadAllLines(list);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    problems.Add(new InputProblem(input, $"unreadable list file: {e.Message}"));
+                    return;
+                }
+                if (depth > 4) { problems.Add(new InputProblem(input, "list files nested more than 4 deep")); return; }
+                var baseDir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(list))!;
+                foreach (var raw in lines)
+                {
+                    var line = raw.Trim();
+                    if (line.Length == 0 || line.StartsWith('#')) continue;
+                    Expand(System.IO.Path.IsPathRooted(line) || line.StartsWith('@') ? line : System.IO.Path.Combine(baseDir, line), depth + 1);
+                }
+                return;
+            }
+            if (File.Exists(input) && TarShardSource.IsTar(input))
+            {
+                var full = System.IO.Path.GetFullPath(input);
+                if (seen.TryGetValue(full, out var first))
+                {
+                    problems.Add(new InputProblem(input, $"duplicate input: same tar shard as '{first}', read once"));
+                    return;
+                }
+                seen[full] = input;
+                TarShardSource.Enumerate(input, input, items, problems, ref skipped);
+                return;
+            }
             if (File.Exists(input))
             {
                 Add(input, input);
@@ -64,6 +120,8 @@ public static class FolderSource
                 problems.Add(new InputProblem(input, "no such file or folder"));
             }
         }
+
+        foreach (var input in inputs) Expand(input, 0);
         return new InputListing(items, problems, skipped);
     }
 

@@ -102,4 +102,55 @@ public sealed class ExtractionPipelineTests(ITestOutputHelper output)
         Assert.Equal(Fixtures.ReadFloatNpy(tmp.File("a/pooled.npy")).Data, Fixtures.ReadFloatNpy(tmp.File("b/pooled.npy")).Data);
         Assert.Equal(tmp.File("x.npy") + "#2", CsvLines(tmp.File("b/index.csv"))[2].Split(',', 2)[1]);
     }
+
+    [Fact]
+    public async Task No_usable_input_still_writes_empty_arrays_of_the_declared_shape()
+    {
+        using var tmp = new Fixtures.TempDir();
+        File.WriteAllText(tmp.File("a.jpg"), "text");
+        var result = await new ExtractionPipeline().RunAsync(new ExtractionOptions { Inputs = [tmp.File("a.jpg")], OutputDirectory = tmp.File("out") });
+        Assert.Equal((0L, 1L), (result.Extracted, result.Failed));
+        Assert.Equal(new long[] { 0, 512 }, Fixtures.ReadFloatNpy(Path.Combine(tmp.File("out"), "pooled.npy")).Shape);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Cancelling_leaves_consistent_files_that_resume_completes(bool postProcess)
+    {
+        using var tmp = new Fixtures.TempDir();
+        var options = new ExtractionOptions { Inputs = [Fixtures.PathOf("photos")], OutputDirectory = tmp.File("out"), BatchSize = 4 };
+        if (postProcess)
+            options = options with
+            {
+                Layers = ["layer3"],
+                PostProcess = new FeatureOnnx.PostProcessing.PostProcessOptions { Pooling = FeatureOnnx.PostProcessing.PoolingMode.Average, L2 = true },
+            };
+        var file = postProcess ? "layer3.npy" : "pooled.npy";
+        using var cts = new CancellationTokenSource();
+        var first = await new ExtractionPipeline().RunAsync(options, new Progress(() => cts.Cancel()), cts.Token);
+        Assert.Equal("interrupted", first.Status);
+        Assert.True(first.NotProcessed > 0);
+        var (shape, _) = Fixtures.ReadFloatNpy(Path.Combine(tmp.File("out"), file));
+        Assert.Equal(first.Extracted, shape[0]);
+        Assert.Equal(first.Extracted, CsvLines(Path.Combine(tmp.File("out"), "index.csv")).Length);
+
+        var second = await new ExtractionPipeline().RunAsync(options with { Resume = true });
+        Assert.Equal(("completed", 33L, true), (second.Status, second.Extracted, second.Resumed));
+        var reference = await new ExtractionPipeline().RunAsync(options with { OutputDirectory = tmp.File("ref") });
+        Assert.Equal(CsvLines(Path.Combine(tmp.File("ref"), "index.csv")), CsvLines(Path.Combine(tmp.File("out"), "index.csv")));
+        var (refShape, refData) = Fixtures.ReadFloatNpy(Path.Combine(tmp.File("ref"), file));
+        Assert.Equal(new long[] { 33, postProcess ? 256 : 512 }, refShape);
+        Assert.Equal(refData, Fixtures.ReadFloatNpy(Path.Combine(tmp.File("out"), file)).Data);
+    }
+
+    /// <summary>Runs an action on the first report (synchronously, unlike System.Progress).</summary>
+    private sealed class Progress(Action onFirst) : IProgress<ExtractionProgress>
+    {
+        private int _reports;
+        public void Report(ExtractionProgress value)
+        {
+            if (Interlocked.Increment(ref _reports) == 1) onFirst();
+        }
+    }
 }

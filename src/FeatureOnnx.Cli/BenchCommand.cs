@@ -1,0 +1,153 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using FeatureOnnx.Models;
+using FeatureOnnx.Preprocessing;
+using FeatureOnnx.Runtime;
+using FeatureOnnx.Sinks;
+
+namespace FeatureOnnx.Cli;
+
+/// <summary><c>featureonnx bench --model M --providers cpu,cuda --batch 1,8,32 -o REPORT_DIR</c>: execution providers compared on speed, memory and agreement.</summary>
+internal static class BenchCommand
+{
+    public static Command Create()
+    {
+        var defaults = new BenchmarkOptions();
+        var model = new Option<string>("--model", "-m")
+        {
+            Description = "Built-in model name, a manifest (DIR/NAME.json) or an ONNX file.",
+            DefaultValueFactory = _ => ModelCatalog.DefaultModelName,
+        };
+        var providers = new Option<string>("--providers")
+        {
+            Description = "Comma-separated providers to compare: cpu, cuda[:DEVICE]. One that cannot load here is skipped, and the report says why.",
+            DefaultValueFactory = _ => string.Join(",", defaults.Providers),
+        };
+        var batch = new Option<string>("--batch", "-b")
+        {
+            Description = "Comma-separated batch sizes, each with a fresh session (e.g. 1,8,32,256; 256 takes minutes per run set on a few CPU cores).",
+            DefaultValueFactory = _ => string.Join(",", defaults.BatchSizes),
+        };
+        var images = new Option<string[]>("--images")
+        {
+            Description = "Image files or folders to use as inputs, preprocessed as the model's manifest says (the first max(--batch) images; fewer are reused in order). " +
+                          "Default: seeded random pixels, and the report says so.",
+        };
+        var warmup = new Option<int>("--warmup") { Description = "Untimed runs per configuration before timing.", DefaultValueFactory = _ => defaults.WarmupIterations };
+        var iters = new Option<int>("--iters") { Description = "Timed runs per configuration (percentiles over these).", DefaultValueFactory = _ => defaults.Iterations };
+        var layers = new Option<string?>("--layers", "-l")
+        {
+            Description = "Comma-separated outputs to fetch (as 'extract --layers'). Early layers alone prune the graph and run faster. Default: the manifest's default.",
+        };
+        var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per physical core).", DefaultValueFactory = _ => 0 };
+        var optimization = new Option<string>("--optimization")
+        {
+            Description = "ONNX Runtime graph optimisation: all, extended, basic, none.",
+            DefaultValueFactory = _ => "all",
+        };
+        optimization.AcceptOnlyFromAmong("all", "extended", "basic", "none");
+        var cudaOptions = new Option<string?>("--cuda-options") { Description = ExtractCommand.CudaOptionsHelp };
+        var seed = new Option<int>("--seed") { Description = "Seed of the random inputs (without --images).", DefaultValueFactory = _ => 42 };
+        var output = new Option<string>("--output", "-o") { Description = "Report folder: report.md (tables), report.json (every figure), report.svg (throughput against batch size).", Required = true };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Replace a report already in the folder." };
+        var quiet = new Option<bool>("--quiet", "-q") { Description = "No progress lines (results are still printed)." };
+        var command = new Command("bench",
+            "Compare execution providers on one model: per provider and batch size, session creation time, latency p50/p90/p99, throughput, " +
+            "host and device memory, and the agreement of every output with the CPU provider on the same inputs. " +
+            "A provider that cannot load is skipped with the reason. Exit code: 0 done, 1 could not run (or no provider could), 130 interrupted.")
+        {
+            model, providers, batch, images, warmup, iters, layers, threads, optimization, cudaOptions, seed, output, overwrite, quiet,
+        };
+        command.SetAction((parse, cancellation) => Task.FromResult(CliErrors.Guard(() =>
+        {
+            var outDir = parse.GetValue(output)!;
+            if (File.Exists(Path.Combine(outDir, "report.json")) && !parse.GetValue(overwrite))
+                throw new IOException($"{outDir} already holds a report (report.json). Choose another folder or pass --overwrite to replace it.");
+            var options = new BenchmarkOptions
+            {
+                Providers = parse.GetValue(providers)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                    .Select(p => ExtractCommand.ParseProvider(p)).Select(p => new ProviderChoice(p.Kind, p.Device)).ToList(),
+                BatchSizes = ParseBatchSizes(parse.GetValue(batch)!),
+                WarmupIterations = parse.GetValue(warmup),
+                Iterations = parse.GetValue(iters),
+                Session = new SessionSettings
+                {
+                    IntraOpThreads = parse.GetValue(threads),
+                    OptimizationLevel = ExtractCommand.ParseOptimization(parse.GetValue(optimization)!),
+                    Cuda = CudaProviderSettings.Parse(parse.GetValue(cudaOptions)),
+                },
+            };
+            var catalog = new ModelCatalog();
+            var warnings = new List<string>();
+            var manifest = catalog.Resolve(parse.GetValue(model)!, warnings);
+            var requested = parse.GetValue(layers) is { } l ? l.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [];
+            var prepared = PreparedModel.Build(manifest, requested, catalog);
+            foreach (var warning in warnings.Concat(prepared.Warnings)) Console.Error.WriteLine($"warning: {warning}");
+
+            var needed = options.BatchSizes.Max();
+            var inputs = parse.GetValue(images) is { Length: > 0 } paths
+                ? BenchmarkInputs.FromImages(manifest, paths, needed)
+                : BenchmarkInputs.Random(manifest, needed, parse.GetValue(seed));
+            foreach (var problem in inputs.Problems) Console.Error.WriteLine($"warning: {problem.Key}: {problem.Reason} (not used)");
+            Console.WriteLine($"bench {manifest.Name} [{string.Join(", ", prepared.Outputs.Select(o => o.Name))}]: inputs: {inputs.Description}");
+
+            var report = new ProviderBenchmark().Run(prepared, inputs, options, new BenchProgress(parse.GetValue(quiet)), cancellation);
+            BenchmarkReportWriter.Write(report, outDir);
+            Console.WriteLine($"wrote {outDir}: {string.Join(", ", BenchmarkReportWriter.FileNames)}");
+            if (report.Status == "interrupted") return CliErrors.Interrupted;
+            if (report.Results.Count == 0)
+            {
+                Console.Error.WriteLine("error: no provider could run; the report says why.");
+                return CliErrors.Failed;
+            }
+            return CliErrors.Ok;
+        })));
+        return command;
+    }
+
+    internal static IReadOnlyList<int> ParseBatchSizes(string text)
+    {
+        var sizes = new List<int>();
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            sizes.Add(int.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0
+                ? n
+                : throw new ArgumentException($"--batch {text}: '{part}' is not a positive whole number (e.g. --batch 1,8,32)."));
+        return sizes.Count > 0 ? sizes : throw new ArgumentException("--batch names no batch size.");
+    }
+
+    /// <summary>One line per configuration finished or skipped (stdout); what is running, every few seconds (stderr).</summary>
+    private sealed class BenchProgress(bool quiet) : IProgress<BenchmarkProgress>
+    {
+        private static readonly TimeSpan Interval = TimeSpan.FromSeconds(10);
+        private readonly Stopwatch _sinceLine = Stopwatch.StartNew();
+
+        public void Report(BenchmarkProgress p)
+        {
+            switch (p.Stage)
+            {
+                case BenchmarkStage.Skipped:
+                    Console.WriteLine($"skipped {p.Provider}{(p.BatchSize > 0 ? $" at batch {p.BatchSize}" : "")}: {p.Reason}");
+                    break;
+                case BenchmarkStage.Finished when p.Result is { } r:
+                    var worst = r.Agreement.Count == 0 ? null : r.Agreement.MinBy(a => a.MinCosine);
+                    // The CLI runs with invariant globalization: numbers print with '.' everywhere.
+                    Console.WriteLine(
+                        $"{r.Provider,-7} batch {r.BatchSize,4}: session {r.SessionCreationMs / 1000:0.00}s, p50 {r.LatencyMs.P50:0.00} ms, p90 {r.LatencyMs.P90:0.00}, p99 {r.LatencyMs.P99:0.00}, " +
+                        $"{r.ImagesPerSecond:0.0} img/s, host peak {r.HostPeakBytes / 1048576.0:0} MiB (+{r.HostPeakDeltaBytes / 1048576.0:0})" +
+                        (r.DeviceUsedBytes is { } d ? $", device {d / 1048576.0:0} MiB (+{(r.DeviceDeltaBytes ?? 0) / 1048576.0:0})" : "") +
+                        (worst is null ? "" : $"; vs cpu: max abs {worst.MaxAbs:0.0e+0}, min cosine {worst.MinCosine:0.0000000}"));
+                    _sinceLine.Restart();
+                    break;
+                case BenchmarkStage.CreatingSession when !quiet:
+                    Console.Error.WriteLine($"bench: {p.Provider} batch {p.BatchSize}: creating the session");
+                    _sinceLine.Restart();
+                    break;
+                case BenchmarkStage.WarmingUp or BenchmarkStage.Timing when !quiet && _sinceLine.Elapsed >= Interval:
+                    Console.Error.WriteLine($"bench: {p.Provider} batch {p.BatchSize}: run {p.Done}/{p.Total}");
+                    _sinceLine.Restart();
+                    break;
+            }
+        }
+    }
+}

@@ -1,0 +1,50 @@
+using System.CommandLine;
+using FeatureOnnx.Runtime;
+
+namespace FeatureOnnx.Cli;
+
+/// <summary>
+/// Hidden <c>featureonnx e2e-worker --model M.e2e.onnx</c>: the process <c>extract --e2e</c> starts to run an
+/// end-to-end model, so that a decoder that exits or hangs on a hostile file takes only this process down.
+/// Speaks <see cref="EndToEndWorker"/>'s protocol on stdin/stdout; nothing else may write to stdout.
+/// </summary>
+internal static class E2eWorkerCommand
+{
+    public const string Name = "e2e-worker";
+
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Required = true };
+        var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0 };
+        var provider = new Option<string>("--provider") { DefaultValueFactory = _ => "cpu" };
+        var fallback = new Option<string?>("--fallback");
+        var cudaOptions = new Option<string?>("--cuda-options");
+        var optimization = new Option<string>("--optimization") { DefaultValueFactory = _ => "all" };
+        var command = new Command(Name, "Internal: runs an end-to-end model for 'extract --e2e' over stdin/stdout.") { model, threads, provider, fallback, cudaOptions, optimization };
+        command.Hidden = true;
+        command.SetAction(parse =>
+        {
+            var (kind, device) = ExtractCommand.ParseProvider(parse.GetValue(provider)!);
+            var settings = new SessionSettings
+            {
+                Provider = kind, DeviceId = device, IntraOpThreads = parse.GetValue(threads), FallbackToCpu = parse.GetValue(fallback) == "cpu",
+                Cuda = CudaProviderSettings.Parse(parse.GetValue(cudaOptions)),
+                OptimizationLevel = ExtractCommand.ParseOptimization(parse.GetValue(optimization)!),
+            };
+            using var stdin = Console.OpenStandardInput();
+            using var stdout = Console.OpenStandardOutput();
+            return EndToEndWorker.Serve(parse.GetValue(model)!, settings, stdin, stdout);
+        });
+        return command;
+    }
+
+    /// <summary>This program, started again as a worker: the apphost, or <c>dotnet featureonnx.dll</c>.</summary>
+    public static WorkerCommand Self()
+    {
+        var process = Environment.ProcessPath ?? throw new InvalidOperationException("cannot tell this program's path to start a worker");
+        var entry = typeof(E2eWorkerCommand).Assembly.Location;
+        return Path.GetFileNameWithoutExtension(process) == "dotnet"
+            ? new WorkerCommand(process, [entry, Name])
+            : new WorkerCommand(process, [Name]);
+    }
+}

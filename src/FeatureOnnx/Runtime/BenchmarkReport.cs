@@ -1,0 +1,127 @@
+namespace FeatureOnnx.Runtime;
+
+/// <summary>A provider that was asked for and not measured (at any batch size, or at <see cref="BatchSize"/>).</summary>
+/// <param name="Provider">As asked, e.g. <c>cuda:0</c>.</param>
+/// <param name="Reason">Why it could not run, with the fix (from <see cref="ProviderDiagnostics"/> or ONNX Runtime).</param>
+public sealed record SkippedProvider(string Provider, string Reason)
+{
+    /// <summary>The batch size that failed; null when the provider could not run at all.</summary>
+    public int? BatchSize { get; init; }
+}
+
+/// <summary>One provider at one batch size.</summary>
+public sealed record BenchmarkResult
+{
+    /// <summary>The provider, e.g. <c>cpu</c> or <c>cuda:0</c>.</summary>
+    public required string Provider { get; init; }
+
+    /// <summary>Images per run.</summary>
+    public required int BatchSize { get; init; }
+
+    /// <summary>Session creation (graph optimisation, provider setup, weights to the device), in milliseconds.</summary>
+    public required double SessionCreationMs { get; init; }
+
+    /// <summary>The first run after creation (memory arena growth, cuDNN algorithm search), in milliseconds.</summary>
+    public required double FirstRunMs { get; init; }
+
+    /// <summary>Latency of each timed run: <c>FeatureSession.Run</c>, host input to host outputs.</summary>
+    public required LatencySummary LatencyMs { get; init; }
+
+    /// <summary>Batch size times timed runs, divided by their summed latency.</summary>
+    public required double ImagesPerSecond { get; init; }
+
+    /// <summary>Peak resident memory of the process during this configuration (VmHWM, reset when it started where the kernel allows), in bytes.</summary>
+    public required long HostPeakBytes { get; init; }
+
+    /// <summary><see cref="HostPeakBytes"/> minus the resident memory when this configuration started, in bytes.</summary>
+    public required long HostPeakDeltaBytes { get; init; }
+
+    /// <summary>Device memory in use after the timed runs (device-wide, cudaMemGetInfo), in bytes; null on the CPU or when it could not be read.</summary>
+    public long? DeviceUsedBytes { get; init; }
+
+    /// <summary>Device memory added by this session (arena, cuDNN/cuBLAS workspaces) since before it was created, in bytes; null as <see cref="DeviceUsedBytes"/>.</summary>
+    public long? DeviceDeltaBytes { get; init; }
+
+    /// <summary>Why device memory is not reported ("n/a on CPU", or the CUDA error).</summary>
+    public string? DeviceMemoryNote { get; init; }
+
+    /// <summary>What the outputs were compared with: the CPU provider on the same inputs, or (for the CPU) its own first run.</summary>
+    public required string AgreementReference { get; init; }
+
+    /// <summary>Agreement of every output with <see cref="AgreementReference"/>.</summary>
+    public required IReadOnlyList<OutputAgreement> Agreement { get; init; }
+}
+
+/// <summary>Machine the benchmark ran on.</summary>
+/// <param name="Cores">Logical processors .NET sees.</param>
+/// <param name="Cpu">CPU model (/proc/cpuinfo), or null.</param>
+/// <param name="Os">Operating system.</param>
+/// <param name="Gpu">CUDA device name when CUDA ran, or null.</param>
+public sealed record BenchmarkMachine(int Cores, string? Cpu, string Os, string? Gpu);
+
+/// <summary>What <see cref="ProviderBenchmark"/> measured; report.json is this record.</summary>
+public sealed record BenchmarkReport
+{
+    /// <summary>"completed" or "interrupted" (results hold the configurations finished before).</summary>
+    public required string Status { get; init; }
+
+    /// <summary>Model name.</summary>
+    public required string Model { get; init; }
+
+    /// <summary>Manifest file, when there is one.</summary>
+    public string? Manifest { get; init; }
+
+    /// <summary>Outputs fetched on every run, in order.</summary>
+    public required IReadOnlyList<string> Outputs { get; init; }
+
+    /// <summary>Where the inputs came from.</summary>
+    public required string Inputs { get; init; }
+
+    /// <summary>True when the inputs were seeded random pixels, not images.</summary>
+    public required bool RandomInputs { get; init; }
+
+    /// <summary>Batch sizes, in the order run.</summary>
+    public required IReadOnlyList<int> BatchSizes { get; init; }
+
+    /// <summary>Untimed runs before timing.</summary>
+    public required int WarmupIterations { get; init; }
+
+    /// <summary>Timed runs per configuration.</summary>
+    public required int Iterations { get; init; }
+
+    /// <summary>Graph optimisation level.</summary>
+    public required string Optimization { get; init; }
+
+    /// <summary>ONNX Runtime intra-op threads (0: one per physical core).</summary>
+    public required int IntraOpThreads { get; init; }
+
+    /// <summary>CUDA provider options set (empty: ONNX Runtime's defaults).</summary>
+    public required string CudaOptions { get; init; }
+
+    /// <summary>ONNX Runtime version.</summary>
+    public required string OrtVersion { get; init; }
+
+    /// <summary>Where it ran.</summary>
+    public required BenchmarkMachine Machine { get; init; }
+
+    /// <summary>Providers asked for, in order.</summary>
+    public required IReadOnlyList<string> Providers { get; init; }
+
+    /// <summary>Providers not measured, with the reason.</summary>
+    public required IReadOnlyList<SkippedProvider> Skipped { get; init; }
+
+    /// <summary>One entry per provider and batch size measured.</summary>
+    public required IReadOnlyList<BenchmarkResult> Results { get; init; }
+
+    /// <summary>Peak resident memory of the whole process over the benchmark, in bytes.</summary>
+    public required long ProcessPeakBytes { get; init; }
+
+    /// <summary>Whether the peak could be reset per configuration (Linux clear_refs); if not, per-configuration peaks are cumulative.</summary>
+    public required bool PeakResetPerConfiguration { get; init; }
+
+    /// <summary>UTC time the benchmark finished.</summary>
+    public DateTime FinishedUtc { get; init; }
+
+    /// <summary>FeatureOnnx version.</summary>
+    public string Version { get; init; } = typeof(ProviderBenchmark).Assembly.GetName().Version?.ToString() ?? "";
+}

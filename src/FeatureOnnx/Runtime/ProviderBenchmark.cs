@@ -1,0 +1,315 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using FeatureOnnx.Models;
+using FeatureOnnx.Preprocessing;
+using Microsoft.ML.OnnxRuntime;
+
+namespace FeatureOnnx.Runtime;
+
+/// <summary>An execution provider to benchmark: the CPU, or a CUDA device.</summary>
+/// <param name="Kind">The provider.</param>
+/// <param name="DeviceId">CUDA device ordinal (ignored for the CPU).</param>
+public sealed record ProviderChoice(ExecutionProviderKind Kind, int DeviceId = 0)
+{
+    /// <summary>The CPU provider.</summary>
+    public static ProviderChoice Cpu { get; } = new(ExecutionProviderKind.Cpu);
+
+    /// <summary><c>cpu</c> or <c>cuda:N</c>.</summary>
+    public override string ToString() => Kind == ExecutionProviderKind.Cpu ? "cpu" : $"cuda:{DeviceId}";
+}
+
+/// <summary>Options for <see cref="ProviderBenchmark"/>. Every default is documented; they suit a small CPU machine.</summary>
+public sealed record BenchmarkOptions
+{
+    /// <summary>Providers to compare. Default: cpu and cuda:0 (CUDA is skipped, with the reason, where it cannot load).</summary>
+    public IReadOnlyList<ProviderChoice> Providers { get; init; } = [ProviderChoice.Cpu, new(ExecutionProviderKind.Cuda)];
+
+    /// <summary>Batch sizes, each run with a session of its own. Default: 1, 8, 32 (256 takes minutes per configuration on a few CPU cores).</summary>
+    public IReadOnlyList<int> BatchSizes { get; init; } = [1, 8, 32];
+
+    /// <summary>Untimed runs before timing; the first run (or, with none, the first timed one) is also reported as <see cref="BenchmarkResult.FirstRunMs"/>. Default 5.</summary>
+    public int WarmupIterations { get; init; } = 5;
+
+    /// <summary>Timed runs per provider and batch size. Default 20 (the GPU runs use 50).</summary>
+    public int Iterations { get; init; } = 20;
+
+    /// <summary>
+    /// Threads, graph optimisation and CUDA options for every session. Its provider, device and fallback are ignored:
+    /// each provider is created strictly (a fallback would label CPU figures as another provider's).
+    /// </summary>
+    public SessionSettings Session { get; init; } = new();
+}
+
+/// <summary>What a benchmark is doing.</summary>
+public enum BenchmarkStage
+{
+    /// <summary>A provider (or one batch size of it) cannot run; <see cref="BenchmarkProgress.Reason"/> says why.</summary>
+    Skipped,
+    /// <summary>Creating the session.</summary>
+    CreatingSession,
+    /// <summary>Untimed runs (the first one included).</summary>
+    WarmingUp,
+    /// <summary>Timed runs.</summary>
+    Timing,
+    /// <summary>A configuration is done; <see cref="BenchmarkProgress.Result"/> holds it.</summary>
+    Finished,
+}
+
+/// <summary>Progress of a benchmark, reported at every stage and run.</summary>
+/// <param name="Provider">The provider, e.g. <c>cuda:0</c>.</param>
+/// <param name="BatchSize">The batch size (0 when a whole provider is skipped).</param>
+/// <param name="Stage">What is happening.</param>
+/// <param name="Done">Runs done in this configuration (warm-up included).</param>
+/// <param name="Total">Runs in this configuration.</param>
+public sealed record BenchmarkProgress(string Provider, int BatchSize, BenchmarkStage Stage, int Done, int Total)
+{
+    /// <summary>With <see cref="BenchmarkStage.Finished"/>: the configuration's figures.</summary>
+    public BenchmarkResult? Result { get; init; }
+
+    /// <summary>With <see cref="BenchmarkStage.Skipped"/>: why.</summary>
+    public string? Reason { get; init; }
+}
+
+/// <summary>
+/// Compares execution providers on one model: for every batch size and provider, a fresh session is created and
+/// timed, warmed up, then run <see cref="BenchmarkOptions.Iterations"/> times on the same inputs; each run's latency
+/// is <see cref="FeatureSession.Run"/> from host input to host outputs. Every output is compared with the CPU
+/// provider's on the same batch (the CPU itself with its own first run: run-to-run determinism). Host memory is the
+/// process's peak resident size per configuration; device memory is read from the CUDA runtime.
+/// A provider that cannot load is skipped with the reason, never replaced.
+/// </summary>
+public sealed class ProviderBenchmark
+{
+    /// <summary>Runs the benchmark. Cancelling stops between runs and returns what was finished (status "interrupted").</summary>
+    /// <exception cref="ArgumentException">Bad options, or inputs that do not fit the model.</exception>
+    public BenchmarkReport Run(PreparedModel model, BenchmarkInputs inputs, BenchmarkOptions options, IProgress<BenchmarkProgress>? progress = null, CancellationToken cancellation = default)
+    {
+        Validate(options);
+        var slot = (int)model.Manifest.Input.Shape.Aggregate(1L, (a, b) => a * b);
+        if (inputs.SlotLength != slot)
+            throw new ArgumentException($"the inputs hold {inputs.SlotLength} floats per image; model '{model.Manifest.Name}' takes {slot}.");
+
+        var processPeak = ProcessMemory.PeakBytes();
+        var peakResets = ProcessMemory.TryResetPeak();
+        var skipped = new List<SkippedProvider>();
+        var runnable = new List<ProviderChoice>();
+        foreach (var provider in options.Providers)
+        {
+            var reason = provider.Kind == ExecutionProviderKind.Cuda ? CudaUnavailable(provider.DeviceId) : null;
+            if (reason is null) { runnable.Add(provider); continue; }
+            skipped.Add(new SkippedProvider(provider.ToString(), reason));
+            progress?.Report(new BenchmarkProgress(provider.ToString(), 0, BenchmarkStage.Skipped, 0, 0) { Reason = reason });
+        }
+        // The CPU goes first at each batch size: its outputs are the reference the others are compared with.
+        runnable = runnable.OrderBy(p => p.Kind == ExecutionProviderKind.Cpu ? 0 : 1).ToList();
+        string? gpuName = null;
+        CudaDeviceMemory? cuda = null;
+        var cudaNote = "";
+        if (runnable.Any(p => p.Kind == ExecutionProviderKind.Cuda))
+        {
+            cuda = CudaDeviceMemory.TryLoad(out cudaNote);
+            gpuName = cuda?.Name(runnable.First(p => p.Kind == ExecutionProviderKind.Cuda).DeviceId);
+        }
+
+        var results = new List<BenchmarkResult>();
+        var status = "completed";
+        FeatureSession? referenceSession = null;
+        try
+        {
+            foreach (var batch in options.BatchSizes)
+            {
+                var buffer = new float[(long)batch * slot];
+                inputs.Fill(buffer, batch);
+                Outputs? reference = null;
+                foreach (var provider in runnable)
+                {
+                    if (skipped.Any(s => s.Provider == provider.ToString() && s.BatchSize is null)) continue;
+                    if (provider.Kind != ExecutionProviderKind.Cpu && reference is null)
+                    {
+                        // No CPU configuration ran at this batch size: compute the reference with a CPU session of our own.
+                        referenceSession ??= new FeatureSession(model, Strict(options.Session, ProviderChoice.Cpu));
+                        using var outputs = referenceSession.Run(buffer, batch);
+                        reference = Outputs.Copy(outputs, referenceSession.OutputNames);
+                    }
+                    try
+                    {
+                        var (result, last) = Measure(model, provider, options, buffer, batch, reference, cuda, cudaNote, progress, cancellation);
+                        results.Add(result);
+                        processPeak = Math.Max(processPeak, result.HostPeakBytes);
+                        if (provider.Kind == ExecutionProviderKind.Cpu) reference ??= last;
+                        progress?.Report(new BenchmarkProgress(provider.ToString(), batch, BenchmarkStage.Finished, 0, 0) { Result = result });
+                    }
+                    catch (Exception e) when (e is ExecutionProviderException or OnnxRuntimeException)
+                    {
+                        // A provider that loads but fails (bad option, out of device memory at this batch size) is reported, not fatal.
+                        var reason = e.Message.Split('\n')[0];
+                        var cut = reason.IndexOf(" Pass --fallback cpu", StringComparison.Ordinal);
+                        var entry = new SkippedProvider(provider.ToString(), cut > 0 ? reason[..cut] : reason)
+                        {
+                            BatchSize = e is ExecutionProviderException ? null : batch,
+                        };
+                        skipped.Add(entry);
+                        progress?.Report(new BenchmarkProgress(entry.Provider, entry.BatchSize ?? 0, BenchmarkStage.Skipped, 0, 0) { Reason = entry.Reason });
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
+        {
+            status = "interrupted";
+        }
+        finally
+        {
+            referenceSession?.Dispose();
+        }
+
+        var session = options.Session;
+        return new BenchmarkReport
+        {
+            Status = status,
+            Model = model.Manifest.Name,
+            Manifest = model.Manifest.ManifestPath,
+            Outputs = model.Outputs.Select(o => o.Name).ToList(),
+            Inputs = inputs.Description,
+            RandomInputs = inputs.IsRandom,
+            BatchSizes = options.BatchSizes,
+            WarmupIterations = options.WarmupIterations,
+            Iterations = options.Iterations,
+            Optimization = OptimizationName(session.OptimizationLevel),
+            IntraOpThreads = session.IntraOpThreads,
+            CudaOptions = session.Cuda.ToString(),
+            OrtVersion = OrtEnv.Instance().GetVersionString(),
+            Machine = new BenchmarkMachine(Environment.ProcessorCount, CpuModel(), RuntimeInformation.OSDescription, gpuName),
+            Providers = options.Providers.Select(p => p.ToString()).ToList(),
+            Skipped = skipped,
+            Results = results,
+            ProcessPeakBytes = Math.Max(processPeak, ProcessMemory.PeakBytes()),
+            PeakResetPerConfiguration = peakResets,
+            FinishedUtc = DateTime.UtcNow,
+        };
+    }
+
+    /// <summary>The graph optimisation level as the CLI spells it: all, extended, basic, none.</summary>
+    public static string OptimizationName(GraphOptimizationLevel level) => level switch
+    {
+        GraphOptimizationLevel.ORT_ENABLE_ALL => "all",
+        GraphOptimizationLevel.ORT_ENABLE_EXTENDED => "extended",
+        GraphOptimizationLevel.ORT_ENABLE_BASIC => "basic",
+        GraphOptimizationLevel.ORT_DISABLE_ALL => "none",
+        _ => level.ToString(),
+    };
+
+    private static void Validate(BenchmarkOptions options)
+    {
+        if (options.Providers.Count == 0) throw new ArgumentException("name at least one provider.");
+        if (options.Providers.Distinct().Count() != options.Providers.Count) throw new ArgumentException("a provider is listed twice.");
+        if (options.BatchSizes.Count == 0 || options.BatchSizes.Any(b => b <= 0)) throw new ArgumentException("batch sizes must be positive.");
+        if (options.BatchSizes.Distinct().Count() != options.BatchSizes.Count) throw new ArgumentException("a batch size is listed twice.");
+        if (options.WarmupIterations < 0) throw new ArgumentException("warm-up runs cannot be negative.");
+        if (options.Iterations <= 0) throw new ArgumentException("at least one timed run.");
+    }
+
+    private static SessionSettings Strict(SessionSettings settings, ProviderChoice provider) =>
+        settings with { Provider = provider.Kind, DeviceId = provider.DeviceId, FallbackToCpu = false };
+
+    /// <summary>Why CUDA cannot run on <paramref name="device"/>, from <see cref="ProviderDiagnostics"/>; null when it can.</summary>
+    private static string? CudaUnavailable(int device)
+    {
+        var report = ProviderDiagnostics.Diagnose(device);
+        return report.CudaUsable == true ? null : report.CudaError ?? "the CUDA provider could not be created.";
+    }
+
+    private static (BenchmarkResult Result, Outputs Last) Measure(
+        PreparedModel model, ProviderChoice provider, BenchmarkOptions options, float[] buffer, int batch, Outputs? reference,
+        CudaDeviceMemory? cuda, string cudaNote, IProgress<BenchmarkProgress>? progress, CancellationToken cancellation)
+    {
+        var name = provider.ToString();
+        var isCpu = provider.Kind == ExecutionProviderKind.Cpu;
+        // Garbage of the previous configuration must not count as this one's memory.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        ProcessMemory.TryResetPeak();
+        var residentBefore = ProcessMemory.ResidentBytes();
+        var deviceNote = isCpu ? "n/a on CPU" : cuda is null ? $"not measured: {cudaNote}" : null;
+        var deviceBefore = isCpu || cuda is null ? null : cuda.Query(provider.DeviceId, out deviceNote);
+
+        progress?.Report(new BenchmarkProgress(name, batch, BenchmarkStage.CreatingSession, 0, 0));
+        using var session = new FeatureSession(model, Strict(options.Session, provider));
+        var total = options.WarmupIterations + options.Iterations;
+        var latencies = new double[options.Iterations];
+        Outputs? first = null, last = null;
+        double firstRunMs = 0;
+        for (var i = 0; i < total; i++)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            var start = Stopwatch.GetTimestamp();
+            var outputs = session.Run(buffer, batch);
+            var ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            using (outputs)
+            {
+                if (i == 0)
+                {
+                    firstRunMs = ms;
+                    if (isCpu) first = Outputs.Copy(outputs, session.OutputNames);
+                }
+                if (i == total - 1) last = Outputs.Copy(outputs, session.OutputNames);
+            }
+            if (i >= options.WarmupIterations) latencies[i - options.WarmupIterations] = ms;
+            var stage = i < options.WarmupIterations ? BenchmarkStage.WarmingUp : BenchmarkStage.Timing;
+            progress?.Report(new BenchmarkProgress(name, batch, stage, i + 1, total));
+        }
+
+        (long Used, long Total)? deviceAfter = null;
+        if (deviceBefore is not null) deviceAfter = cuda!.Query(provider.DeviceId, out deviceNote);
+        var hostPeak = ProcessMemory.PeakBytes();
+        var against = isCpu ? first! : reference!;
+        var agreement = session.OutputNames
+            .Select(o => OutputAgreement.Compare(o, last![o].Shape, last[o].Values, against[o].Values, batch))
+            .ToList();
+        var result = new BenchmarkResult
+        {
+            Provider = name,
+            BatchSize = batch,
+            SessionCreationMs = session.CreationTime.TotalMilliseconds,
+            FirstRunMs = firstRunMs,
+            LatencyMs = LatencySummary.From(latencies),
+            ImagesPerSecond = (double)batch * options.Iterations / (latencies.Sum() / 1000),
+            HostPeakBytes = hostPeak,
+            HostPeakDeltaBytes = hostPeak - residentBefore,
+            DeviceUsedBytes = deviceAfter?.Used,
+            DeviceDeltaBytes = deviceAfter is { } after && deviceBefore is { } before ? after.Used - before.Used : null,
+            DeviceMemoryNote = deviceAfter is null ? (string.IsNullOrEmpty(deviceNote) ? "not measured" : deviceNote) : null,
+            AgreementReference = isCpu
+                ? (total == 1 ? "cpu: its only run (nothing to compare)" : "cpu: its own first run on the same inputs (run-to-run determinism)")
+                : "cpu: the CPU provider on the same inputs",
+            Agreement = agreement,
+        };
+        return (result, last!);
+    }
+
+    private static string? CpuModel()
+    {
+        try
+        {
+            return File.Exists("/proc/cpuinfo")
+                ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim()
+                : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>A run's outputs copied out of ONNX Runtime: name -> (shape, values).</summary>
+    private sealed class Outputs : Dictionary<string, (long[] Shape, float[] Values)>
+    {
+        public static Outputs Copy(BatchOutputs outputs, IReadOnlyList<string> names)
+        {
+            var copy = new Outputs();
+            foreach (var n in names) copy[n] = (outputs.Shape(n), outputs.Values(n).ToArray());
+            return copy;
+        }
+    }
+}

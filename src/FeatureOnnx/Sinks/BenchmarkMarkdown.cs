@@ -1,0 +1,80 @@
+using System.Globalization;
+using System.Text;
+using FeatureOnnx.Runtime;
+
+namespace FeatureOnnx.Sinks;
+
+/// <summary>report.md: what was run, which providers were skipped and why, the figures, and the agreement per output.</summary>
+public static class BenchmarkMarkdown
+{
+    private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
+
+    /// <summary>The report as Markdown.</summary>
+    public static string Render(BenchmarkReport report)
+    {
+        var md = new StringBuilder();
+        void Line(string text = "") => md.Append(text).Append('\n');
+
+        Line($"# featureonnx bench: {report.Model}");
+        Line();
+        var m = report.Machine;
+        Line($"- Outputs: {string.Join(", ", report.Outputs.Select(o => $"`{o}`"))}");
+        Line($"- Inputs: {report.Inputs}");
+        Line($"- Runs: {report.WarmupIterations} warm-up + {report.Iterations} timed per configuration, each configuration a fresh session; " +
+             "latency is one `Run()` from host input to host outputs (copies to and from the device included).");
+        Line($"- Session: graph optimisation `{report.Optimization}`, intra-op threads {(report.IntraOpThreads == 0 ? "0 (one per physical core)" : report.IntraOpThreads.ToString(Invariant))}, " +
+             $"CUDA options: {(report.CudaOptions.Length == 0 ? "ONNX Runtime's defaults" : $"`{report.CudaOptions}`")}");
+        Line($"- Machine: {m.Cores} logical cores{(m.Cpu is null ? "" : $", {m.Cpu}")}, {m.Os}{(m.Gpu is null ? "" : $", GPU {m.Gpu}")}; ONNX Runtime {report.OrtVersion}");
+        Line($"- Status: {report.Status}, finished {report.FinishedUtc.ToString("yyyy-MM-dd HH:mm", Invariant)} UTC; process peak resident memory {MiB(report.ProcessPeakBytes)} MiB");
+        foreach (var s in report.Skipped)
+            Line($"- **Skipped {s.Provider}{(s.BatchSize is { } b ? $" at batch {b}" : "")}**: {s.Reason}");
+        Line();
+
+        if (report.Results.Count == 0)
+        {
+            Line("No configuration was measured.");
+            return md.ToString();
+        }
+        Line("| provider | batch | session s | first run ms | p50 ms | p90 ms | p99 ms | img/s | host peak MiB | host Δ MiB | device MiB | max abs | max rel | min cosine |");
+        Line("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+        foreach (var r in report.Results)
+        {
+            var worst = Worst(r.Agreement);
+            var device = r.DeviceUsedBytes is { } used ? $"{MiB(used)} (+{MiB(r.DeviceDeltaBytes ?? 0)})" : r.DeviceMemoryNote?.StartsWith("n/a", StringComparison.Ordinal) == true ? "n/a" : "?";
+            Line($"| {r.Provider} | {r.BatchSize} | {(r.SessionCreationMs / 1000).ToString("0.00", Invariant)} | {Ms(r.FirstRunMs)} | {Ms(r.LatencyMs.P50)} | {Ms(r.LatencyMs.P90)} | {Ms(r.LatencyMs.P99)} | " +
+                 $"{r.ImagesPerSecond.ToString(r.ImagesPerSecond >= 100 ? "0" : "0.0", Invariant)} | {MiB(r.HostPeakBytes)} | {MiB(r.HostPeakDeltaBytes)} | {device} | " +
+                 $"{Small(worst.MaxAbs)} | {Small(worst.MaxRelative)} | {Cosine(worst.MinCosine)} |");
+        }
+        Line();
+        Line("Agreement columns: the worst output. Per output, against the reference each row names:");
+        Line();
+        Line("| provider | batch | output | shape | reference | max abs | max rel | min cosine |");
+        Line("|---|--:|---|---|---|--:|--:|--:|");
+        foreach (var r in report.Results)
+            foreach (var a in r.Agreement)
+                Line($"| {r.Provider} | {r.BatchSize} | `{a.Output}` | [{string.Join(",", a.Shape)}] | {r.AgreementReference} | {Small(a.MaxAbs)} | {Small(a.MaxRelative)} | {Cosine(a.MinCosine)} |");
+        Line();
+        Line("![throughput against batch size](report.svg)");
+        Line();
+        Line("Definitions. Percentiles: numpy's default linear interpolation over the timed runs. img/s: batch x timed runs / their summed latency. " +
+             "Host peak: the process's peak resident memory (VmHWM) during the configuration" +
+             (report.PeakResetPerConfiguration ? ", reset when it started" : " (could not be reset here: cumulative over the process)") +
+             "; host Δ: that peak minus the resident memory when the configuration started. Device: memory in use on the GPU after the timed runs " +
+             "(cudaMemGetInfo, device-wide) and, in brackets, what the session added (ONNX Runtime's CUDA arena, cuDNN and cuBLAS workspaces); n/a on the CPU. " +
+             "Max abs: largest |value - reference|; max rel: largest per-image max|value - reference| / max|reference|; min cosine: smallest per-image cosine similarity.");
+        return md.ToString();
+    }
+
+    private static OutputAgreement Worst(IReadOnlyList<OutputAgreement> all) => new("worst", [],
+        all.Count == 0 ? double.NaN : all.Max(a => a.MaxAbs),
+        all.Count == 0 ? double.NaN : all.Max(a => a.MaxRelative),
+        all.Count == 0 ? double.NaN : all.Min(a => a.MinCosine));
+
+    private static string MiB(long bytes) => (bytes / 1048576.0).ToString("0", Invariant);
+
+    private static string Ms(double ms) => ms.ToString(ms >= 100 ? "0" : ms >= 10 ? "0.0" : "0.00", Invariant);
+
+    private static string Small(double v) => double.IsNaN(v) ? "-" : v == 0 ? "0" : v.ToString("0.0e+0", Invariant);
+
+    private static string Cosine(double v) => double.IsNaN(v) ? "-" : v == 1 ? "1" : v.ToString("0.0000000", Invariant);
+}

@@ -1,0 +1,133 @@
+using System.Diagnostics;
+using FeatureOnnx.Pipeline;
+using FeatureOnnx.Tests.Preprocessing;
+
+namespace FeatureOnnx.Tests.Pipeline;
+
+/// <summary>Kill the CLI with SIGKILL at random moments, resume each time, and compare with an uninterrupted run.</summary>
+public sealed class ResumeTests(ITestOutputHelper output)
+{
+    private static string Cli => Path.Combine(AppContext.BaseDirectory, "featureonnx.dll");
+
+    private static Process Start(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(Cli);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        return Process.Start(psi)!;
+    }
+
+    private static string InputFolder(Fixtures.TempDir tmp)
+    {
+        var input = Directory.CreateDirectory(Path.Combine(tmp.Path, "in")).FullName;
+        foreach (var f in Directory.EnumerateFiles(Fixtures.PathOf("photos")).Where(f => !f.EndsWith(".md")))
+            File.Copy(f, Path.Combine(input, Path.GetFileName(f)));
+        File.WriteAllBytes(Path.Combine(input, "zz_truncated.jpg"), File.ReadAllBytes(Fixtures.PathOf("photos", "opencv_baboon.jpg"))[..20_000]);
+        File.WriteAllText(Path.Combine(input, "aa_text.png"), "not an image");
+        return input;
+    }
+
+    [Fact]
+    public async Task Five_sigkills_and_resumes_give_the_uninterrupted_result()
+    {
+        using var tmp = new Fixtures.TempDir();
+        var input = InputFolder(tmp);
+        var reference = Path.Combine(tmp.Path, "ref");
+        var resumed = Path.Combine(tmp.Path, "out");
+        string[] Args(string outDir) => ["extract", input, "-o", outDir, "--batch", "3", "--layers", "pooled,layer4", "-q"];
+
+        using (var p = Start(Args(reference))) await p.WaitForExitAsync();
+        var rng = new Random(1234);
+        var kills = 0;
+        for (var attempt = 0; attempt < 20 && kills < 5; attempt++)
+        {
+            using var p = Start([.. Args(resumed), "--resume"]);
+            await Task.Delay(rng.Next(400, 2500));
+            if (p.HasExited) break; // finished before the kill
+            p.Kill();
+            await p.WaitForExitAsync();
+            kills++;
+            var log = Path.Combine(resumed, ResumeLog.ProgressFileName);
+            output.WriteLine($"kill {kills}: committed {(File.Exists(log) ? File.ReadAllLines(log).LastOrDefault(l => l.Length > 0) : "-")}");
+        }
+        using (var p = Start([.. Args(resumed), "--resume"]))
+        {
+            await p.WaitForExitAsync();
+            Assert.Equal(3, p.ExitCode); // finished, two inputs failed
+        }
+        Assert.True(kills >= 3, $"only {kills} kills landed before the run finished");
+        Assert.Equal(File.ReadAllLines(Path.Combine(reference, "index.csv")), File.ReadAllLines(Path.Combine(resumed, "index.csv")));
+        Assert.Equal(File.ReadAllLines(Path.Combine(reference, "errors.csv")).Order(), File.ReadAllLines(Path.Combine(resumed, "errors.csv")).Order());
+        foreach (var layer in new[] { "pooled", "layer4" })
+        {
+            var (s1, a) = Fixtures.ReadFloatNpy(Path.Combine(reference, layer + ".npy"));
+            var (s2, b) = Fixtures.ReadFloatNpy(Path.Combine(resumed, layer + ".npy"));
+            Assert.Equal(s1, s2);
+            Assert.Equal(33, s1[0]);
+            Assert.Equal(a, b);
+        }
+        Assert.False(File.Exists(Path.Combine(resumed, ResumeLog.JobFileName)));
+        Assert.Empty(Directory.EnumerateFiles(resumed, "*.partial"));
+    }
+
+    [Fact]
+    public async Task Resume_refuses_other_settings_and_plain_rerun_refuses_an_unfinished_folder()
+    {
+        using var tmp = new Fixtures.TempDir();
+        var outDir = Path.Combine(tmp.Path, "out");
+        Directory.CreateDirectory(outDir);
+        var options = new ExtractionOptions { Inputs = [Fixtures.PathOf("photos", "opencv_apple.jpg")], OutputDirectory = outDir };
+        ResumeLog.Start(outDir, new Dictionary<string, string> { ["model"] = "something else" }).Dispose();
+        var e = await Assert.ThrowsAsync<IOException>(() => new ExtractionPipeline().RunAsync(options));
+        Assert.Contains("--resume", e.Message);
+        var mismatch = await Assert.ThrowsAsync<ArgumentException>(() => new ExtractionPipeline().RunAsync(options with { Resume = true }));
+        Assert.Contains("model: was 'something else'", mismatch.Message);
+    }
+
+    [Fact]
+    public void A_torn_last_progress_line_is_ignored()
+    {
+        using var tmp = new Fixtures.TempDir();
+        var job = new Dictionary<string, string> { ["model"] = "m" };
+        using (var log = ResumeLog.Start(tmp.Path, job))
+        {
+            log.Commit(3, 1);
+            log.Commit(6, 1);
+        }
+        File.AppendAllText(Path.Combine(tmp.Path, ResumeLog.ProgressFileName), "\n9 ");
+        using var again = ResumeLog.Continue(tmp.Path, job, out var rows, out var errors);
+        Assert.Equal((6L, 1L), (rows, errors));
+    }
+
+    [Fact]
+    public void Csv_resume_keeps_committed_records_and_cuts_a_torn_one()
+    {
+        using var tmp = new Fixtures.TempDir();
+        var path = tmp.File("index.csv");
+        File.WriteAllText(path + ".partial", "row,path\n0,a.jpg\n1,\"b,\"\"quoted\"\".jpg\"\n2,c.jp");
+        using (var log = FeatureOnnx.Sinks.CsvLog.Resume(path, 2, 1, out var keys))
+        {
+            Assert.Equal(["a.jpg", "b,\"quoted\".jpg"], keys);
+            log.Write("2", "d.jpg");
+            log.Complete();
+        }
+        Assert.Equal("row,path\n0,a.jpg\n1,\"b,\"\"quoted\"\".jpg\"\n2,d.jpg\n", File.ReadAllText(path));
+    }
+
+    [Fact]
+    public void Npy_resume_cuts_rows_beyond_the_commit()
+    {
+        using var tmp = new Fixtures.TempDir();
+        var path = tmp.File("x.npy");
+        using (var w = new FeatureOnnx.Sinks.NpyWriter(path, [2]))
+            w.Append([1, 2, 3, 4, 5, 6]); // 3 rows, never completed (as after SIGKILL)
+        using (var w = FeatureOnnx.Sinks.NpyWriter.Resume(path, 2))
+        {
+            w.Append([7, 8]);
+            w.Complete();
+        }
+        var (shape, data) = Fixtures.ReadFloatNpy(path);
+        Assert.Equal(new long[] { 3, 2 }, shape);
+        Assert.Equal([1f, 2, 3, 4, 7, 8], data);
+    }
+}
