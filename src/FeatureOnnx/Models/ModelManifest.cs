@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 
 namespace FeatureOnnx.Models;
 
@@ -67,7 +68,10 @@ public sealed record ModelManifest
         AllowTrailingCommas = true,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
+        TypeInfoResolver = JsonMetadata.Default,
     };
+
+    private static JsonTypeInfo<ModelManifest> TypeInfo => (JsonTypeInfo<ModelManifest>)JsonOptions.GetTypeInfo(typeof(ModelManifest));
 
     /// <summary>Reads and validates a manifest file.</summary>
     /// <exception cref="ManifestException">The file is missing, not valid JSON, or breaks a rule; the message names the field and the fix.</exception>
@@ -80,7 +84,7 @@ public sealed record ModelManifest
         try
         {
             using var stream = File.OpenRead(full);
-            manifest = JsonSerializer.Deserialize<ModelManifest>(stream, JsonOptions);
+            manifest = JsonSerializer.Deserialize(stream, TypeInfo);
         }
         catch (JsonException e)
         {
@@ -94,7 +98,7 @@ public sealed record ModelManifest
     }
 
     /// <summary>Writes the manifest as indented JSON.</summary>
-    public void Save(string path) => File.WriteAllText(path, JsonSerializer.Serialize(this, JsonOptions) + "\n");
+    public void Save(string path) => File.WriteAllText(path, JsonSerializer.Serialize(this, TypeInfo) + "\n");
 
     /// <summary>Checks the rules JSON cannot express. Throws <see cref="ManifestException"/> naming the field.</summary>
     public void Validate()

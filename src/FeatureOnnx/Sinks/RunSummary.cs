@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 
 namespace FeatureOnnx.Sinks;
 
@@ -10,13 +11,15 @@ public static class RunSummary
     {
         WriteIndented = true,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        TypeInfoResolver = JsonMetadata.Default,
     };
 
-    /// <summary>Serialises <paramref name="summary"/> to <paramref name="path"/>.</summary>
+    /// <summary>Serialises <paramref name="summary"/> to <paramref name="path"/>; <typeparamref name="T"/> must be listed
+    /// in <see cref="JsonMetadata"/>.</summary>
     public static void Write<T>(string path, T summary)
     {
         var tmp = path + ".partial";
-        File.WriteAllText(tmp, JsonSerializer.Serialize(summary, Options) + "\n");
+        File.WriteAllText(tmp, JsonSerializer.Serialize(summary, (JsonTypeInfo<T>)Options.GetTypeInfo(typeof(T))) + "\n");
         File.Move(tmp, path, overwrite: true);
     }
 }
