@@ -11,4 +11,7 @@ namespace FeatureOnnx;
 /// </summary>
 [JsonSerializable(typeof(ModelManifest))]
 [JsonSerializable(typeof(ExtractionResult))]
+[JsonSerializable(typeof(MergeResult))]
+[JsonSerializable(typeof(Dictionary<string, string>))]
+[JsonSerializable(typeof(FeatureOnnx.Runtime.BenchmarkReport))]
 internal sealed partial class JsonMetadata : JsonSerializerContext;

@@ -148,7 +148,7 @@ public sealed class ExtractionPipeline
         }
         if (options.Resume && !unfinished && File.Exists(Path.Combine(outDir, "run.json")))
         {
-            var previous = System.Text.Json.JsonSerializer.Deserialize<ExtractionResult>(File.ReadAllText(Path.Combine(outDir, "run.json")), new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web));
+            var previous = RunSummary.Read<ExtractionResult>(Path.Combine(outDir, "run.json"));
             if (previous is { Status: "completed" })
                 return previous with { Warnings = [.. previous.Warnings, $"--resume: {outDir} already holds a completed run; nothing to do."] };
         }

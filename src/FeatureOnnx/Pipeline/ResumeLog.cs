@@ -21,6 +21,10 @@ public sealed class ResumeLog : IDisposable
 
     private readonly FileStream _progress;
 
+    // Source-generated metadata: reflection-based JSON is off in a trimmed publish.
+    private static readonly System.Text.Json.Serialization.Metadata.JsonTypeInfo<Dictionary<string, string>> JobJson =
+        new JsonMetadata(new JsonSerializerOptions { WriteIndented = true }).DictionaryStringString;
+
     private ResumeLog(FileStream progress) => _progress = progress;
 
     /// <summary>Whether <paramref name="outDir"/> holds a run that did not complete.</summary>
@@ -30,7 +34,7 @@ public sealed class ResumeLog : IDisposable
     public static ResumeLog Start(string outDir, IReadOnlyDictionary<string, string> job)
     {
         var tmp = Path.Combine(outDir, JobFileName + ".partial");
-        File.WriteAllText(tmp, JsonSerializer.Serialize(job, new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        File.WriteAllText(tmp, JsonSerializer.Serialize(new Dictionary<string, string>(job), JobJson) + "\n");
         File.Move(tmp, Path.Combine(outDir, JobFileName), overwrite: true);
         return new ResumeLog(new FileStream(Path.Combine(outDir, ProgressFileName), FileMode.Create, FileAccess.Write, FileShare.Read));
     }
@@ -42,7 +46,7 @@ public sealed class ResumeLog : IDisposable
     /// <exception cref="ArgumentException">The earlier run was started with different settings; the message names them.</exception>
     public static ResumeLog Continue(string outDir, IReadOnlyDictionary<string, string> job, out long rows, out long errors)
     {
-        var old = JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(Path.Combine(outDir, JobFileName))) ?? [];
+        var old = JsonSerializer.Deserialize(File.ReadAllText(Path.Combine(outDir, JobFileName)), JobJson) ?? [];
         var differences = job.Keys.Union(old.Keys)
             .Where(k => job.GetValueOrDefault(k) != old.GetValueOrDefault(k))
             .Select(k => $"{k}: was '{old.GetValueOrDefault(k)}', now '{job.GetValueOrDefault(k)}'").ToList();

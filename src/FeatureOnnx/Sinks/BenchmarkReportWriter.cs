@@ -20,6 +20,7 @@ public static class BenchmarkReportWriter
         WriteIndented = true,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        TypeInfoResolver = JsonMetadata.Default, // reflection-based JSON is off in a trimmed publish
     };
 
     /// <summary>Reads a report.json back.</summary>

@@ -22,4 +22,8 @@ public static class RunSummary
         File.WriteAllText(tmp, JsonSerializer.Serialize(summary, (JsonTypeInfo<T>)Options.GetTypeInfo(typeof(T))) + "\n");
         File.Move(tmp, path, overwrite: true);
     }
+
+    /// <summary>Reads a file written by <see cref="Write{T}"/>.</summary>
+    public static T? Read<T>(string path) =>
+        JsonSerializer.Deserialize(File.ReadAllText(path), (JsonTypeInfo<T>)Options.GetTypeInfo(typeof(T)));
 }
