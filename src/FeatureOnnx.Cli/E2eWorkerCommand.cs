@@ -42,9 +42,10 @@ internal static class E2eWorkerCommand
     public static WorkerCommand Self()
     {
         var process = Environment.ProcessPath ?? throw new InvalidOperationException("cannot tell this program's path to start a worker");
-        var entry = typeof(E2eWorkerCommand).Assembly.Location;
-        return Path.GetFileNameWithoutExtension(process) == "dotnet"
-            ? new WorkerCommand(process, [entry, Name])
-            : new WorkerCommand(process, [Name]);
+        if (Path.GetFileNameWithoutExtension(process) != "dotnet")
+            return new WorkerCommand(process, [Name]); // the apphost, or a single-file publish
+        // Run as 'dotnet featureonnx.dll': the dll sits next to the app (Assembly.Location is empty in a single file).
+        var entry = Path.Combine(AppContext.BaseDirectory, typeof(E2eWorkerCommand).Assembly.GetName().Name + ".dll");
+        return new WorkerCommand(process, [entry, Name]);
     }
 }

@@ -145,7 +145,7 @@ public static class EndToEndModelBuilder
             : $"FeatureOnnx end-to-end model '{manifest.Name}': input '{EndToEndModel.ImageInput}' is the bytes of one JPEG or PNG file (uint8, 1-D); " +
               $"optional input '{EndToEndModel.OrientationInput}' (int64 scalar, default 1) is its EXIF Orientation tag. Needs onnxruntime-extensions (DecodeImage). " +
               $"Outputs: {string.Join(", ", g.Output.Select(o => o.Name))} (batch axis of 1).";
-        model.MetadataProps.Add(new StringStringEntryProto { Key = EndToEndModel.ManifestMetadataKey, Value = JsonSerializer.Serialize(manifest, ModelManifest.JsonOptions) });
+        model.MetadataProps.Add(new StringStringEntryProto { Key = EndToEndModel.ManifestMetadataKey, Value = JsonSerializer.Serialize(manifest, ModelManifest.TypeInfo) });
         model.ProducerName = "featureonnx export-e2e";
         return new EndToEndModel
         {

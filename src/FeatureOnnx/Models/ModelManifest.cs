@@ -71,7 +71,7 @@ public sealed record ModelManifest
         TypeInfoResolver = JsonMetadata.Default,
     };
 
-    private static JsonTypeInfo<ModelManifest> TypeInfo => (JsonTypeInfo<ModelManifest>)JsonOptions.GetTypeInfo(typeof(ModelManifest));
+    internal static JsonTypeInfo<ModelManifest> TypeInfo => (JsonTypeInfo<ModelManifest>)JsonOptions.GetTypeInfo(typeof(ModelManifest));
 
     /// <summary>Reads and validates a manifest file.</summary>
     /// <exception cref="ManifestException">The file is missing, not valid JSON, or breaks a rule; the message names the field and the fix.</exception>

@@ -23,16 +23,19 @@ public static class BenchmarkReportWriter
         TypeInfoResolver = JsonMetadata.Default, // reflection-based JSON is off in a trimmed publish
     };
 
+    private static System.Text.Json.Serialization.Metadata.JsonTypeInfo<BenchmarkReport> ReportInfo =>
+        (System.Text.Json.Serialization.Metadata.JsonTypeInfo<BenchmarkReport>)Json.GetTypeInfo(typeof(BenchmarkReport));
+
     /// <summary>Reads a report.json back.</summary>
     public static BenchmarkReport Read(string path) =>
-        JsonSerializer.Deserialize<BenchmarkReport>(File.ReadAllText(path), Json)
+        JsonSerializer.Deserialize(File.ReadAllText(path), ReportInfo)
         ?? throw new InvalidDataException($"{path}: empty report");
 
     /// <summary>Writes report.json, report.md and report.svg into <paramref name="directory"/> (created if needed).</summary>
     public static void Write(BenchmarkReport report, string directory)
     {
         Directory.CreateDirectory(directory);
-        WriteAtomically(Path.Combine(directory, "report.json"), JsonSerializer.Serialize(report, Json) + "\n");
+        WriteAtomically(Path.Combine(directory, "report.json"), JsonSerializer.Serialize(report, ReportInfo) + "\n");
         WriteAtomically(Path.Combine(directory, "report.md"), BenchmarkMarkdown.Render(report));
         WriteAtomically(Path.Combine(directory, "report.svg"), ThroughputChart.Render(report));
     }
