@@ -20,8 +20,10 @@ public sealed class ResumeTests(ITestOutputHelper output)
     private static string InputFolder(Fixtures.TempDir tmp)
     {
         var input = Directory.CreateDirectory(Path.Combine(tmp.Path, "in")).FullName;
-        foreach (var f in Directory.EnumerateFiles(Fixtures.PathOf("photos")).Where(f => !f.EndsWith(".md")))
-            File.Copy(f, Path.Combine(input, Path.GetFileName(f)));
+        // Four copies of the photos: long enough (several seconds) that random kills land on an idle machine too.
+        foreach (var copy in Enumerable.Range(0, 4))
+            foreach (var f in Directory.EnumerateFiles(Fixtures.PathOf("photos")).Where(f => !f.EndsWith(".md")))
+                File.Copy(f, Path.Combine(input, $"{copy}_{Path.GetFileName(f)}"));
         File.WriteAllBytes(Path.Combine(input, "zz_truncated.jpg"), File.ReadAllBytes(Fixtures.PathOf("photos", "opencv_baboon.jpg"))[..20_000]);
         File.WriteAllText(Path.Combine(input, "aa_text.png"), "not an image");
         return input;
@@ -34,7 +36,7 @@ public sealed class ResumeTests(ITestOutputHelper output)
         var input = InputFolder(tmp);
         var reference = Path.Combine(tmp.Path, "ref");
         var resumed = Path.Combine(tmp.Path, "out");
-        string[] Args(string outDir) => ["extract", input, "-o", outDir, "--batch", "3", "--layers", "pooled,layer4", "-q"];
+        string[] Args(string outDir) => ["extract", input, "-o", outDir, "--batch", "2", "--layers", "pooled,layer4", "-q"];
 
         using (var p = Start(Args(reference))) await p.WaitForExitAsync();
         var rng = new Random(1234);
@@ -42,7 +44,7 @@ public sealed class ResumeTests(ITestOutputHelper output)
         for (var attempt = 0; attempt < 20 && kills < 5; attempt++)
         {
             using var p = Start([.. Args(resumed), "--resume"]);
-            await Task.Delay(rng.Next(400, 2500));
+            await Task.Delay(rng.Next(700, 2500)); // start-up takes about 0.7 s
             if (p.HasExited) break; // finished before the kill
             p.Kill();
             await p.WaitForExitAsync();
@@ -63,7 +65,7 @@ public sealed class ResumeTests(ITestOutputHelper output)
             var (s1, a) = Fixtures.ReadFloatNpy(Path.Combine(reference, layer + ".npy"));
             var (s2, b) = Fixtures.ReadFloatNpy(Path.Combine(resumed, layer + ".npy"));
             Assert.Equal(s1, s2);
-            Assert.Equal(33, s1[0]);
+            Assert.Equal(4 * 33, s1[0]);
             Assert.Equal(a, b);
         }
         Assert.False(File.Exists(Path.Combine(resumed, ResumeLog.JobFileName)));
