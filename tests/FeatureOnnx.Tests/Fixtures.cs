@@ -42,6 +42,21 @@ internal static class Fixtures
         Outputs = [new ModelOutput { Name = "out" }],
     };
 
+    /// <summary>Mean and max absolute difference of two byte images of the same size.</summary>
+    public static (double Mean, int Max) AbsDiff(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b)
+    {
+        Assert.Equal(a.Length, b.Length);
+        long sum = 0;
+        var max = 0;
+        for (var i = 0; i < a.Length; i++)
+        {
+            var d = Math.Abs(a[i] - b[i]);
+            sum += d;
+            max = Math.Max(max, d);
+        }
+        return ((double)sum / a.Length, max);
+    }
+
     public static double Cosine(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {
         double dot = 0, na = 0, nb = 0;

@@ -36,14 +36,9 @@ public sealed class EndToEndSession : IDisposable
     {
         Settings = settings ?? new SessionSettings();
         var sw = Stopwatch.StartNew();
-        using var options = new SessionOptions
-        {
-            GraphOptimizationLevel = Settings.OptimizationLevel,
-            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-            IntraOpNumThreads = Settings.IntraOpThreads,
-            // The overridable exif_orientation default is deliberate; ORT warns about it on every load.
-            LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
-        };
+        using var options = FeatureSession.NewOptions(Settings);
+        // The overridable exif_orientation default is deliberate; ORT warns about it on every load.
+        options.LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR;
         options.RegisterOrtExtensions();
         (Provider, Fallback) = FeatureSession.AppendProvider(options, Settings);
         _session = new InferenceSession(model, options);

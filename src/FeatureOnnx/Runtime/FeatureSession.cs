@@ -75,12 +75,7 @@ public sealed class FeatureSession : IDisposable
     {
         Settings = settings ?? new SessionSettings();
         var sw = Stopwatch.StartNew();
-        using var options = new SessionOptions
-        {
-            GraphOptimizationLevel = Settings.OptimizationLevel,
-            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-            IntraOpNumThreads = Settings.IntraOpThreads,
-        };
+        using var options = NewOptions(Settings);
         (Provider, Fallback) = AppendProvider(options, Settings);
         _session = new InferenceSession(model.OnnxBytes, options);
         CreationTime = sw.Elapsed;
@@ -92,6 +87,14 @@ public sealed class FeatureSession : IDisposable
         if (missing.Count > 0)
             throw new InvalidOperationException($"the prepared graph lacks outputs {string.Join(", ", missing)}");
     }
+
+    /// <summary>Session options from the settings (optimisation level, threads); providers are added by <see cref="AppendProvider"/>.</summary>
+    internal static SessionOptions NewOptions(SessionSettings settings) => new()
+    {
+        GraphOptimizationLevel = settings.OptimizationLevel,
+        ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+        IntraOpNumThreads = settings.IntraOpThreads,
+    };
 
     /// <summary>
     /// Adds the requested execution provider to <paramref name="options"/>. Strict: a provider that cannot be created

@@ -34,19 +34,7 @@ public sealed class EndToEndModelTests(EndToEndResNet18 e2e, ITestOutputHelper o
 {
     private static readonly EndToEndInputCheck Check = new();
 
-    private static (double Mean, int Max) Diff(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b)
-    {
-        Assert.Equal(a.Length, b.Length);
-        long sum = 0;
-        var max = 0;
-        for (var i = 0; i < a.Length; i++)
-        {
-            var d = Math.Abs(a[i] - b[i]);
-            sum += d;
-            max = Math.Max(max, d);
-        }
-        return ((double)sum / a.Length, max);
-    }
+    private static (double Mean, int Max) Diff(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b) => Fixtures.AbsDiff(a, b);
 
     private static byte[] CropOf(EndToEndSession session, string file)
     {
