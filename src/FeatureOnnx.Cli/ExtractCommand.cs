@@ -27,6 +27,11 @@ internal static class ExtractCommand
         };
         var batch = new Option<int>("--batch", "-b") { Description = "Images per inference call.", DefaultValueFactory = _ => 32 };
         var workers = new Option<int>("--workers") { Description = "Parallel decode workers.", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var decodeNice = new Option<int>("--decode-nice")
+        {
+            Description = "Linux nice value (0-19) of the decode threads while inference runs on the CPU, so decoding takes the cycles ONNX Runtime leaves instead of stalling it; 0 keeps normal priority.",
+            DefaultValueFactory = _ => 10,
+        };
         var maxPixels = new Option<long>("--max-pixels") { Description = "Refuse images whose header declares more pixels than this (decompression bombs).", DefaultValueFactory = _ => 100_000_000 };
         var provider = new Option<string>("--provider") { Description = "Execution provider: cpu, or cuda[:DEVICE].", DefaultValueFactory = _ => "cpu" };
         var fallback = new Option<string?>("--fallback") { Description = "'cpu': if the provider cannot be created, run on the CPU (logged). Default: fail." };
@@ -72,7 +77,7 @@ internal static class ExtractCommand
             "Extract feature vectors (or intermediate maps) for images, batched, with the model's own preprocessing. " +
             "Bad files go to errors.csv and never stop the run. Exit code: 0 all inputs extracted, 3 some inputs failed, 1 could not run, 130 interrupted.")
         {
-            inputs, output, model, layers, batch, workers, maxPixels, provider, fallback, threads, optimization, shard, tensorsIn, pool, pca, l2, overwrite, resume, quiet, e2e, timeout,
+            inputs, output, model, layers, batch, workers, decodeNice, maxPixels, provider, fallback, threads, optimization, shard, tensorsIn, pool, pca, l2, overwrite, resume, quiet, e2e, timeout,
         };
         command.Options.Add(cudaOptions);
         command.SetAction((parse, cancellation) => CliErrors.GuardAsync(async () =>
@@ -88,6 +93,7 @@ internal static class ExtractCommand
                 Layers = parse.GetValue(layers) is { } l ? l.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [],
                 BatchSize = parse.GetValue(batch),
                 DecodeWorkers = parse.GetValue(workers),
+                DecodeNice = parse.GetValue(decodeNice),
                 MaxPixels = parse.GetValue(maxPixels),
                 Overwrite = parse.GetValue(overwrite),
                 Resume = parse.GetValue(resume),

@@ -28,8 +28,15 @@ public sealed record ExtractionOptions
     /// <summary>Images per inference call. Default 32.</summary>
     public int BatchSize { get; init; } = 32;
 
-    /// <summary>Parallel decode/preprocess workers. Default: one per core.</summary>
+    /// <summary>Parallel decode/preprocess workers (dedicated threads). Default: one per core.</summary>
     public int DecodeWorkers { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>
+    /// Linux nice value of the decode threads when inference runs on the CPU, so that they share the cores with
+    /// ONNX Runtime's threads without stalling them (0..19; 0 leaves them at normal priority; ignored elsewhere and
+    /// on CUDA, where decoding is the bottleneck). Default 10.
+    /// </summary>
+    public int DecodeNice { get; init; } = 10;
 
     /// <summary>Refuse images whose header declares more pixels. Default 100 megapixels.</summary>
     public long MaxPixels { get; init; } = 100_000_000;
@@ -137,6 +144,7 @@ public sealed class ExtractionPipeline
     {
         if (options.BatchSize <= 0) throw new ArgumentException("batch size must be positive.");
         if (options.DecodeWorkers <= 0) throw new ArgumentException("decode workers must be positive.");
+        if (options.DecodeNice is < 0 or > 19) throw new ArgumentException("decode nice value must be 0..19.");
         var outDir = options.OutputDirectory;
         var unfinished = ResumeLog.HasUnfinishedRun(outDir);
         if (!options.Overwrite && !options.Resume)
@@ -158,9 +166,20 @@ public sealed class ExtractionPipeline
         var manifest = catalog.Resolve(options.Model, warnings);
         var prepared = PreparedModel.Build(manifest, options.Layers, catalog);
         warnings.AddRange(prepared.Warnings);
-        using var session = new FeatureSession(prepared, options.Session);
-        if (session.Fallback is not null) warnings.Add(session.Fallback);
         var preprocessor = new ImagePreprocessor(manifest, options.MaxPixels);
+        // Compile the decode path on a spare core while ONNX Runtime builds its session.
+        var warmUp = options.TensorsIn is null ? Task.Run(() =>
+        {
+            try { preprocessor.WarmUp(); }
+            catch (ImageDecodeException) { } // only a head start: real inputs report their own errors
+        }) : Task.CompletedTask;
+        // Decode threads and a CPU session share the cores: idle ONNX Runtime threads yield them instead of spinning.
+        var decodesOnCpu = options.TensorsIn is null && options.Session.Provider == ExecutionProviderKind.Cpu;
+        using var session = new FeatureSession(prepared, decodesOnCpu && options.Session.AllowSpinning is null
+            ? options.Session with { AllowSpinning = false }
+            : options.Session);
+        if (session.Fallback is not null) warnings.Add(session.Fallback);
+        await warmUp;
         var listing = options.TensorsIn is null ? FolderSource.Enumerate(options.Inputs) : TensorListing(options.TensorsIn, manifest);
         if (options.Shard.Count > 1)
             listing = listing with
@@ -229,6 +248,7 @@ public sealed class ExtractionPipeline
         {
             var producer = Task.Run(async () =>
             {
+                using var workers = new DecodeWorkers(options.DecodeWorkers, session.Provider == ExecutionProviderKind.Cpu ? options.DecodeNice : 0);
                 try
                 {
                     foreach (var chunk in listing.Items.Chunk(options.BatchSize))
@@ -242,7 +262,7 @@ public sealed class ExtractionPipeline
                             await channel.Writer.WriteAsync(new DecodedBatch(buffer, chunk, []), CancellationToken.None);
                             continue;
                         }
-                        Parallel.For(0, chunk.Length, new ParallelOptions { MaxDegreeOfParallelism = options.DecodeWorkers }, i =>
+                        workers.For(chunk.Length, i =>
                         {
                             var start = Stopwatch.GetTimestamp();
                             reasons[i] = DecodeInto(preprocessor, chunk[i], buffer.AsSpan(i * slot, slot));

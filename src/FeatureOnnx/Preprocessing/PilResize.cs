@@ -1,3 +1,8 @@
+using System.Buffers;
+using System.Numerics;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using FeatureOnnx.Models;
 
 namespace FeatureOnnx.Preprocessing;
@@ -57,62 +62,146 @@ public static class PilResize
         // Horizontal pass: rows [rowFirst, rowLast) of the source, output columns [x0, x1).
         var cols = x1 - x0;
         var rows = rowLast - rowFirst;
-        byte[] temp = new byte[rows * cols * 3];
-        if (needHorizontal)
+        var tempLength = rows * cols * 3;
+        var temp = ArrayPool<byte>.Shared.Rent(tempLength);
+        try
         {
-            var horiz = Coefficients.Compute(srcWidth, outWidth, filter, x0, x1);
-            for (var r = 0; r < rows; r++)
+            if (needHorizontal)
             {
-                var srcRow = src.Slice((rowFirst + r) * srcWidth * 3, srcWidth * 3);
-                var outRow = temp.AsSpan(r * cols * 3, cols * 3);
-                for (var c = 0; c < cols; c++)
+                var horiz = Coefficients.Compute(srcWidth, outWidth, filter, x0, x1);
+                for (var r = 0; r < rows; r++)
+                    HorizontalRow(src.Slice((rowFirst + r) * srcWidth * 3, srcWidth * 3), horiz, temp.AsSpan(r * cols * 3, cols * 3));
+            }
+            else
+            {
+                for (var r = 0; r < rows; r++)
+                    src.Slice((rowFirst + r) * srcWidth * 3 + x0 * 3, cols * 3).CopyTo(temp.AsSpan(r * cols * 3));
+            }
+
+            // Vertical pass into the window.
+            var dstStride = window.Width * 3;
+            var dstX = (x0 - window.Left) * 3;
+            var rowLength = cols * 3;
+            var acc = ArrayPool<int>.Shared.Rent(rowLength);
+            try
+            {
+                for (var y = y0; y < y1; y++)
                 {
-                    var (start, count, offset) = horiz.For(c);
-                    int s0 = 1 << (PrecisionBits - 1), s1 = s0, s2 = s0;
-                    for (var k = 0; k < count; k++)
+                    var outRow = dst.Slice((y - window.Top) * dstStride + dstX, rowLength);
+                    if (vert is null)
                     {
-                        var w = horiz.Weights[offset + k];
-                        var p = (start + k) * 3;
-                        s0 += srcRow[p] * w;
-                        s1 += srcRow[p + 1] * w;
-                        s2 += srcRow[p + 2] * w;
+                        temp.AsSpan((y - rowFirst) * rowLength, rowLength).CopyTo(outRow);
+                        continue;
                     }
-                    outRow[c * 3] = Clip8(s0);
-                    outRow[c * 3 + 1] = Clip8(s1);
-                    outRow[c * 3 + 2] = Clip8(s2);
+                    var (start, count, offset) = vert.For(y - y0);
+                    VerticalRow(temp.AsSpan((start - rowFirst) * rowLength, count * rowLength), rowLength,
+                        vert.Weights.AsSpan(offset, count), acc.AsSpan(0, rowLength), outRow);
+                }
+            }
+            finally
+            {
+                ArrayPool<int>.Shared.Return(acc);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(temp);
+        }
+    }
+
+    // One output row of the horizontal pass: for each output column, the weighted sum of its source pixels.
+    // With SSE4.1 the three channels of a tap are one 4-lane multiply-add (the fourth lane is ignored); integer sums
+    // are exact, so the bytes equal the scalar loop's.
+    private static unsafe void HorizontalRow(ReadOnlySpan<byte> srcRow, Coefficients horiz, Span<byte> outRow)
+    {
+        var cols = outRow.Length / 3;
+        var c = 0;
+        if (Sse41.IsSupported)
+        {
+            var round = Vector128.Create(1 << (PrecisionBits - 1));
+            fixed (byte* s = srcRow)
+            fixed (byte* o = outRow)
+            fixed (int* weights = horiz.Weights)
+            fixed (int* starts = horiz.Starts)
+            fixed (int* counts = horiz.Counts)
+            fixed (int* offsets = horiz.Offsets)
+            {
+                for (; c < cols; c++)
+                {
+                    var start = starts[c];
+                    var count = counts[c];
+                    // The 4-byte load of the last tap reads one byte past the pixel: stay inside the row.
+                    if ((start + count) * 3 + 1 > srcRow.Length) break;
+                    var sum = round;
+                    var w = weights + offsets[c];
+                    var p = s + start * 3;
+                    for (var k = 0; k < count; k++, p += 3)
+                        sum += Sse41.ConvertToVector128Int32(p) * Vector128.Create(w[k]);
+                    // Shift, clamp to 0..255 and store the three bytes.
+                    var v = Vector128.Min(Vector128.Max(Vector128.ShiftRightArithmetic(sum, PrecisionBits), Vector128<int>.Zero), Vector128.Create(255));
+                    var d = o + c * 3;
+                    d[0] = (byte)v.GetElement(0);
+                    d[1] = (byte)v.GetElement(1);
+                    d[2] = (byte)v.GetElement(2);
                 }
             }
         }
-        else
+        for (; c < cols; c++)
         {
-            for (var r = 0; r < rows; r++)
-                src.Slice((rowFirst + r) * srcWidth * 3 + x0 * 3, cols * 3).CopyTo(temp.AsSpan(r * cols * 3));
-        }
-
-        // Vertical pass into the window.
-        var dstStride = window.Width * 3;
-        var dstX = (x0 - window.Left) * 3;
-        var acc = new int[cols * 3];
-        for (var y = y0; y < y1; y++)
-        {
-            var outRow = dst.Slice((y - window.Top) * dstStride + dstX, cols * 3);
-            if (vert is null)
-            {
-                temp.AsSpan((y - rowFirst) * cols * 3, cols * 3).CopyTo(outRow);
-                continue;
-            }
-            var (start, count, offset) = vert.For(y - y0);
-            acc.AsSpan().Fill(1 << (PrecisionBits - 1));
+            var (start, count, offset) = horiz.For(c);
+            int s0 = 1 << (PrecisionBits - 1), s1 = s0, s2 = s0;
             for (var k = 0; k < count; k++)
             {
-                var w = vert.Weights[offset + k];
-                var tempRow = temp.AsSpan((start - rowFirst + k) * cols * 3, cols * 3);
-                for (var c = 0; c < tempRow.Length; c++)
-                    acc[c] += tempRow[c] * w;
+                var w = horiz.Weights[offset + k];
+                var p = (start + k) * 3;
+                s0 += srcRow[p] * w;
+                s1 += srcRow[p + 1] * w;
+                s2 += srcRow[p + 2] * w;
             }
-            for (var c = 0; c < outRow.Length; c++)
-                outRow[c] = Clip8(acc[c]);
+            outRow[c * 3] = Clip8(s0);
+            outRow[c * 3 + 1] = Clip8(s1);
+            outRow[c * 3 + 2] = Clip8(s2);
         }
+    }
+
+    // One output row of the vertical pass: taps.Length rows of the horizontal result, each rowLength bytes, weighted
+    // and summed column by column, Vector<byte>.Count columns at a time (widened to four Vector<int>), then the
+    // scalar tail. Integer sums are exact, so the bytes equal the scalar loop's.
+    private static void VerticalRow(ReadOnlySpan<byte> rows, int rowLength, ReadOnlySpan<int> taps, Span<int> acc, Span<byte> outRow)
+    {
+        acc.Fill(1 << (PrecisionBits - 1));
+        var chunk = Vector<byte>.Count;
+        var vectorEnd = Vector.IsHardwareAccelerated ? rowLength - rowLength % chunk : 0;
+        var accVectors = MemoryMarshal.Cast<int, Vector<int>>(acc[..vectorEnd]);
+        for (var k = 0; k < taps.Length; k++)
+        {
+            var row = rows.Slice(k * rowLength, rowLength);
+            var w = taps[k];
+            var weight = new Vector<int>(w);
+            for (int b = 0, v = 0; b < vectorEnd; b += chunk, v += 4)
+            {
+                Vector.Widen(new Vector<byte>(row[b..]), out var low, out var high);
+                Vector.Widen(low, out var i0, out var i1);
+                Vector.Widen(high, out var i2, out var i3);
+                accVectors[v] += Vector.AsVectorInt32(i0) * weight;
+                accVectors[v + 1] += Vector.AsVectorInt32(i1) * weight;
+                accVectors[v + 2] += Vector.AsVectorInt32(i2) * weight;
+                accVectors[v + 3] += Vector.AsVectorInt32(i3) * weight;
+            }
+            for (var c = vectorEnd; c < rowLength; c++)
+                acc[c] += row[c] * w;
+        }
+        var max = new Vector<int>(255);
+        for (int b = 0, v = 0; b < vectorEnd; b += chunk, v += 4)
+        {
+            var q0 = Vector.AsVectorUInt32(Vector.Min(Vector.Max(Vector.ShiftRightArithmetic(accVectors[v], PrecisionBits), Vector<int>.Zero), max));
+            var q1 = Vector.AsVectorUInt32(Vector.Min(Vector.Max(Vector.ShiftRightArithmetic(accVectors[v + 1], PrecisionBits), Vector<int>.Zero), max));
+            var q2 = Vector.AsVectorUInt32(Vector.Min(Vector.Max(Vector.ShiftRightArithmetic(accVectors[v + 2], PrecisionBits), Vector<int>.Zero), max));
+            var q3 = Vector.AsVectorUInt32(Vector.Min(Vector.Max(Vector.ShiftRightArithmetic(accVectors[v + 3], PrecisionBits), Vector<int>.Zero), max));
+            Vector.Narrow(Vector.Narrow(q0, q1), Vector.Narrow(q2, q3)).CopyTo(outRow[b..]);
+        }
+        for (var i = vectorEnd; i < rowLength; i++)
+            outRow[i] = Clip8(acc[i]);
     }
 
     private static byte Clip8(int value)

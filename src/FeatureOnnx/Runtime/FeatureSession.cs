@@ -31,6 +31,13 @@ public sealed record SessionSettings
     /// <summary>Threads inside one operator (0: ONNX Runtime's choice, one per physical core). Default 0.</summary>
     public int IntraOpThreads { get; init; }
 
+    /// <summary>
+    /// Let ONNX Runtime's idle intra-op threads spin between operators (lower latency when they have the cores to
+    /// themselves). Default null: spin, except in the extraction pipeline while decode threads share the CPU with
+    /// inference, where the cycles are better spent decoding (measured in docs/benchmarks.md).
+    /// </summary>
+    public bool? AllowSpinning { get; init; }
+
     /// <summary>Graph optimisation level. Default: all (constant folding, fusions, layout changes).</summary>
     public GraphOptimizationLevel OptimizationLevel { get; init; } = GraphOptimizationLevel.ORT_ENABLE_ALL;
 }
@@ -89,12 +96,17 @@ public sealed class FeatureSession : IDisposable
     }
 
     /// <summary>Session options from the settings (optimisation level, threads); providers are added by <see cref="AppendProvider"/>.</summary>
-    internal static SessionOptions NewOptions(SessionSettings settings) => new()
+    internal static SessionOptions NewOptions(SessionSettings settings)
     {
-        GraphOptimizationLevel = settings.OptimizationLevel,
-        ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-        IntraOpNumThreads = settings.IntraOpThreads,
-    };
+        var o = new SessionOptions
+        {
+            GraphOptimizationLevel = settings.OptimizationLevel,
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+            IntraOpNumThreads = settings.IntraOpThreads,
+        };
+        if (settings.AllowSpinning == false) o.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        return o;
+    }
 
     /// <summary>
     /// Adds the requested execution provider to <paramref name="options"/>. Strict: a provider that cannot be created
