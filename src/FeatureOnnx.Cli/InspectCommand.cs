@@ -43,15 +43,16 @@ internal static class InspectCommand
             var p = manifest.Preprocess;
             Console.WriteLine($"preproc   resize shorter side {p.ResizeShorter?.ToString() ?? "none"} ({p.Interpolation.ToString().ToLowerInvariant()}), center crop {string.Join("x", p.CenterCrop ?? [])}, " +
                               $"/{p.PixelDivisor}, mean [{string.Join(", ", p.Mean)}], std [{string.Join(", ", p.Std)}], {p.ChannelOrder.ToString().ToUpperInvariant()}");
+            var network = OnnxGraph.Load(catalog.LocateFile(manifest.Source, manifest));
+            Console.WriteLine($"weights   {network.WeightStorage ?? "as stored by the model's source (no conversion)"}");
             Console.WriteLine("outputs   (default: " + string.Join(",", manifest.ResolveDefaultOutputs()) + ")");
             foreach (var o in manifest.Outputs)
                 Console.WriteLine($"  {o.Name,-12} [N,{string.Join(",", o.Shape ?? [])}]  <- {o.TensorName}{(o.Flatten ? " (flattened)" : "")}  {o.Description}");
             if (all)
             {
-                var graph = OnnxGraph.Load(catalog.LocateFile(manifest.Source, manifest));
-                if (manifest.Source.Prepend is { } pre) graph.Prepend(OnnxGraph.Load(catalog.LocateFile(pre, manifest)));
+                if (manifest.Source.Prepend is { } pre) network.Prepend(OnnxGraph.Load(catalog.LocateFile(pre, manifest)));
                 Console.WriteLine();
-                PrintTensors(graph);
+                PrintTensors(network);
             }
             return 0;
         });
@@ -61,6 +62,7 @@ internal static class InspectCommand
     {
         var tensors = graph.ListTensors();
         Console.WriteLine($"{graph.Origin}: opset {graph.DefaultOpset}, {tensors.Count(t => t.Kind == "input")} input(s), {tensors.Count(t => t.Kind == "output")} output(s), {tensors.Count(t => t.Kind == "intermediate")} intermediate tensors");
+        if (graph.WeightStorage is { } storage) Console.WriteLine($"weights: {storage}");
         var width = Math.Min(48, tensors.Max(t => t.Name.Length));
         Console.WriteLine($"{"kind",-12} {"tensor".PadRight(width)} {"op",-20} {"type",-8} shape");
         foreach (var t in tensors)

@@ -18,6 +18,9 @@ public sealed record PreparedModel
     /// <summary>Nodes removed because no requested output needs them.</summary>
     public int PrunedNodeCount { get; init; }
 
+    /// <summary>How the weights are stored when not as trained (<see cref="OnnxGraph.WeightStorage"/>, e.g. float16 in the deployment build); null otherwise.</summary>
+    public string? WeightStorage { get; init; }
+
     /// <summary>Things the user should know (fixed-batch reshapes, assumptions).</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
 
@@ -66,6 +69,7 @@ public sealed record PreparedModel
             OnnxBytes = graph.ToBytes(),
             Outputs = outputs,
             PrunedNodeCount = pruned,
+            WeightStorage = graph.WeightStorage,
             Warnings = warnings,
         };
     }

@@ -118,6 +118,8 @@ public sealed record ExtractionResult
     public double ImagesPerSecond { get; init; }
     /// <summary>Nodes pruned from the graph because no requested output needs them.</summary>
     public int PrunedNodes { get; init; }
+    /// <summary>Set when the model's weights are not stored as trained (float16 storage in the deployment build).</summary>
+    public string? WeightStorage { get; init; }
     /// <summary>Warnings raised (assumed preprocessing, fixed-batch reshapes).</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
     /// <summary>UTC time the run finished.</summary>
@@ -381,6 +383,7 @@ public sealed class ExtractionPipeline
             ImagesPerSecond = batchClock.Elapsed.TotalSeconds > 0 ? done / batchClock.Elapsed.TotalSeconds : 0,
             Resumed = options.Resume && previouslyDone > 0,
             PrunedNodes = prepared.PrunedNodeCount,
+            WeightStorage = prepared.WeightStorage,
             Warnings = warnings,
             FinishedUtc = DateTime.UtcNow,
         };
