@@ -16,6 +16,10 @@ public sealed record ImageDecoderOptions
 
     /// <summary>Apply the EXIF orientation tag (PIL's <c>ImageOps.exif_transpose</c>). Default: true.</summary>
     public bool ApplyExifOrientation { get; init; } = true;
+
+    /// <summary>Decode JPEG with libjpeg-turbo when it can be loaded (Pillow's pixels); false always uses ImageSharp.
+    /// Default: true.</summary>
+    public bool PreferTurboJpeg { get; init; } = true;
 }
 
 /// <summary>An 8-bit RGB image, rows top to bottom, pixels interleaved R,G,B.</summary>
@@ -61,7 +65,7 @@ public sealed class ImageDecoder
         _configuration.MaxDegreeOfParallelism = 1; // callers parallelise across images
         _configuration.ImageFormatsManager.SetDecoder(GifFormat.Instance, new GifDecoder { DecodingMode = SixLabors.ImageSharp.Metadata.FrameDecodingMode.First });
         _configuration.ImageFormatsManager.SetDecoder(TiffFormat.Instance, new TiffDecoder { DecodingMode = SixLabors.ImageSharp.Metadata.FrameDecodingMode.First });
-        _turboJpeg = TurboJpegDecoder.TryCreate();
+        _turboJpeg = Options.PreferTurboJpeg ? TurboJpegDecoder.TryCreate() : null;
     }
 
     /// <summary>

@@ -22,11 +22,12 @@ public sealed class ImagePreprocessor
     /// <summary>Creates a preprocessor for a model.</summary>
     /// <param name="manifest">Supplies the input and the preprocessing.</param>
     /// <param name="maxPixels">Refuse images whose header declares more pixels (default 100 megapixels).</param>
-    public ImagePreprocessor(ModelManifest manifest, long maxPixels = 100_000_000)
+    /// <param name="preferTurboJpeg">Decode JPEG with libjpeg-turbo when available (default); false: ImageSharp.</param>
+    public ImagePreprocessor(ModelManifest manifest, long maxPixels = 100_000_000, bool preferTurboJpeg = true)
     {
         Spec = manifest.Preprocess;
         Input = manifest.Input;
-        _decoder = new ImageDecoder(new ImageDecoderOptions { MaxPixels = maxPixels, ApplyExifOrientation = Spec.ApplyExifOrientation });
+        _decoder = new ImageDecoder(new ImageDecoderOptions { MaxPixels = maxPixels, ApplyExifOrientation = Spec.ApplyExifOrientation, PreferTurboJpeg = preferTurboJpeg });
         _writer = new TensorWriter(Input, Spec);
     }
 
