@@ -123,7 +123,7 @@ public sealed unsafe class TurboJpegDecoder : IDisposable
             byte[]? rented = cmyk ? ArrayPool<byte>.Shared.Rent(length) : null;
             try
             {
-                var output = rented ?? GC.AllocateUninitializedArray<byte>(length); // every byte is written by tjDecompress2
+                var output = rented ?? new byte[length];
                 fixed (byte* dst = output)
                 {
                     rc = Native.Decompress2(tj, src, size, dst, width, width * channels, height, format, TJFLAG_ACCURATEDCT);
