@@ -60,11 +60,11 @@ public static class Uint8InputGraph
         }
         if (spec.ChannelOrder == ChannelOrder.Bgr)
         {
-            var indices = new TensorProto { Name = "uint8_input/bgr", DataType = (int)TensorProto.Types.DataType.Int64 };
+            var indices = new TensorProto { Name = "uint8_input/bgr_indices", DataType = (int)TensorProto.Types.DataType.Int64 };
             indices.Dims.Add(3);
             indices.Int64Data.AddRange([2L, 1L, 0L]);
             g.Initializer.Add(indices);
-            Add("Gather", "bgr", ["uint8_input/bgr"], new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = 3 });
+            Add("Gather", "bgr", ["uint8_input/bgr_indices"], new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = 3 });
         }
         if (input.Layout == TensorLayout.Nchw)
         {
