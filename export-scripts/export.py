@@ -37,6 +37,7 @@ Weights:
 --fp16: the graph is exported in float32 and then converted: weights and all computation become float16, while the
   graph input and outputs stay float32 (a Cast after the input, a Cast before every output), so the manifest and
   callers do not change. (PyTorch 1.13 cannot trace float16 convolutions on the CPU, hence the ONNX-level rewrite.)
+  The manifest records it as "precision": "fp16" ("fp32" without --fp16).
 """
 from __future__ import annotations
 
@@ -451,6 +452,7 @@ def main(argv=None) -> int:
         "description": (f"torchvision {name}{' (float16)' if args.fp16 else ''}, weights {args.weights}. Input: RGB, "
                         f"ImageNet-normalised. Outputs: " + ", ".join(f"{a} {shapes[a]}" for a in aliases) + "."),
         "source": {"file": out_name + ".onnx", "dynamicBatch": True},
+        "precision": "fp16" if args.fp16 else "fp32",
         "input": {"name": "input", "layout": "nchw", "elementType": "float32", "shape": [3] + crop_hw},
         "preprocess": {
             "resizeShorter": resize[0],

@@ -41,6 +41,12 @@ public sealed record ModelManifest
     /// <summary>Origin, licence and how the weights were made.</summary>
     public Provenance? Provenance { get; init; }
 
+    /// <summary>
+    /// Precision of the weights and arithmetic inside the graph (export.py --fp16 writes <c>fp16</c>). The graph input
+    /// and outputs stay float32 either way. Default: fp32.
+    /// </summary>
+    public ModelPrecision Precision { get; init; } = ModelPrecision.Fp32;
+
     /// <summary>The folder relative paths in <see cref="Source"/> are resolved against (the manifest's own folder).</summary>
     [JsonIgnore]
     public string BaseDirectory { get; init; } = Environment.CurrentDirectory;
@@ -179,6 +185,15 @@ public enum TensorLayout
     Nchw,
     /// <summary>[N, H, W, C].</summary>
     Nhwc,
+}
+
+/// <summary>Precision of a model's weights and compute.</summary>
+public enum ModelPrecision
+{
+    /// <summary>32-bit float.</summary>
+    Fp32,
+    /// <summary>16-bit float (IEEE half); Cast nodes at the graph edges keep the input and outputs float32.</summary>
+    Fp16,
 }
 
 /// <summary>Element type of the input tensor.</summary>

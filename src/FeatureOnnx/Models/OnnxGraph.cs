@@ -91,6 +91,9 @@ public sealed class OnnxGraph
         }
     }
 
+    /// <summary>Wraps a model built in code.</summary>
+    internal static OnnxGraph FromProto(ModelProto model, string origin) => new(model, origin);
+
     /// <summary>Wraps bytes already in memory.</summary>
     public static OnnxGraph FromBytes(byte[] bytes, string origin) => new(ModelProto.Parser.ParseFrom(bytes), origin);
 

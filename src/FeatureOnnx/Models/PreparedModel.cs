@@ -1,5 +1,16 @@
 namespace FeatureOnnx.Models;
 
+/// <summary>Options for <see cref="PreparedModel.Build"/>. Every default keeps the graph's own input.</summary>
+public sealed record PrepareOptions
+{
+    /// <summary>
+    /// Put <see cref="Uint8InputGraph"/> in front of the model: the session is fed uint8 [N, H, W, 3] RGB crops and
+    /// normalises them inside the graph, with values identical to the float32 path. Default: false (float32 input as
+    /// the manifest describes it).
+    /// </summary>
+    public bool Uint8Input { get; init; }
+}
+
 /// <summary>
 /// A model ready for a session: its manifest, the ONNX bytes edited for the requested outputs (composed, dynamic
 /// batch, outputs exposed under their names, pruned to what they need), and the outputs in request order.
@@ -21,6 +32,18 @@ public sealed record PreparedModel
     /// <summary>How the weights are stored when not as trained (<see cref="OnnxGraph.WeightStorage"/>, e.g. float16 in the deployment build); null otherwise.</summary>
     public string? WeightStorage { get; init; }
 
+    /// <summary>The graph input the session feeds: the manifest's input, or the uint8 one of <see cref="Uint8Input"/>.</summary>
+    public string InputName => Uint8Input ? Uint8InputGraph.InputName(Manifest.Input) : Manifest.Input.Name;
+
+    /// <summary>
+    /// True: the input is uint8 [N, H, W, 3] RGB crops (before normalisation), normalised inside the graph.
+    /// False: the manifest's float32 input, normalised by the caller.
+    /// </summary>
+    public bool Uint8Input { get; init; }
+
+    /// <summary>Shape of one input slot (no batch axis): [H, W, 3] for <see cref="Uint8Input"/>, else the manifest's.</summary>
+    public IReadOnlyList<int> InputSlotShape => Uint8Input ? [Manifest.Input.Height, Manifest.Input.Width, 3] : Manifest.Input.Shape;
+
     /// <summary>Things the user should know (fixed-batch reshapes, assumptions).</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
 
@@ -28,9 +51,10 @@ public sealed record PreparedModel
     /// Builds the graph for <paramref name="requested"/> outputs. Each entry is a manifest output name, or any graph
     /// tensor as <c>TENSOR</c> or <c>TENSOR=alias</c> (hooks on any layer). Empty: the manifest's default outputs.
     /// </summary>
-    public static PreparedModel Build(ModelManifest manifest, IEnumerable<string>? requested = null, ModelCatalog? catalog = null)
+    public static PreparedModel Build(ModelManifest manifest, IEnumerable<string>? requested = null, ModelCatalog? catalog = null, PrepareOptions? options = null)
     {
         catalog ??= new ModelCatalog();
+        options ??= new PrepareOptions();
         var names = requested?.Where(s => !string.IsNullOrWhiteSpace(s)).ToList() ?? [];
         if (names.Count == 0) names = manifest.ResolveDefaultOutputs().ToList();
 
@@ -54,6 +78,8 @@ public sealed record PreparedModel
         if (!graph.InputNames.Contains(manifest.Input.Name))
             throw new ManifestException(manifest.ManifestPath ?? manifest.Name,
                 $"'input.name' is '{manifest.Input.Name}' but the graph's inputs are: {string.Join(", ", graph.InputNames)}.");
+        if (options.Uint8Input)
+            graph.Prepend(Uint8InputGraph.Build(manifest, graph.DefaultOpset, graph.Proto.IrVersion), manifest.Input.Name);
         try
         {
             graph.ExposeOutputs(outputs.Select(o => new OutputRequest(o.TensorName, o.Name, o.Flatten)), replaceOutputs: true);
@@ -70,6 +96,7 @@ public sealed record PreparedModel
             Outputs = outputs,
             PrunedNodeCount = pruned,
             WeightStorage = graph.WeightStorage,
+            Uint8Input = options.Uint8Input,
             Warnings = warnings,
         };
     }

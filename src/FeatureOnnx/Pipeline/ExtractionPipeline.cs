@@ -52,6 +52,14 @@ public sealed record ExtractionOptions
     public SessionSettings Session { get; init; } = new();
 
     /// <summary>
+    /// Hand ONNX Runtime the 8-bit crops and normalise inside the graph (<see cref="PrepareOptions.Uint8Input"/>):
+    /// a quarter of the bytes per batch, identical values. Default null: on for CUDA, where every batch crosses
+    /// PCIe, off for the CPU, where the bytes are not copied anywhere and the normalisation would move from the decode
+    /// threads onto the inference threads. Not with <see cref="TensorsIn"/> (already float32).
+    /// </summary>
+    public bool? Uint8Input { get; init; }
+
+    /// <summary>
     /// A float32 .npy of already preprocessed inputs ([N, C, H, W] as the model takes them), used instead of
     /// <see cref="Inputs"/>: decoding and resizing taken out, for comparing the runtime alone with PyTorch.
     /// index.csv keys are <c>FILE#ROW</c>. Default: null.
@@ -92,6 +100,8 @@ public sealed record ExtractionResult
     public required string Provider { get; init; }
     /// <summary>Set when the requested provider was replaced by the CPU.</summary>
     public string? ProviderFallback { get; init; }
+    /// <summary>True when ONNX Runtime was fed 8-bit crops and normalised them in the graph.</summary>
+    public bool Uint8Input { get; init; }
     /// <summary>Output name -> shape of its .npy file (rows first).</summary>
     public required IReadOnlyDictionary<string, long[]> Layers { get; init; }
     /// <summary>Inputs found.</summary>
@@ -166,7 +176,10 @@ public sealed class ExtractionPipeline
         var catalog = options.Catalog ?? new ModelCatalog();
         var warnings = new List<string>();
         var manifest = catalog.Resolve(options.Model, warnings);
-        var prepared = PreparedModel.Build(manifest, options.Layers, catalog);
+        if (options.Uint8Input == true && options.TensorsIn is not null)
+            throw new ArgumentException("--uint8-input on cannot be used with --tensors-in: those inputs are float32 tensors already.");
+        var uint8 = options.TensorsIn is null && (options.Uint8Input ?? options.Session.Provider == ExecutionProviderKind.Cuda);
+        var prepared = PreparedModel.Build(manifest, options.Layers, catalog, new PrepareOptions { Uint8Input = uint8 });
         warnings.AddRange(prepared.Warnings);
         var preprocessor = new ImagePreprocessor(manifest, options.MaxPixels);
         // Compile the decode path on a spare core while ONNX Runtime builds its session.
@@ -240,8 +253,8 @@ public sealed class ExtractionPipeline
         var postBuffer = Array.Empty<float>();
         var previouslyDone = rows + committedErrors;
 
-        var slot = preprocessor.SlotLength;
-        var pool = new ConcurrentBag<float[]>();
+        var slot = session.SlotBytes;
+        var pool = new ConcurrentBag<byte[]>();
         var channel = Channel.CreateBounded<DecodedBatch>(BatchesInFlight);
         long decodeTicks = 0, inferenceTicks = 0, writeTicks = 0, done = 0, failed = errors.Lines;
         var batchClock = new Stopwatch();
@@ -256,7 +269,7 @@ public sealed class ExtractionPipeline
                     foreach (var chunk in listing.Items.Chunk(options.BatchSize))
                     {
                         if (cancellation.IsCancellationRequested) break;
-                        if (!pool.TryTake(out var buffer)) buffer = new float[options.BatchSize * slot];
+                        if (!pool.TryTake(out var buffer)) buffer = new byte[options.BatchSize * slot];
                         var reasons = new string?[chunk.Length];
                         if (options.TensorsIn is not null)
                         {
@@ -267,7 +280,7 @@ public sealed class ExtractionPipeline
                         workers.For(chunk.Length, i =>
                         {
                             var start = Stopwatch.GetTimestamp();
-                            reasons[i] = DecodeInto(preprocessor, chunk[i], buffer.AsSpan(i * slot, slot));
+                            reasons[i] = DecodeInto(preprocessor, chunk[i], buffer.AsSpan(i * slot, slot), uint8);
                             Interlocked.Add(ref decodeTicks, Stopwatch.GetTimestamp() - start);
                         });
                         // Close the gaps left by failed inputs so the good ones are contiguous.
@@ -296,7 +309,7 @@ public sealed class ExtractionPipeline
                 if (batch.Items.Count > 0)
                 {
                     var t0 = Stopwatch.GetTimestamp();
-                    using var outputs = session.Run(batch.Buffer, batch.Items.Count);
+                    using var outputs = session.RunBound(batch.Buffer, batch.Items.Count);
                     var t1 = Stopwatch.GetTimestamp();
                     foreach (var name in session.OutputNames)
                     {
@@ -362,6 +375,7 @@ public sealed class ExtractionPipeline
             Manifest = manifest.ManifestPath,
             Provider = session.Provider.ToString().ToLowerInvariant(),
             ProviderFallback = session.Fallback,
+            Uint8Input = uint8,
             Layers = writers.ToDictionary(p => p.Key, p => (long[])[p.Value.Rows, .. ShapeOf(p.Value)]),
             Inputs = previouslyDone + listing.Items.Count + listing.Problems.Count,
             Extracted = rows,
@@ -402,14 +416,14 @@ public sealed class ExtractionPipeline
         return new InputListing(items, [], 0);
     }
 
-    private static void ReadTensorRows(string path, InputItem[] chunk, float[] buffer, int slot)
+    private static void ReadTensorRows(string path, InputItem[] chunk, byte[] buffer, int slotBytes)
     {
         using var stream = File.OpenRead(path);
         var info = NpyFormat.ReadHeader(stream, path);
         for (var i = 0; i < chunk.Length; i++)
         {
-            stream.Position = info.DataOffset + chunk[i].Offset * slot * sizeof(float);
-            stream.ReadExactly(System.Runtime.InteropServices.MemoryMarshal.AsBytes(buffer.AsSpan(i * slot, slot)));
+            stream.Position = info.DataOffset + chunk[i].Offset * slotBytes;
+            stream.ReadExactly(buffer.AsSpan(i * slotBytes, slotBytes));
         }
     }
 
@@ -433,7 +447,8 @@ public sealed class ExtractionPipeline
 
     private static long[] ShapeOf(NpyWriter writer) => writer.RowShape.ToArray();
 
-    private static string? DecodeInto(ImagePreprocessor preprocessor, InputItem item, Span<float> slot)
+    /// <summary>One input into its slot: a uint8 crop, or normalised float32 values (the slot's bytes).</summary>
+    private static string? DecodeInto(ImagePreprocessor preprocessor, InputItem item, Span<byte> slot, bool uint8)
     {
         byte[] bytes;
         try
@@ -446,7 +461,8 @@ public sealed class ExtractionPipeline
         }
         try
         {
-            preprocessor.Preprocess(bytes, slot);
+            if (uint8) preprocessor.Crop(bytes, slot);
+            else preprocessor.Preprocess(bytes, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(slot));
             return null;
         }
         catch (ImageDecodeException e)
@@ -460,5 +476,5 @@ public sealed class ExtractionPipeline
         }
     }
 
-    private sealed record DecodedBatch(float[] Buffer, IReadOnlyList<InputItem> Items, IReadOnlyList<InputProblem> Failed);
+    private sealed record DecodedBatch(byte[] Buffer, IReadOnlyList<InputItem> Items, IReadOnlyList<InputProblem> Failed);
 }

@@ -34,20 +34,31 @@ public sealed class ImagePreprocessor
     /// <summary>Floats in one input slot.</summary>
     public int SlotLength => _writer.SlotLength;
 
+    /// <summary>Bytes in one crop (Height x Width x 3), the slot of a uint8 input.</summary>
+    public int CropLength => Input.Height * Input.Width * 3;
+
     /// <summary>Decodes, resizes and crops to the model's input size: HWC RGB bytes, before normalisation.</summary>
     /// <exception cref="ImageDecodeException">The input is not a usable image.</exception>
     public byte[] Crop(ReadOnlyMemory<byte> encoded)
     {
-        var crop = new byte[Input.Height * Input.Width * 3];
+        var crop = new byte[CropLength];
         CropInto(encoded, crop);
         return crop;
+    }
+
+    /// <summary>Decodes, resizes and crops into <paramref name="crop"/> (<see cref="CropLength"/> bytes, HWC RGB): the slot of a uint8 input.</summary>
+    /// <exception cref="ImageDecodeException">The input is not a usable image.</exception>
+    public void Crop(ReadOnlyMemory<byte> encoded, Span<byte> crop)
+    {
+        if (crop.Length < CropLength) throw new ArgumentException("crop buffer smaller than the model input", nameof(crop));
+        CropInto(encoded, crop);
     }
 
     /// <summary>Preprocesses one encoded image into <paramref name="slot"/>.</summary>
     /// <exception cref="ImageDecodeException">The input is not a usable image.</exception>
     public void Preprocess(ReadOnlyMemory<byte> encoded, Span<float> slot)
     {
-        var length = Input.Height * Input.Width * 3;
+        var length = CropLength;
         var crop = ArrayPool<byte>.Shared.Rent(length);
         try
         {

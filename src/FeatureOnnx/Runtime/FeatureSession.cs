@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using FeatureOnnx.Models;
 using Microsoft.ML.OnnxRuntime;
+using OrtElementType = Microsoft.ML.OnnxRuntime.Tensors.TensorElementType;
 
 namespace FeatureOnnx.Runtime;
 
@@ -65,8 +66,10 @@ public sealed class BatchOutputs : IDisposable
 }
 
 /// <summary>
-/// An ONNX Runtime session over a <see cref="PreparedModel"/>: one float input, the requested named outputs.
-/// Owns every native handle it creates and frees them on <see cref="Dispose"/>.
+/// An ONNX Runtime session over a <see cref="PreparedModel"/>: one image input (float32 normalised tensors, or uint8
+/// crops when <see cref="PreparedModel.Uint8Input"/>), the requested named outputs. <see cref="RunBound"/> runs
+/// through an IOBinding with a reusable input buffer; <see cref="Run"/> wraps the caller's floats directly.
+/// Owns every native handle it creates and frees them on <see cref="Dispose"/>. One run at a time.
 /// </summary>
 public sealed class FeatureSession : IDisposable
 {
@@ -75,6 +78,7 @@ public sealed class FeatureSession : IDisposable
     private readonly string[] _inputNames;
     private readonly string[] _outputNames;
     private readonly long[] _inputShapeTail;
+    private SessionBinding? _binding;
 
     /// <summary>Creates a session. Strict: a provider that cannot load is an error unless <see cref="SessionSettings.FallbackToCpu"/>.</summary>
     /// <exception cref="ExecutionProviderException">The provider could not be created.</exception>
@@ -84,12 +88,21 @@ public sealed class FeatureSession : IDisposable
         var sw = Stopwatch.StartNew();
         using var options = NewOptions(Settings);
         (Provider, Fallback) = AppendProvider(options, Settings);
-        _session = new InferenceSession(model.OnnxBytes, options);
+        try
+        {
+            _session = new InferenceSession(model.OnnxBytes, options);
+        }
+        catch (OnnxRuntimeException e) when (model.Manifest.Precision == ModelPrecision.Fp16)
+        {
+            throw new ExecutionProviderException(
+                $"model '{model.Manifest.Name}' computes in float16 (precision fp16, export.py --fp16) and the {Provider.ToString().ToLowerInvariant()} execution provider cannot load it: {e.Message.Split('\n')[0]} " +
+                "Run it with --provider cuda, or export the model without --fp16.", e);
+        }
         CreationTime = sw.Elapsed;
         Model = model;
-        _inputNames = [model.Manifest.Input.Name];
+        _inputNames = [model.InputName];
         _outputNames = model.Outputs.Select(o => o.Name).ToArray();
-        _inputShapeTail = model.Manifest.Input.Shape.Select(d => (long)d).ToArray();
+        _inputShapeTail = model.InputSlotShape.Select(d => (long)d).ToArray();
         var missing = _outputNames.Where(n => !_session.OutputMetadata.ContainsKey(n)).ToList();
         if (missing.Count > 0)
             throw new InvalidOperationException($"the prepared graph lacks outputs {string.Join(", ", missing)}");
@@ -155,12 +168,20 @@ public sealed class FeatureSession : IDisposable
     /// <summary>Output names, in request order.</summary>
     public IReadOnlyList<string> OutputNames => _outputNames;
 
-    /// <summary>Floats per input slot.</summary>
+    /// <summary>Elements per input slot (floats, or bytes when <see cref="PreparedModel.Uint8Input"/>).</summary>
     public int SlotLength => (int)_inputShapeTail.Aggregate(1L, (a, b) => a * b);
 
+    /// <summary>Bytes per input slot: <see cref="SlotLength"/> times 4 for float32, times 1 for uint8 crops.</summary>
+    public int SlotBytes => SlotLength * (Model.Uint8Input ? 1 : sizeof(float));
+
+    /// <summary>Where <see cref="RunBound"/>'s input buffer lives (CUDA pinned or plain host memory); null before the first bound run.</summary>
+    public string? BoundInputMemory => _binding?.InputMemory;
+
     /// <summary>Runs <paramref name="count"/> images held in the first <c>count * SlotLength</c> floats of <paramref name="batch"/>.</summary>
+    /// <exception cref="InvalidOperationException">The model takes uint8 crops; use <see cref="RunBound"/>.</exception>
     public BatchOutputs Run(float[] batch, int count)
     {
+        if (Model.Uint8Input) throw new InvalidOperationException("this model takes uint8 crops (PrepareOptions.Uint8Input); feed them with RunBound.");
         if (count <= 0) throw new ArgumentOutOfRangeException(nameof(count));
         var length = count * SlotLength;
         if (batch.Length < length) throw new ArgumentException("batch buffer too small", nameof(batch));
@@ -170,9 +191,25 @@ public sealed class FeatureSession : IDisposable
         return new BatchOutputs(outputs, _outputNames);
     }
 
+    /// <summary>
+    /// Runs <paramref name="count"/> images whose input slots (float32 tensors, or HWC uint8 crops when
+    /// <see cref="PreparedModel.Uint8Input"/>) are the first <c>count * SlotBytes</c> bytes of <paramref name="slots"/>,
+    /// through an IOBinding: the slots are copied into a reusable input buffer (CUDA pinned host memory on CUDA) that
+    /// stays bound between runs, and the outputs come back in host memory. Same values as <see cref="Run"/>.
+    /// </summary>
+    public BatchOutputs RunBound(ReadOnlySpan<byte> slots, int count)
+    {
+        if (count <= 0) throw new ArgumentOutOfRangeException(nameof(count));
+        if (slots.Length < (long)count * SlotBytes) throw new ArgumentException("batch buffer too small", nameof(slots));
+        _binding ??= new SessionBinding(_session, Provider, Settings.DeviceId, _inputNames[0], _inputShapeTail,
+            Model.Uint8Input ? OrtElementType.UInt8 : OrtElementType.Float, _outputNames);
+        return new BatchOutputs(_binding.Run(_runOptions, slots, count), _outputNames);
+    }
+
     /// <inheritdoc />
     public void Dispose()
     {
+        _binding?.Dispose();
         _session.Dispose();
         _runOptions.Dispose();
     }
