@@ -41,15 +41,15 @@ for entry in README.md buildTransitive/FeatureOnnx.Core.targets models/resnet18.
   models/nuget/microsoft.ml.dnnimagefeaturizer.resnet18/0.23.1/tools/DnnImageModels/ResNet18Onnx/ResNet18.onnx; do
   unzip -l "$lib" "$entry" >/dev/null || fail "FeatureOnnx.Core lacks $entry"
 done
-unzip -p "$lib" FeatureOnnx.Core.nuspec | grep -q '<license type="expression">MIT</license>' || fail "no MIT licence expression"
-unzip -p "$lib" FeatureOnnx.Core.nuspec | grep -q 'id="Microsoft.ML.OnnxRuntime"' || fail "the library does not depend on the CPU ONNX Runtime"
-unzip -l "$tool" | grep -q "DotnetToolSettings.xml" || fail "featureonnx is not a tool package"
+unzip -p "$lib" FeatureOnnx.Core.nuspec | grep -c '<license type="expression">MIT</license>' >/dev/null || fail "no MIT licence expression"
+unzip -p "$lib" FeatureOnnx.Core.nuspec | grep -c 'id="Microsoft.ML.OnnxRuntime"' >/dev/null || fail "the library does not depend on the CPU ONNX Runtime"
+unzip -l "$tool" | grep -c "DotnetToolSettings.xml" >/dev/null || fail "featureonnx is not a tool package"
 ls -l "$work/nupkg" | awk 'NR > 1 { printf "  %s %.1f MB\n", $9, $5 / 1e6 }'
 
 step "dotnet tool install from the folder"
 dotnet tool install --tool-path "$work/tool" --add-source "$work/nupkg" featureonnx --version "$version" >/dev/null \
   || fail "dotnet tool install"
-"$work/tool/featureonnx" --help | grep -q "featureonnx extract" || fail "featureonnx --help"
+"$work/tool/featureonnx" --help | grep -c "featureonnx extract" >/dev/null || fail "featureonnx --help"
 "$work/tool/featureonnx" extract "$photos" -o "$work/out/tool" --quiet || fail "the tool's extract"
 
 step "a console app referencing FeatureOnnx.Core"
@@ -102,7 +102,7 @@ native=$work/app-cuda/bin/Release/net10.0/runtimes/linux-x64/native
 [ -f "$native/libonnxruntime_providers_cuda.so" ] || fail "no CUDA provider in the CUDA app"
 cmp -s "$native/libonnxruntime.so" "$cache/microsoft.ml.onnxruntime.gpu.linux/1.31.0/runtimes/linux-x64/native/libonnxruntime.so" \
   || fail "the CUDA app got the CPU build of libonnxruntime.so"
-dotnet "$work/app-cuda/bin/Release/net10.0/consumer.dll" "$photos" "$work/out/app-cuda" | grep -q CUDAExecutionProvider \
+dotnet "$work/app-cuda/bin/Release/net10.0/consumer.dll" "$photos" "$work/out/app-cuda" | grep -c CUDAExecutionProvider >/dev/null \
   || fail "the CUDA app's ONNX Runtime lists no CUDA provider"
 
 step "reference: dotnet run"

@@ -49,7 +49,7 @@ bare /bin/sh -c 'command -v dotnet' >/dev/null && fail "dotnet is on the bare PA
 step "smoke set on the published binary (no dotnet, no NuGet cache)"
 bare /usr/bin/env LD_DEBUG=libs "$app" --help >"$work/help.txt" 2>"$work/ld.txt" || fail "--help"
 grep -q "featureonnx extract" "$work/help.txt" || fail "--help printed no usage"
-! grep -E "(/usr/share/dotnet|/usr/lib/dotnet|$HOME/.dotnet)/" "$work/ld.txt" | grep -q "init:" \
+! grep -E "(/usr/share/dotnet|/usr/lib/dotnet|$HOME/.dotnet)/" "$work/ld.txt" | grep -c "init:" >/dev/null \
   || fail "the published app loaded a library of an installed .NET"
 bare "$app" --version >/dev/null || fail "--version"
 bare "$app" providers >"$work/providers.txt" || fail "providers"

@@ -78,7 +78,7 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 # If the C# option ends up different, change only the extract line below.
 supports_tensors_in() {
   (( self_test )) && return 0
-  "${featureonnx[@]}" extract --help 2>&1 | grep -q -- '--tensors-in'
+  "${featureonnx[@]}" extract --help 2>&1 | grep -c -- '--tensors-in' >/dev/null
 }
 tensors_in_parity() {  # MODEL LAYERS
   local m=$1 layers=$2 out=$work/ours-tensors/$1 rc=0
