@@ -23,6 +23,8 @@ done
 # Deployment (issue 8): the cpu publish (trimmed, single file) run from an empty folder without dotnet, compared with
 # dotnet run; one check.
 if .ci/smoke-publish.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
+# Packaging (issue 8): the NuGet library and the dotnet tool installed from the packed folder; one check.
+if .ci/smoke-pack.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
 rm -f "$log"
 echo "${passed} passed, ${failed} failed, ${skipped} skipped"
 [ "$status" -eq 0 ] && [ "$failed" -eq 0 ]

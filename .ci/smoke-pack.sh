@@ -10,7 +10,7 @@
 #     package's assets excluded) and checks that the CUDA build of libonnxruntime.so is the one in its output;
 #  4. compares both sets of features with `dotnet run` (cosine >= 0.99999, same rows).
 # usage: .ci/smoke-pack.sh [PHOTOS=samples]   env: KEEP=1 keeps the temporary folder.
-# Not run by test.sh (about two minutes on two cores). Packs with a unique version (0.0.0-smoke.N), removed from the
+# Run by test.sh (about two minutes on two cores). Packs with a unique version (0.0.0-smoke.N), removed from the
 # NuGet cache at exit, so a stale package is never used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
