@@ -105,7 +105,9 @@ internal static class BenchCommand
             foreach (var problem in inputs.Problems) Console.Error.WriteLine($"warning: {problem.Key}: {problem.Reason} (not used)");
             Console.WriteLine($"bench {manifest.Name} [{string.Join(", ", prepared.Outputs.Select(o => o.Name))}]: inputs: {inputs.Description}");
 
-            var report = new ProviderBenchmark().Run(prepared, uint8, inputs, options, new BenchProgress(parse.GetValue(quiet)), cancellation);
+            // SIGINT/SIGTERM stop between runs and still write the report of what finished (status "interrupted").
+            using var stop = new GracefulStop(cancellation);
+            var report = new ProviderBenchmark().Run(prepared, uint8, inputs, options, new BenchProgress(parse.GetValue(quiet)), stop.Token);
             BenchmarkReportWriter.Write(report, outDir);
             Console.WriteLine($"wrote {outDir}: {string.Join(", ", BenchmarkReportWriter.FileNames)}");
             if (report.Status == "interrupted") return CliErrors.Interrupted;
