@@ -29,6 +29,15 @@ internal static class BenchCommand
             Description = "Comma-separated batch sizes, each with a fresh session (e.g. 1,8,32,256; 256 takes minutes per run set on a few CPU cores).",
             DefaultValueFactory = _ => string.Join(",", defaults.BatchSizes),
         };
+        var inputPath = new Option<string>("--input-path")
+        {
+            Description = "Comma-separated ways to feed each batch, each timed per provider and batch size: " +
+                          "run (FeatureSession.Run, float32 in pageable host memory: what bench timed before), " +
+                          "bound (RunBound: float32 copied into a reusable IOBinding buffer, CUDA-pinned on CUDA), " +
+                          "uint8 (RunBound with 8-bit crops into the model prepared with --uint8-input: normalised in the graph, a quarter of the bytes). " +
+                          "Every row is compared with the CPU's run path on the same inputs. E.g. --input-path run,bound,uint8.",
+            DefaultValueFactory = _ => string.Join(",", defaults.InputPaths.Select(ProviderBenchmark.InputPathName)),
+        };
         var images = new Option<string[]>("--images")
         {
             Description = "Image files or folders to use as inputs, preprocessed as the model's manifest says (the first max(--batch) images; fewer are reused in order). " +
@@ -53,11 +62,11 @@ internal static class BenchCommand
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace a report already in the folder." };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "No progress lines (results are still printed)." };
         var command = new Command("bench",
-            "Compare execution providers on one model: per provider and batch size, session creation time, latency p50/p90/p99, throughput, " +
+            "Compare execution providers on one model: per provider, batch size and input path (--input-path), session creation time, latency p50/p90/p99, throughput, " +
             "host and device memory, and the agreement of every output with the CPU provider on the same inputs. " +
             "A provider that cannot load is skipped with the reason. Exit code: 0 done, 1 could not run (or no provider could), 130 interrupted.")
         {
-            model, providers, batch, images, warmup, iters, layers, threads, optimization, cudaOptions, seed, output, overwrite, quiet,
+            model, providers, batch, inputPath, images, warmup, iters, layers, threads, optimization, cudaOptions, seed, output, overwrite, quiet,
         };
         command.SetAction((parse, cancellation) => Task.FromResult(CliErrors.Guard(() =>
         {
@@ -69,6 +78,7 @@ internal static class BenchCommand
                 Providers = parse.GetValue(providers)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                     .Select(p => ExtractCommand.ParseProvider(p)).Select(p => new ProviderChoice(p.Kind, p.Device)).ToList(),
                 BatchSizes = ParseBatchSizes(parse.GetValue(batch)!),
+                InputPaths = ParseInputPaths(parse.GetValue(inputPath)!),
                 WarmupIterations = parse.GetValue(warmup),
                 Iterations = parse.GetValue(iters),
                 Session = new SessionSettings
@@ -83,6 +93,9 @@ internal static class BenchCommand
             var manifest = catalog.Resolve(parse.GetValue(model)!, warnings);
             var requested = parse.GetValue(layers) is { } l ? l.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [];
             var prepared = PreparedModel.Build(manifest, requested, catalog);
+            var uint8 = options.InputPaths.Contains(BenchmarkInputPath.Uint8)
+                ? PreparedModel.Build(manifest, requested, catalog, new PrepareOptions { Uint8Input = true })
+                : null;
             foreach (var warning in warnings.Concat(prepared.Warnings)) Console.Error.WriteLine($"warning: {warning}");
 
             var needed = options.BatchSizes.Max();
@@ -92,7 +105,9 @@ internal static class BenchCommand
             foreach (var problem in inputs.Problems) Console.Error.WriteLine($"warning: {problem.Key}: {problem.Reason} (not used)");
             Console.WriteLine($"bench {manifest.Name} [{string.Join(", ", prepared.Outputs.Select(o => o.Name))}]: inputs: {inputs.Description}");
 
-            var report = new ProviderBenchmark().Run(prepared, inputs, options, new BenchProgress(parse.GetValue(quiet)), cancellation);
+            // SIGINT/SIGTERM stop between runs and still write the report of what finished (status "interrupted").
+            using var stop = new GracefulStop(cancellation);
+            var report = new ProviderBenchmark().Run(prepared, uint8, inputs, options, new BenchProgress(parse.GetValue(quiet)), stop.Token);
             BenchmarkReportWriter.Write(report, outDir);
             Console.WriteLine($"wrote {outDir}: {string.Join(", ", BenchmarkReportWriter.FileNames)}");
             if (report.Status == "interrupted") return CliErrors.Interrupted;
@@ -116,6 +131,19 @@ internal static class BenchCommand
         return sizes.Count > 0 ? sizes : throw new ArgumentException("--batch names no batch size.");
     }
 
+    internal static IReadOnlyList<BenchmarkInputPath> ParseInputPaths(string text)
+    {
+        var paths = new List<BenchmarkInputPath>();
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var path = Enum.GetValues<BenchmarkInputPath>().Where(p => ProviderBenchmark.InputPathName(p) == part.ToLowerInvariant()).Cast<BenchmarkInputPath?>().FirstOrDefault()
+                       ?? throw new ArgumentException($"--input-path {text}: '{part}' is not one of run, bound, uint8.");
+            if (paths.Contains(path)) throw new ArgumentException($"--input-path {text}: '{part}' is listed twice.");
+            paths.Add(path);
+        }
+        return paths.Count > 0 ? paths : throw new ArgumentException("--input-path names no path (run, bound, uint8).");
+    }
+
     /// <summary>One line per configuration finished or skipped (stdout); what is running, every few seconds (stderr).</summary>
     private sealed class BenchProgress(bool quiet) : IProgress<BenchmarkProgress>
     {
@@ -127,24 +155,24 @@ internal static class BenchCommand
             switch (p.Stage)
             {
                 case BenchmarkStage.Skipped:
-                    Console.WriteLine($"skipped {p.Provider}{(p.BatchSize > 0 ? $" at batch {p.BatchSize}" : "")}: {p.Reason}");
+                    Console.WriteLine($"skipped {p.Provider}{(p.InputPath is { } path ? $" {path}" : "")}{(p.BatchSize > 0 ? $" at batch {p.BatchSize}" : "")}: {p.Reason}");
                     break;
                 case BenchmarkStage.Finished when p.Result is { } r:
                     var worst = r.Agreement.Count == 0 ? null : r.Agreement.MinBy(a => a.MinCosine);
                     // The CLI runs with invariant globalization: numbers print with '.' everywhere.
                     Console.WriteLine(
-                        $"{r.Provider,-7} batch {r.BatchSize,4}: session {r.SessionCreationMs / 1000:0.00}s, p50 {r.LatencyMs.P50:0.00} ms, p90 {r.LatencyMs.P90:0.00}, p99 {r.LatencyMs.P99:0.00}, " +
+                        $"{r.Provider,-7} {r.InputPath,-5} batch {r.BatchSize,4}: session {r.SessionCreationMs / 1000:0.00}s, p50 {r.LatencyMs.P50:0.00} ms, p90 {r.LatencyMs.P90:0.00}, p99 {r.LatencyMs.P99:0.00}, " +
                         $"{r.ImagesPerSecond:0.0} img/s, host peak {r.HostPeakBytes / 1048576.0:0} MiB (+{r.HostPeakDeltaBytes / 1048576.0:0})" +
                         (r.DeviceUsedBytes is { } d ? $", device {d / 1048576.0:0} MiB (+{(r.DeviceDeltaBytes ?? 0) / 1048576.0:0})" : "") +
                         (worst is null ? "" : $"; vs cpu: max abs {worst.MaxAbs:0.0e+0}, min cosine {worst.MinCosine:0.0000000}"));
                     _sinceLine.Restart();
                     break;
                 case BenchmarkStage.CreatingSession when !quiet:
-                    Console.Error.WriteLine($"bench: {p.Provider} batch {p.BatchSize}: creating the session");
+                    Console.Error.WriteLine($"bench: {p.Provider} {p.InputPath} batch {p.BatchSize}: creating the session");
                     _sinceLine.Restart();
                     break;
                 case BenchmarkStage.WarmingUp or BenchmarkStage.Timing when !quiet && _sinceLine.Elapsed >= Interval:
-                    Console.Error.WriteLine($"bench: {p.Provider} batch {p.BatchSize}: run {p.Done}/{p.Total}");
+                    Console.Error.WriteLine($"bench: {p.Provider} {p.InputPath} batch {p.BatchSize}: run {p.Done}/{p.Total}");
                     _sinceLine.Restart();
                     break;
             }

@@ -4,19 +4,23 @@ using FeatureOnnx.Sources;
 namespace FeatureOnnx.Preprocessing;
 
 /// <summary>
-/// The input tensors a benchmark feeds: images preprocessed exactly as the manifest says, or seeded random pixels
-/// normalised the same way. Prepared once, before any timing; batches larger than <see cref="Count"/> reuse the
+/// The inputs a benchmark feeds: images decoded, resized and cropped exactly as the manifest says, or seeded random
+/// pixels. Held as 8-bit RGB crops, prepared once before any timing; <see cref="Fill"/> normalises them into float32
+/// slots (ToTensor and Normalize, <see cref="TensorWriter"/>) and <see cref="FillCrops"/> copies the crops themselves
+/// (the input of a <see cref="PrepareOptions.Uint8Input"/> model). Batches larger than <see cref="Count"/> reuse the
 /// inputs in order (slot <c>i</c> holds input <c>i mod Count</c>).
 /// </summary>
 public sealed class BenchmarkInputs
 {
-    private readonly float[] _slots;
+    private readonly byte[] _crops;
+    private readonly TensorWriter _writer;
 
-    private BenchmarkInputs(float[] slots, int count, int slotLength, bool isRandom, string description, IReadOnlyList<string> images, IReadOnlyList<InputProblem> problems)
+    private BenchmarkInputs(byte[] crops, TensorWriter writer, int count, int cropLength, bool isRandom, string description, IReadOnlyList<string> images, IReadOnlyList<InputProblem> problems)
     {
-        _slots = slots;
+        _crops = crops;
+        _writer = writer;
         Count = count;
-        SlotLength = slotLength;
+        CropLength = cropLength;
         IsRandom = isRandom;
         Description = description;
         Images = images;
@@ -26,8 +30,11 @@ public sealed class BenchmarkInputs
     /// <summary>Distinct inputs held.</summary>
     public int Count { get; }
 
-    /// <summary>Floats per input.</summary>
-    public int SlotLength { get; }
+    /// <summary>Floats per normalised input (<see cref="Fill"/>).</summary>
+    public int SlotLength => _writer.SlotLength;
+
+    /// <summary>Bytes per crop: Height x Width x 3, HWC RGB (<see cref="FillCrops"/>).</summary>
+    public int CropLength { get; }
 
     /// <summary>True for seeded random pixels, false for images.</summary>
     public bool IsRandom { get; }
@@ -42,40 +49,34 @@ public sealed class BenchmarkInputs
     public IReadOnlyList<InputProblem> Problems { get; }
 
     /// <summary>
-    /// <paramref name="count"/> random images: every pixel channel uniform in 0..255 from <c>System.Random(seed)</c>,
-    /// then ToTensor and Normalize as the manifest says (so the values span what real images give).
+    /// <paramref name="count"/> random crops: every pixel channel uniform in 0..255 from <c>System.Random(seed)</c>
+    /// (normalised as the manifest says by <see cref="Fill"/>, so the values span what real images give).
     /// </summary>
     public static BenchmarkInputs Random(ModelManifest manifest, int count, int seed = 42)
     {
         if (count <= 0) throw new ArgumentOutOfRangeException(nameof(count), "at least one input");
         var writer = new TensorWriter(manifest.Input, manifest.Preprocess);
-        var slot = writer.SlotLength;
-        var slots = new float[(long)count * slot];
-        var random = new Random(seed);
-        var pixels = new byte[manifest.Input.Height * manifest.Input.Width * 3];
-        for (var i = 0; i < count; i++)
-        {
-            random.NextBytes(pixels);
-            writer.Write(pixels, slots.AsSpan(i * slot, slot));
-        }
-        return new BenchmarkInputs(slots, count, slot, true,
+        var cropLength = manifest.Input.Height * manifest.Input.Width * 3;
+        var crops = new byte[(long)count * cropLength];
+        new Random(seed).NextBytes(crops);
+        return new BenchmarkInputs(crops, writer, count, cropLength, true,
             $"seeded random pixels (System.Random({seed}), uniform 0..255, {count} distinct), normalised as the manifest says: no images were given", [], []);
     }
 
     /// <summary>
     /// The first <paramref name="maxCount"/> usable images of <paramref name="inputs"/> (files and folders, walked as
-    /// <c>extract</c> walks them, in path order), preprocessed as the manifest says.
+    /// <c>extract</c> walks them, in path order), decoded, resized and cropped as the manifest says.
     /// </summary>
     /// <exception cref="ArgumentException">No usable image.</exception>
     public static BenchmarkInputs FromImages(ModelManifest manifest, IReadOnlyList<string> inputs, int maxCount, long maxPixels = 100_000_000, int workers = 0)
     {
         if (maxCount <= 0) throw new ArgumentOutOfRangeException(nameof(maxCount), "at least one input");
         var preprocessor = new ImagePreprocessor(manifest, maxPixels);
-        var slot = preprocessor.SlotLength;
+        var cropLength = preprocessor.CropLength;
         var listing = FolderSource.Enumerate(inputs);
         var problems = listing.Problems.ToList();
         var used = new List<string>();
-        var slots = new float[(long)maxCount * slot];
+        var all = new byte[(long)maxCount * cropLength];
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = workers > 0 ? workers : Environment.ProcessorCount };
         // Decode in rounds of the images still needed, so a folder of a million files costs only what is used.
         var next = 0;
@@ -83,15 +84,13 @@ public sealed class BenchmarkInputs
         {
             var round = listing.Items.Skip(next).Take(maxCount - used.Count).ToArray();
             next += round.Length;
-            var crops = new float[round.Length][];
+            var crops = new byte[round.Length][];
             var reasons = new string?[round.Length];
             Parallel.For(0, round.Length, parallel, i =>
             {
                 try
                 {
-                    var values = new float[slot];
-                    preprocessor.Preprocess(File.ReadAllBytes(round[i].Path), values);
-                    crops[i] = values;
+                    crops[i] = preprocessor.Crop(File.ReadAllBytes(round[i].Path));
                 }
                 catch (Exception e) when (e is ImageDecodeException or IOException or UnauthorizedAccessException)
                 {
@@ -105,24 +104,37 @@ public sealed class BenchmarkInputs
             for (var i = 0; i < round.Length; i++)
             {
                 if (reasons[i] is { } reason) { problems.Add(new InputProblem(round[i].Key, reason)); continue; }
-                crops[i].CopyTo(slots.AsSpan(used.Count * slot, slot));
+                crops[i].CopyTo(all.AsSpan(used.Count * cropLength, cropLength));
                 used.Add(round[i].Key);
             }
         }
         if (used.Count == 0)
             throw new ArgumentException($"no usable image in {string.Join(", ", inputs)}" +
                                         (problems.Count > 0 ? $" ({problems.Count} refused, first: {problems[0].Key}: {problems[0].Reason})" : "") + ".");
-        if (used.Count < maxCount) Array.Resize(ref slots, used.Count * slot);
+        if (used.Count < maxCount) Array.Resize(ref all, used.Count * cropLength);
         var description = $"{used.Count} image(s) from {string.Join(", ", inputs)}, preprocessed as the manifest says" +
                           (used.Count < maxCount ? $"; reused in order to fill batches of up to {maxCount}" : "");
-        return new BenchmarkInputs(slots, used.Count, slot, false, description, used, problems);
+        return new BenchmarkInputs(all, new TensorWriter(manifest.Input, manifest.Preprocess), used.Count, cropLength, false, description, used, problems);
     }
 
-    /// <summary>Fills the first <paramref name="batchSize"/> slots of <paramref name="batch"/>: slot <c>i</c> gets input <c>i mod Count</c>.</summary>
+    /// <summary>
+    /// Fills the first <paramref name="batchSize"/> float32 slots of <paramref name="batch"/>: slot <c>i</c> gets input
+    /// <c>i mod Count</c>, normalised as the manifest says (the same values as <see cref="ImagePreprocessor.Preprocess"/>).
+    /// </summary>
     public void Fill(Span<float> batch, int batchSize)
     {
         if (batch.Length < (long)batchSize * SlotLength) throw new ArgumentException("batch buffer too small", nameof(batch));
         for (var i = 0; i < batchSize; i++)
-            _slots.AsSpan(i % Count * SlotLength, SlotLength).CopyTo(batch.Slice(i * SlotLength, SlotLength));
+            _writer.Write(Crop(i % Count), batch.Slice(i * SlotLength, SlotLength));
     }
+
+    /// <summary>Fills the first <paramref name="batchSize"/> crops of <paramref name="batch"/> (HWC RGB bytes): crop <c>i</c> gets input <c>i mod Count</c>.</summary>
+    public void FillCrops(Span<byte> batch, int batchSize)
+    {
+        if (batch.Length < (long)batchSize * CropLength) throw new ArgumentException("batch buffer too small", nameof(batch));
+        for (var i = 0; i < batchSize; i++)
+            Crop(i % Count).CopyTo(batch.Slice(i * CropLength, CropLength));
+    }
+
+    private ReadOnlySpan<byte> Crop(int index) => _crops.AsSpan(index * CropLength, CropLength);
 }

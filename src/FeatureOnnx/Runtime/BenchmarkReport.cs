@@ -7,13 +7,29 @@ public sealed record SkippedProvider(string Provider, string Reason)
 {
     /// <summary>The batch size that failed; null when the provider could not run at all.</summary>
     public int? BatchSize { get; init; }
+
+    /// <summary>With <see cref="BatchSize"/>: the input path that failed (<c>run</c>, <c>bound</c>, <c>uint8</c>).</summary>
+    public string? InputPath { get; init; }
 }
 
-/// <summary>One provider at one batch size.</summary>
+/// <summary>One provider, input path and batch size.</summary>
 public sealed record BenchmarkResult
 {
     /// <summary>The provider, e.g. <c>cpu</c> or <c>cuda:0</c>.</summary>
     public required string Provider { get; init; }
+
+    /// <summary>
+    /// How the batch was fed (<see cref="BenchmarkInputPath"/>): <c>run</c> (FeatureSession.Run, float32),
+    /// <c>bound</c> (RunBound, float32) or <c>uint8</c> (RunBound, uint8 crops normalised in the graph). Reports from
+    /// before input paths existed read as <c>run</c>.
+    /// </summary>
+    public string InputPath { get => _inputPath ?? "run"; init => _inputPath = value; }
+
+    // The source-generated JSON reader sets a property missing from the file to null rather than keep its initialiser.
+    private readonly string? _inputPath;
+
+    /// <summary>Where the bound input buffer lived (CUDA pinned or plain host memory); null for <c>run</c>.</summary>
+    public string? BoundInputMemory { get; init; }
 
     /// <summary>Images per run.</summary>
     public required int BatchSize { get; init; }
@@ -24,7 +40,7 @@ public sealed record BenchmarkResult
     /// <summary>The first run after creation (memory arena growth, cuDNN algorithm search), in milliseconds.</summary>
     public required double FirstRunMs { get; init; }
 
-    /// <summary>Latency of each timed run: <c>FeatureSession.Run</c>, host input to host outputs.</summary>
+    /// <summary>Latency of each timed run: <c>FeatureSession.Run</c> or <c>RunBound</c> (<see cref="InputPath"/>), host input to host outputs.</summary>
     public required LatencySummary LatencyMs { get; init; }
 
     /// <summary>Batch size times timed runs, divided by their summed latency.</summary>
@@ -45,7 +61,7 @@ public sealed record BenchmarkResult
     /// <summary>Why device memory is not reported ("n/a on CPU", or the CUDA error).</summary>
     public string? DeviceMemoryNote { get; init; }
 
-    /// <summary>What the outputs were compared with: the CPU provider on the same inputs, or (for the CPU) its own first run.</summary>
+    /// <summary>What the outputs were compared with: the CPU provider's plain float32 run on the same inputs, or (for that configuration) its own first run.</summary>
     public required string AgreementReference { get; init; }
 
     /// <summary>Agreement of every output with <see cref="AgreementReference"/>.</summary>
@@ -83,6 +99,12 @@ public sealed record BenchmarkReport
     /// <summary>Batch sizes, in the order run.</summary>
     public required IReadOnlyList<int> BatchSizes { get; init; }
 
+    /// <summary>Input paths run for every provider and batch size, in the order run (reports from before paths existed: run).</summary>
+    public IReadOnlyList<string> InputPaths { get => _inputPaths ?? ["run"]; init => _inputPaths = value; }
+
+    // The source-generated JSON reader sets a property missing from the file to null rather than keep its initialiser.
+    private readonly IReadOnlyList<string>? _inputPaths;
+
     /// <summary>Untimed runs before timing.</summary>
     public required int WarmupIterations { get; init; }
 
@@ -110,7 +132,7 @@ public sealed record BenchmarkReport
     /// <summary>Providers not measured, with the reason.</summary>
     public required IReadOnlyList<SkippedProvider> Skipped { get; init; }
 
-    /// <summary>One entry per provider and batch size measured.</summary>
+    /// <summary>One entry per provider, input path and batch size measured.</summary>
     public required IReadOnlyList<BenchmarkResult> Results { get; init; }
 
     /// <summary>Peak resident memory of the whole process over the benchmark, in bytes.</summary>

@@ -18,6 +18,27 @@ public sealed record ProviderChoice(ExecutionProviderKind Kind, int DeviceId = 0
     public override string ToString() => Kind == ExecutionProviderKind.Cpu ? "cpu" : $"cuda:{DeviceId}";
 }
 
+/// <summary>How a benchmark hands each batch to ONNX Runtime.</summary>
+public enum BenchmarkInputPath
+{
+    /// <summary>
+    /// <see cref="FeatureSession.Run"/> with float32: the caller's batch wrapped as a tensor in pageable host memory
+    /// (on CUDA, ONNX Runtime copies it to the device on every run).
+    /// </summary>
+    Run,
+    /// <summary>
+    /// <see cref="FeatureSession.RunBound"/> with float32: the batch copied into a reusable input buffer bound through
+    /// an IOBinding (CUDA pinned host memory on CUDA), as <c>extract --uint8-input off</c> runs.
+    /// </summary>
+    Bound,
+    /// <summary>
+    /// <see cref="FeatureSession.RunBound"/> with uint8 HWC crops into a model prepared with
+    /// <see cref="PrepareOptions.Uint8Input"/> (normalised inside the graph; a quarter of the bytes to copy), as
+    /// <c>extract --uint8-input on</c> runs.
+    /// </summary>
+    Uint8,
+}
+
 /// <summary>Options for <see cref="ProviderBenchmark"/>. Every default is documented; they suit a small CPU machine.</summary>
 public sealed record BenchmarkOptions
 {
@@ -26,6 +47,12 @@ public sealed record BenchmarkOptions
 
     /// <summary>Batch sizes, each run with a session of its own. Default: 1, 8, 32 (256 takes minutes per configuration on a few CPU cores).</summary>
     public IReadOnlyList<int> BatchSizes { get; init; } = [1, 8, 32];
+
+    /// <summary>
+    /// How batches are fed; every provider and batch size runs each, in the order run, bound, uint8. Default: run
+    /// alone. <see cref="BenchmarkInputPath.Uint8"/> needs the model prepared with <see cref="PrepareOptions.Uint8Input"/>.
+    /// </summary>
+    public IReadOnlyList<BenchmarkInputPath> InputPaths { get; init; } = [BenchmarkInputPath.Run];
 
     /// <summary>Untimed runs before timing; the first run (or, with none, the first timed one) is also reported as <see cref="BenchmarkResult.FirstRunMs"/>. Default 5.</summary>
     public int WarmupIterations { get; init; } = 5;
@@ -63,6 +90,9 @@ public enum BenchmarkStage
 /// <param name="Total">Runs in this configuration.</param>
 public sealed record BenchmarkProgress(string Provider, int BatchSize, BenchmarkStage Stage, int Done, int Total)
 {
+    /// <summary>The input path (<c>run</c>, <c>bound</c>, <c>uint8</c>); null when a whole provider is skipped.</summary>
+    public string? InputPath { get; init; }
+
     /// <summary>With <see cref="BenchmarkStage.Finished"/>: the configuration's figures.</summary>
     public BenchmarkResult? Result { get; init; }
 
@@ -71,23 +101,48 @@ public sealed record BenchmarkProgress(string Provider, int BatchSize, Benchmark
 }
 
 /// <summary>
-/// Compares execution providers on one model: for every batch size and provider, a fresh session is created and
-/// timed, warmed up, then run <see cref="BenchmarkOptions.Iterations"/> times on the same inputs; each run's latency
-/// is <see cref="FeatureSession.Run"/> from host input to host outputs. Every output is compared with the CPU
-/// provider's on the same batch (the CPU itself with its own first run: run-to-run determinism). Host memory is the
+/// Compares execution providers on one model: for every batch size, provider and input path, a fresh session is
+/// created and timed, warmed up, then run <see cref="BenchmarkOptions.Iterations"/> times on the same inputs; each
+/// run's latency is <see cref="FeatureSession.Run"/> or <see cref="FeatureSession.RunBound"/> (as the
+/// <see cref="BenchmarkInputPath"/> says) from host input to host outputs. Every output is compared with the CPU
+/// provider's plain float32 <see cref="FeatureSession.Run"/> on the same batch (that configuration itself with its
+/// own first run: run-to-run determinism). Host memory is the
 /// process's peak resident size per configuration; device memory is read from the CUDA runtime.
 /// A provider that cannot load is skipped with the reason, never replaced.
 /// </summary>
 public sealed class ProviderBenchmark
 {
-    /// <summary>Runs the benchmark. Cancelling stops between runs and returns what was finished (status "interrupted").</summary>
+    /// <summary>Runs the benchmark with float32 paths only (<see cref="BenchmarkInputPath.Uint8"/> needs the other overload).</summary>
     /// <exception cref="ArgumentException">Bad options, or inputs that do not fit the model.</exception>
-    public BenchmarkReport Run(PreparedModel model, BenchmarkInputs inputs, BenchmarkOptions options, IProgress<BenchmarkProgress>? progress = null, CancellationToken cancellation = default)
+    public BenchmarkReport Run(PreparedModel model, BenchmarkInputs inputs, BenchmarkOptions options, IProgress<BenchmarkProgress>? progress = null, CancellationToken cancellation = default) =>
+        Run(model, null, inputs, options, progress, cancellation);
+
+    /// <summary>Runs the benchmark. Cancelling stops between runs and returns what was finished (status "interrupted").</summary>
+    /// <param name="model">The model with its float32 input (the run and bound paths, and the reference).</param>
+    /// <param name="uint8Model">The same model and outputs prepared with <see cref="PrepareOptions.Uint8Input"/>; needed for <see cref="BenchmarkInputPath.Uint8"/>, else ignored.</param>
+    /// <param name="inputs">The images or random crops.</param>
+    /// <param name="options">What to run.</param>
+    /// <param name="progress">Told at every stage and run.</param>
+    /// <param name="cancellation">Stops between runs.</param>
+    /// <exception cref="ArgumentException">Bad options, or inputs or models that do not fit each other.</exception>
+    public BenchmarkReport Run(PreparedModel model, PreparedModel? uint8Model, BenchmarkInputs inputs, BenchmarkOptions options, IProgress<BenchmarkProgress>? progress = null, CancellationToken cancellation = default)
     {
         Validate(options);
+        if (model.Uint8Input) throw new ArgumentException($"model '{model.Manifest.Name}' takes uint8 crops; pass the float32 model first (the uint8 one second).");
         var slot = (int)model.Manifest.Input.Shape.Aggregate(1L, (a, b) => a * b);
         if (inputs.SlotLength != slot)
             throw new ArgumentException($"the inputs hold {inputs.SlotLength} floats per image; model '{model.Manifest.Name}' takes {slot}.");
+        var paths = options.InputPaths.Order().ToList(); // run first: the CPU's plain run is the reference
+        var crops = paths.Contains(BenchmarkInputPath.Uint8);
+        if (crops)
+        {
+            if (uint8Model is not { Uint8Input: true })
+                throw new ArgumentException("the uint8 input path needs the model prepared with PrepareOptions.Uint8Input.");
+            if (!uint8Model.Outputs.Select(o => o.Name).SequenceEqual(model.Outputs.Select(o => o.Name)))
+                throw new ArgumentException("the uint8 model's outputs differ from the float32 model's.");
+            if (uint8Model.InputSlotShape.Aggregate(1L, (a, b) => a * b) != inputs.CropLength)
+                throw new ArgumentException($"the inputs hold {inputs.CropLength} bytes per crop; the uint8 model takes {uint8Model.InputSlotShape.Aggregate(1L, (a, b) => a * b)}.");
+        }
 
         var processPeak = ProcessMemory.PeakBytes();
         var peakResets = ProcessMemory.TryResetPeak();
@@ -118,38 +173,46 @@ public sealed class ProviderBenchmark
         {
             foreach (var batch in options.BatchSizes)
             {
-                var buffer = new float[(long)batch * slot];
-                inputs.Fill(buffer, batch);
+                var batchInputs = new BatchInputs(new float[(long)batch * slot], crops ? new byte[(long)batch * inputs.CropLength] : null, batch);
+                inputs.Fill(batchInputs.Floats, batch);
+                if (batchInputs.Crops is { } c) inputs.FillCrops(c, batch);
                 Outputs? reference = null;
                 foreach (var provider in runnable)
                 {
-                    if (skipped.Any(s => s.Provider == provider.ToString() && s.BatchSize is null)) continue;
-                    if (provider.Kind != ExecutionProviderKind.Cpu && reference is null)
+                    foreach (var path in paths)
                     {
-                        // No CPU configuration ran at this batch size: compute the reference with a CPU session of our own.
-                        referenceSession ??= new FeatureSession(model, Strict(options.Session, ProviderChoice.Cpu));
-                        using var outputs = referenceSession.Run(buffer, batch);
-                        reference = Outputs.Copy(outputs, referenceSession.OutputNames);
-                    }
-                    try
-                    {
-                        var (result, last) = Measure(model, provider, options, buffer, batch, reference, cuda, cudaNote, progress, cancellation);
-                        results.Add(result);
-                        processPeak = Math.Max(processPeak, result.HostPeakBytes);
-                        if (provider.Kind == ExecutionProviderKind.Cpu) reference ??= last;
-                        progress?.Report(new BenchmarkProgress(provider.ToString(), batch, BenchmarkStage.Finished, 0, 0) { Result = result });
-                    }
-                    catch (Exception e) when (e is ExecutionProviderException or OnnxRuntimeException)
-                    {
-                        // A provider that loads but fails (bad option, out of device memory at this batch size) is reported, not fatal.
-                        var reason = e.Message.Split('\n')[0];
-                        var cut = reason.IndexOf(" Pass --fallback cpu", StringComparison.Ordinal);
-                        var entry = new SkippedProvider(provider.ToString(), cut > 0 ? reason[..cut] : reason)
+                        if (skipped.Any(s => s.Provider == provider.ToString() && s.BatchSize is null)) break;
+                        var isReference = provider.Kind == ExecutionProviderKind.Cpu && path == BenchmarkInputPath.Run;
+                        if (!isReference && reference is null)
                         {
-                            BatchSize = e is ExecutionProviderException ? null : batch,
-                        };
-                        skipped.Add(entry);
-                        progress?.Report(new BenchmarkProgress(entry.Provider, entry.BatchSize ?? 0, BenchmarkStage.Skipped, 0, 0) { Reason = entry.Reason });
+                            // The CPU's plain run did not run at this batch size: compute the reference with a CPU session of our own.
+                            referenceSession ??= new FeatureSession(model, Strict(options.Session, ProviderChoice.Cpu));
+                            using var outputs = referenceSession.Run(batchInputs.Floats, batch);
+                            reference = Outputs.Copy(outputs, referenceSession.OutputNames);
+                        }
+                        try
+                        {
+                            var pathModel = path == BenchmarkInputPath.Uint8 ? uint8Model! : model;
+                            var (result, last) = Measure(pathModel, provider, path, options, batchInputs, reference, cuda, cudaNote, progress, cancellation);
+                            results.Add(result);
+                            processPeak = Math.Max(processPeak, result.HostPeakBytes);
+                            if (isReference) reference = last;
+                            progress?.Report(new BenchmarkProgress(provider.ToString(), batch, BenchmarkStage.Finished, 0, 0) { InputPath = result.InputPath, Result = result });
+                        }
+                        catch (Exception e) when (e is ExecutionProviderException or OnnxRuntimeException)
+                        {
+                            // A provider that loads but fails (bad option, out of device memory at this batch size) is reported, not fatal.
+                            var reason = e.Message.Split('\n')[0];
+                            var cut = reason.IndexOf(" Pass --fallback cpu", StringComparison.Ordinal);
+                            var whole = e is ExecutionProviderException;
+                            var entry = new SkippedProvider(provider.ToString(), cut > 0 ? reason[..cut] : reason)
+                            {
+                                BatchSize = whole ? null : batch,
+                                InputPath = whole ? null : InputPathName(path),
+                            };
+                            skipped.Add(entry);
+                            progress?.Report(new BenchmarkProgress(entry.Provider, entry.BatchSize ?? 0, BenchmarkStage.Skipped, 0, 0) { InputPath = entry.InputPath, Reason = entry.Reason });
+                        }
                     }
                 }
             }
@@ -173,6 +236,7 @@ public sealed class ProviderBenchmark
             Inputs = inputs.Description,
             RandomInputs = inputs.IsRandom,
             BatchSizes = options.BatchSizes,
+            InputPaths = paths.Select(InputPathName).ToList(),
             WarmupIterations = options.WarmupIterations,
             Iterations = options.Iterations,
             Optimization = OptimizationName(session.OptimizationLevel),
@@ -199,6 +263,15 @@ public sealed class ProviderBenchmark
         _ => level.ToString(),
     };
 
+    /// <summary>The input path as the CLI and the report spell it: run, bound, uint8.</summary>
+    public static string InputPathName(BenchmarkInputPath path) => path switch
+    {
+        BenchmarkInputPath.Run => "run",
+        BenchmarkInputPath.Bound => "bound",
+        BenchmarkInputPath.Uint8 => "uint8",
+        _ => path.ToString(),
+    };
+
     private static void Validate(BenchmarkOptions options)
     {
         if (options.Providers.Count == 0) throw new ArgumentException("name at least one provider.");
@@ -207,6 +280,8 @@ public sealed class ProviderBenchmark
         if (options.BatchSizes.Distinct().Count() != options.BatchSizes.Count) throw new ArgumentException("a batch size is listed twice.");
         if (options.WarmupIterations < 0) throw new ArgumentException("warm-up runs cannot be negative.");
         if (options.Iterations <= 0) throw new ArgumentException("at least one timed run.");
+        if (options.InputPaths.Count == 0) throw new ArgumentException("name at least one input path.");
+        if (options.InputPaths.Distinct().Count() != options.InputPaths.Count) throw new ArgumentException("an input path is listed twice.");
     }
 
     private static SessionSettings Strict(SessionSettings settings, ProviderChoice provider) =>
@@ -220,11 +295,14 @@ public sealed class ProviderBenchmark
     }
 
     private static (BenchmarkResult Result, Outputs Last) Measure(
-        PreparedModel model, ProviderChoice provider, BenchmarkOptions options, float[] buffer, int batch, Outputs? reference,
+        PreparedModel model, ProviderChoice provider, BenchmarkInputPath path, BenchmarkOptions options, BatchInputs inputs, Outputs? reference,
         CudaDeviceMemory? cuda, string cudaNote, IProgress<BenchmarkProgress>? progress, CancellationToken cancellation)
     {
         var name = provider.ToString();
+        var pathName = InputPathName(path);
+        var batch = inputs.Count;
         var isCpu = provider.Kind == ExecutionProviderKind.Cpu;
+        var isReference = isCpu && path == BenchmarkInputPath.Run;
         // Garbage of the previous configuration must not count as this one's memory.
         GC.Collect();
         GC.WaitForPendingFinalizers();
@@ -234,8 +312,14 @@ public sealed class ProviderBenchmark
         var deviceNote = isCpu ? "n/a on CPU" : cuda is null ? $"not measured: {cudaNote}" : null;
         var deviceBefore = isCpu || cuda is null ? null : cuda.Query(provider.DeviceId, out deviceNote);
 
-        progress?.Report(new BenchmarkProgress(name, batch, BenchmarkStage.CreatingSession, 0, 0));
+        progress?.Report(new BenchmarkProgress(name, batch, BenchmarkStage.CreatingSession, 0, 0) { InputPath = pathName });
         using var session = new FeatureSession(model, Strict(options.Session, provider));
+        Func<BatchOutputs> runOnce = path switch
+        {
+            BenchmarkInputPath.Run => () => session.Run(inputs.Floats, batch),
+            BenchmarkInputPath.Bound => () => session.RunBound(MemoryMarshal.AsBytes(inputs.Floats.AsSpan()), batch),
+            _ => () => session.RunBound(inputs.Crops!, batch),
+        };
         var total = options.WarmupIterations + options.Iterations;
         var latencies = new double[options.Iterations];
         Outputs? first = null, last = null;
@@ -244,32 +328,34 @@ public sealed class ProviderBenchmark
         {
             cancellation.ThrowIfCancellationRequested();
             var start = Stopwatch.GetTimestamp();
-            var outputs = session.Run(buffer, batch);
+            var outputs = runOnce();
             var ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
             using (outputs)
             {
                 if (i == 0)
                 {
                     firstRunMs = ms;
-                    if (isCpu) first = Outputs.Copy(outputs, session.OutputNames);
+                    if (isReference) first = Outputs.Copy(outputs, session.OutputNames);
                 }
                 if (i == total - 1) last = Outputs.Copy(outputs, session.OutputNames);
             }
             if (i >= options.WarmupIterations) latencies[i - options.WarmupIterations] = ms;
             var stage = i < options.WarmupIterations ? BenchmarkStage.WarmingUp : BenchmarkStage.Timing;
-            progress?.Report(new BenchmarkProgress(name, batch, stage, i + 1, total));
+            progress?.Report(new BenchmarkProgress(name, batch, stage, i + 1, total) { InputPath = pathName });
         }
 
         (long Used, long Total)? deviceAfter = null;
         if (deviceBefore is not null) deviceAfter = cuda!.Query(provider.DeviceId, out deviceNote);
         var hostPeak = ProcessMemory.PeakBytes();
-        var against = isCpu ? first! : reference!;
+        var against = isReference ? first! : reference!;
         var agreement = session.OutputNames
             .Select(o => OutputAgreement.Compare(o, last![o].Shape, last[o].Values, against[o].Values, batch))
             .ToList();
         var result = new BenchmarkResult
         {
             Provider = name,
+            InputPath = pathName,
+            BoundInputMemory = session.BoundInputMemory,
             BatchSize = batch,
             SessionCreationMs = session.CreationTime.TotalMilliseconds,
             FirstRunMs = firstRunMs,
@@ -280,9 +366,9 @@ public sealed class ProviderBenchmark
             DeviceUsedBytes = deviceAfter?.Used,
             DeviceDeltaBytes = deviceAfter is { } after && deviceBefore is { } before ? after.Used - before.Used : null,
             DeviceMemoryNote = deviceAfter is null ? (string.IsNullOrEmpty(deviceNote) ? "not measured" : deviceNote) : null,
-            AgreementReference = isCpu
-                ? (total == 1 ? "cpu: its only run (nothing to compare)" : "cpu: its own first run on the same inputs (run-to-run determinism)")
-                : "cpu: the CPU provider on the same inputs",
+            AgreementReference = isReference
+                ? (total == 1 ? "cpu run: its only run (nothing to compare)" : "cpu run: its own first run on the same inputs (run-to-run determinism)")
+                : "cpu run: the CPU provider's plain float32 Run on the same inputs",
             Agreement = agreement,
         };
         return (result, last!);
@@ -301,6 +387,9 @@ public sealed class ProviderBenchmark
             return null;
         }
     }
+
+    /// <summary>One batch of inputs: float32 slots (exactly <see cref="Count"/> of them) and, for the uint8 path, the crops.</summary>
+    private sealed record BatchInputs(float[] Floats, byte[]? Crops, int Count);
 
     /// <summary>A run's outputs copied out of ONNX Runtime: name -> (shape, values).</summary>
     private sealed class Outputs : Dictionary<string, (long[] Shape, float[] Values)>

@@ -4,7 +4,7 @@ using FeatureOnnx.Runtime;
 
 namespace FeatureOnnx.Sinks;
 
-/// <summary>report.md: what was run, which providers were skipped and why, the figures, and the agreement per output.</summary>
+/// <summary>report.md: what was run, which providers were skipped and why, the figures per provider, batch size and input path, and the agreement per output.</summary>
 public static class BenchmarkMarkdown
 {
     private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
@@ -21,13 +21,14 @@ public static class BenchmarkMarkdown
         Line($"- Outputs: {string.Join(", ", report.Outputs.Select(o => $"`{o}`"))}");
         Line($"- Inputs: {report.Inputs}");
         Line($"- Runs: {report.WarmupIterations} warm-up + {report.Iterations} timed per configuration, each configuration a fresh session; " +
-             "latency is one `Run()` from host input to host outputs (copies to and from the device included).");
+             "latency is one run from host input to host outputs (copies to and from the device included).");
+        Line($"- Input paths: {string.Join("; ", report.InputPaths.Select(p => $"`{p}` {PathMeaning(p)}"))}");
         Line($"- Session: graph optimisation `{report.Optimization}`, intra-op threads {(report.IntraOpThreads == 0 ? "0 (one per physical core)" : report.IntraOpThreads.ToString(Invariant))}, " +
              $"CUDA options: {(report.CudaOptions.Length == 0 ? "ONNX Runtime's defaults" : $"`{report.CudaOptions}`")}");
         Line($"- Machine: {m.Cores} logical cores{(m.Cpu is null ? "" : $", {m.Cpu}")}, {m.Os}{(m.Gpu is null ? "" : $", GPU {m.Gpu}")}; ONNX Runtime {report.OrtVersion}");
         Line($"- Status: {report.Status}, finished {report.FinishedUtc.ToString("yyyy-MM-dd HH:mm", Invariant)} UTC; process peak resident memory {MiB(report.ProcessPeakBytes)} MiB");
         foreach (var s in report.Skipped)
-            Line($"- **Skipped {s.Provider}{(s.BatchSize is { } b ? $" at batch {b}" : "")}**: {s.Reason}");
+            Line($"- **Skipped {s.Provider}{(s.InputPath is { } p ? $" {p}" : "")}{(s.BatchSize is { } b ? $" at batch {b}" : "")}**: {s.Reason}");
         Line();
 
         if (report.Results.Count == 0)
@@ -35,25 +36,31 @@ public static class BenchmarkMarkdown
             Line("No configuration was measured.");
             return md.ToString();
         }
-        Line("| provider | batch | session s | first run ms | p50 ms | p90 ms | p99 ms | img/s | host peak MiB | host Δ MiB | device MiB | max abs | max rel | min cosine |");
-        Line("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+        Line("| provider | batch | path | session s | first run ms | p50 ms | p90 ms | p99 ms | img/s | host peak MiB | host Δ MiB | device MiB | max abs | max rel | min cosine |");
+        Line("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
         foreach (var r in report.Results)
         {
             var worst = Worst(r.Agreement);
             var device = r.DeviceUsedBytes is { } used ? $"{MiB(used)} (+{MiB(r.DeviceDeltaBytes ?? 0)})" : r.DeviceMemoryNote?.StartsWith("n/a", StringComparison.Ordinal) == true ? "n/a" : "?";
-            Line($"| {r.Provider} | {r.BatchSize} | {(r.SessionCreationMs / 1000).ToString("0.00", Invariant)} | {Ms(r.FirstRunMs)} | {Ms(r.LatencyMs.P50)} | {Ms(r.LatencyMs.P90)} | {Ms(r.LatencyMs.P99)} | " +
+            Line($"| {r.Provider} | {r.BatchSize} | {r.InputPath} | {(r.SessionCreationMs / 1000).ToString("0.00", Invariant)} | {Ms(r.FirstRunMs)} | {Ms(r.LatencyMs.P50)} | {Ms(r.LatencyMs.P90)} | {Ms(r.LatencyMs.P99)} | " +
                  $"{r.ImagesPerSecond.ToString(r.ImagesPerSecond >= 100 ? "0" : "0.0", Invariant)} | {MiB(r.HostPeakBytes)} | {MiB(r.HostPeakDeltaBytes)} | {device} | " +
                  $"{Small(worst.MaxAbs)} | {Small(worst.MaxRelative)} | {Cosine(worst.MinCosine)} |");
         }
         Line();
         Line("Agreement columns: the worst output. Per output, against the reference each row names:");
         Line();
-        Line("| provider | batch | output | shape | reference | max abs | max rel | min cosine |");
-        Line("|---|--:|---|---|---|--:|--:|--:|");
+        Line("| provider | batch | path | output | shape | reference | max abs | max rel | min cosine |");
+        Line("|---|--:|---|---|---|---|--:|--:|--:|");
         foreach (var r in report.Results)
             foreach (var a in r.Agreement)
-                Line($"| {r.Provider} | {r.BatchSize} | `{a.Output}` | [{string.Join(",", a.Shape)}] | {r.AgreementReference} | {Small(a.MaxAbs)} | {Small(a.MaxRelative)} | {Cosine(a.MinCosine)} |");
+                Line($"| {r.Provider} | {r.BatchSize} | {r.InputPath} | `{a.Output}` | [{string.Join(",", a.Shape)}] | {r.AgreementReference} | {Small(a.MaxAbs)} | {Small(a.MaxRelative)} | {Cosine(a.MinCosine)} |");
         Line();
+        var bound = report.Results.Where(r => r.BoundInputMemory is not null).Select(r => $"{r.Provider}: {r.BoundInputMemory}").Distinct().ToList();
+        if (bound.Count > 0)
+        {
+            Line($"Bound input buffer: {string.Join("; ", bound)}.");
+            Line();
+        }
         Line("![throughput against batch size](report.svg)");
         Line();
         Line("Definitions. Percentiles: numpy's default linear interpolation over the timed runs. img/s: batch x timed runs / their summed latency. " +
@@ -64,6 +71,15 @@ public static class BenchmarkMarkdown
              "Max abs: largest |value - reference|; max rel: largest per-image max|value - reference| / max|reference|; min cosine: smallest per-image cosine similarity.");
         return md.ToString();
     }
+
+    /// <summary>What an input path is, in a few words.</summary>
+    public static string PathMeaning(string path) => path switch
+    {
+        "run" => "(`FeatureSession.Run`: float32 batch in pageable host memory, copied to the device by ONNX Runtime on every run)",
+        "bound" => "(`FeatureSession.RunBound`: float32 batch copied into a reusable IOBinding input buffer, CUDA-pinned on CUDA)",
+        "uint8" => "(`FeatureSession.RunBound` with uint8 HWC crops, a quarter of the bytes, into the model prepared with `Uint8Input`: normalised inside the graph)",
+        _ => "",
+    };
 
     private static OutputAgreement Worst(IReadOnlyList<OutputAgreement> all) => new("worst", [],
         all.Count == 0 ? double.NaN : all.Max(a => a.MaxAbs),

@@ -6,20 +6,23 @@ using FeatureOnnx.Runtime;
 namespace FeatureOnnx.Sinks;
 
 /// <summary>
-/// report.svg: throughput (images/s) against batch size, one polyline per provider that ran, batch size on a log2
+/// report.svg: throughput (images/s) against batch size, one polyline per provider and input path that ran, batch size on a log2
 /// axis. Plain SVG 1.1 written by hand: it opens in any browser and renders on GitHub.
 /// </summary>
 public static class ThroughputChart
 {
     private const double Width = 760, Height = 460, Left = 80, Right = 190, Top = 56, Bottom = 64;
     private static readonly string[] Palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+    private static readonly string[] Dashes = ["", "7 4", "2 3", "10 3 2 3"]; // per input path: run solid, bound dashed, uint8 dotted
     private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
 
     /// <summary>The chart as an SVG document.</summary>
     public static string Render(BenchmarkReport report)
     {
+        var paths = report.InputPaths.Concat(report.Results.Select(r => r.InputPath)).Distinct().ToList();
         var series = report.Providers
-            .Select(p => (Provider: p, Points: report.Results.Where(r => r.Provider == p).OrderBy(r => r.BatchSize).ToList()))
+            .SelectMany(p => paths.Select(path => (Provider: p, Path: path,
+                Points: report.Results.Where(r => r.Provider == p && r.InputPath == path).OrderBy(r => r.BatchSize).ToList())))
             .Where(s => s.Points.Count > 0)
             .ToList();
         var batches = report.Results.Select(r => r.BatchSize).Concat(report.BatchSizes).Distinct().Order().ToList();
@@ -65,19 +68,23 @@ public static class ThroughputChart
         Line($"<text x=\"{N(Left + plotW / 2)}\" y=\"{N(Height - 18)}\" text-anchor=\"middle\">batch size (images per run, log2 scale)</text>");
         Line($"<text x=\"18\" y=\"{N(Top + plotH / 2)}\" text-anchor=\"middle\" transform=\"rotate(-90 18 {N(Top + plotH / 2)})\">throughput (images/s)</text>");
 
-        // One polyline per provider, points marked, legend on the right.
+        // One polyline per provider and input path, points marked, legend on the right.
         var legendX = Left + plotW + 20;
         for (var i = 0; i < series.Count; i++)
         {
-            var (provider, points) = series[i];
-            var colour = Palette[i % Palette.Length];
+            var (provider, path, points) = series[i];
+            var label = $"{provider} {path}";
+            // Colour says the provider, the dash pattern the input path.
+            var colour = Palette[Math.Max(0, report.Providers.ToList().IndexOf(provider)) % Palette.Length];
+            var dash = Dashes[paths.IndexOf(path) % Dashes.Length];
+            var dashAttribute = dash.Length == 0 ? "" : $" stroke-dasharray=\"{dash}\"";
             var coordinates = string.Join(" ", points.Select(p => $"{N(X(p.BatchSize))},{N(Y(p.ImagesPerSecond))}"));
-            Line($"<polyline data-provider=\"{Escape(provider)}\" points=\"{coordinates}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>");
+            Line($"<polyline data-provider=\"{Escape(provider)}\" data-path=\"{Escape(path)}\" points=\"{coordinates}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"{dashAttribute}/>");
             foreach (var p in points)
-                Line($"<circle cx=\"{N(X(p.BatchSize))}\" cy=\"{N(Y(p.ImagesPerSecond))}\" r=\"3.5\" fill=\"{colour}\"><title>{Escape($"{provider}, batch {p.BatchSize}: {Count(p.ImagesPerSecond)} img/s, p50 {p.LatencyMs.P50.ToString("0.##", Invariant)} ms")}</title></circle>");
+                Line($"<circle cx=\"{N(X(p.BatchSize))}\" cy=\"{N(Y(p.ImagesPerSecond))}\" r=\"3.5\" fill=\"{colour}\"><title>{Escape($"{label}, batch {p.BatchSize}: {Count(p.ImagesPerSecond)} img/s, p50 {p.LatencyMs.P50.ToString("0.##", Invariant)} ms")}</title></circle>");
             var ly = Top + 10 + i * 22;
-            Line($"<line x1=\"{N(legendX)}\" y1=\"{N(ly)}\" x2=\"{N(legendX + 24)}\" y2=\"{N(ly)}\" stroke=\"{colour}\" stroke-width=\"2\"/>");
-            Line($"<text x=\"{N(legendX + 30)}\" y=\"{N(ly + 4)}\">{Escape(provider)}</text>");
+            Line($"<line x1=\"{N(legendX)}\" y1=\"{N(ly)}\" x2=\"{N(legendX + 24)}\" y2=\"{N(ly)}\" stroke=\"{colour}\" stroke-width=\"2\"{dashAttribute}/>");
+            Line($"<text x=\"{N(legendX + 30)}\" y=\"{N(ly + 4)}\">{Escape(label)}</text>");
         }
         var noteY = Top + 10 + series.Count * 22 + 8;
         foreach (var skipped in report.Skipped.Where(s => s.BatchSize is null))

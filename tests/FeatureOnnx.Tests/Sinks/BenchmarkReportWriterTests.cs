@@ -73,8 +73,8 @@ public sealed class BenchmarkReportWriterTests(ITestOutputHelper output)
     {
         var md = BenchmarkMarkdown.Render(TwoProviders());
         output.WriteLine(md);
-        Assert.Contains("| cuda:0 | 256 | 0.50 | 90.0 | 2.00 | 3.00 | 4.00 | 7722 | 600 | 40 | 3000 (+2000) | 3.0e-3 | 4.6e-4 | 0.9999995 |", md);
-        Assert.Contains("| cpu | 1 | 0.50 | 90.0 | 2.00 | 3.00 | 4.00 | 150 | 600 | 40 | n/a | 0 | 0 | 1 |", md);
+        Assert.Contains("| cuda:0 | 256 | run | 0.50 | 90.0 | 2.00 | 3.00 | 4.00 | 7722 | 600 | 40 | 3000 (+2000) | 3.0e-3 | 4.6e-4 | 0.9999995 |", md);
+        Assert.Contains("| cpu | 1 | run | 0.50 | 90.0 | 2.00 | 3.00 | 4.00 | 150 | 600 | 40 | n/a | 0 | 0 | 1 |", md);
         Assert.Contains("**Skipped cuda:0 at batch 1024**: out of memory", md);
     }
 
@@ -88,5 +88,42 @@ public sealed class BenchmarkReportWriterTests(ITestOutputHelper output)
         Assert.Equal(double.PositiveInfinity, back.Results[0].Agreement[0].MaxAbs);
         Assert.Equal("NVIDIA H200", back.Machine.Gpu);
         Assert.Equal(1024, back.Skipped[0].BatchSize);
+        Assert.Equal("run", back.Results[0].InputPath);
+        Assert.Equal(["run"], back.InputPaths);
+    }
+
+    [Fact]
+    public void A_report_without_input_paths_reads_as_run()
+    {
+        using var dir = new Fixtures.TempDir();
+        BenchmarkReportWriter.Write(TwoProviders(), dir.Path);
+        var json = File.ReadAllText(dir.File("report.json"));
+        json = System.Text.RegularExpressions.Regex.Replace(json, "\\s*\"inputPaths?\": (\\[[^\\]]*\\]|\"run\"),", "");
+        Assert.DoesNotContain("inputPath", json);
+        File.WriteAllText(dir.File("report.json"), json);
+        var back = BenchmarkReportWriter.Read(dir.File("report.json"));
+        Assert.Equal(["run"], back.InputPaths);
+        Assert.All(back.Results, r => Assert.Equal("run", r.InputPath));
+    }
+
+    [Fact]
+    public void Chart_draws_one_line_per_provider_and_path_coloured_by_provider_dashed_by_path()
+    {
+        var two = TwoProviders();
+        var report = two with
+        {
+            InputPaths = ["run", "uint8"],
+            Results = [.. two.Results, .. two.Results.Where(r => r.Provider == "cuda:0").Select(r => r with { InputPath = "uint8", ImagesPerSecond = r.ImagesPerSecond * 2 })],
+        };
+        var svg = XDocument.Parse(ThroughputChart.Render(report));
+        var lines = svg.Descendants(Svg + "polyline").ToList();
+        Assert.Equal(["cpu run", "cuda:0 run", "cuda:0 uint8"], lines.Select(l => $"{l.Attribute("data-provider")!.Value} {l.Attribute("data-path")!.Value}"));
+        Assert.Equal((string?)lines[1].Attribute("stroke"), (string?)lines[2].Attribute("stroke"));
+        Assert.Null(lines[1].Attribute("stroke-dasharray"));
+        Assert.NotNull(lines[2].Attribute("stroke-dasharray"));
+        Assert.Contains(svg.Descendants(Svg + "text"), t => t.Value == "cuda:0 uint8");
+        var md = BenchmarkMarkdown.Render(report);
+        Assert.Contains("| cuda:0 | 256 | uint8 |", md);
+        Assert.Contains("`uint8` (", md);
     }
 }

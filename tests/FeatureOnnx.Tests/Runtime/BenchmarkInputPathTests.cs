@@ -1,0 +1,114 @@
+using System.Xml.Linq;
+using FeatureOnnx.Runtime;
+using FeatureOnnx.Sinks;
+
+namespace FeatureOnnx.Tests.Runtime;
+
+/// <summary>One <c>featureonnx bench</c> run on the CPU with the three input paths, shared by the tests that read its report.</summary>
+public sealed class ThreePathBenchRun : IDisposable
+{
+    internal Fixtures.TempDir Dir { get; } = new();
+
+    public ThreePathBenchRun()
+    {
+        // Built-in resnet18 to its default output (pooled); cuda is asked for too, so the run also shows how a skipped provider looks.
+        ExitCode = ProviderBenchmarkTests.Cli("bench", "--model", "resnet18", "--providers", "cpu,cuda", "--batch", "1,3",
+            "--input-path", "uint8,run,bound", "--warmup", "1", "--iters", "2", "-o", Dir.Path, "-q");
+        Report = File.Exists(Dir.File("report.json")) ? BenchmarkReportWriter.Read(Dir.File("report.json")) : null;
+    }
+
+    public int ExitCode { get; }
+
+    public BenchmarkReport? Report { get; }
+
+    public void Dispose() => Dir.Dispose();
+}
+
+public sealed class BenchmarkInputPathTests(ThreePathBenchRun run) : IClassFixture<ThreePathBenchRun>
+{
+    private static readonly XNamespace Svg = "http://www.w3.org/2000/svg";
+
+    private IEnumerable<BenchmarkResult> Cpu => run.Report!.Results.Where(r => r.Provider == "cpu");
+
+    [Fact]
+    public void Each_batch_size_has_a_row_per_path_in_the_order_run_bound_uint8()
+    {
+        Assert.Equal(0, run.ExitCode);
+        var report = run.Report!;
+        Assert.Equal(["run", "bound", "uint8"], report.InputPaths);
+        foreach (var batch in new[] { 1, 3 })
+            Assert.Equal(["run", "bound", "uint8"], Cpu.Where(r => r.BatchSize == batch).Select(r => r.InputPath));
+        Assert.All(Cpu.Where(r => r.InputPath == "run"), r => Assert.Null(r.BoundInputMemory));
+        Assert.All(Cpu.Where(r => r.InputPath != "run"), r => Assert.Equal("host memory", r.BoundInputMemory));
+    }
+
+    [Fact]
+    public void Bound_and_uint8_agree_exactly_with_the_cpu_plain_run()
+    {
+        foreach (var r in Cpu)
+        {
+            var a = Assert.Single(r.Agreement);
+            Assert.Equal("pooled", a.Output);
+            Assert.Equal(new long[] { r.BatchSize, 512 }, a.Shape);
+            Assert.Equal(0.0, a.MaxAbs);
+            Assert.Equal(1.0, a.MinCosine);
+            Assert.StartsWith("cpu run: ", r.AgreementReference);
+            Assert.Contains(r.InputPath == "run" ? "its own first run" : "plain float32 Run", r.AgreementReference);
+            Assert.True(r.ImagesPerSecond > 0);
+        }
+    }
+
+    [Fact]
+    public void Markdown_json_and_chart_name_the_path()
+    {
+        var md = File.ReadAllText(run.Dir.File("report.md"));
+        Assert.Contains("| provider | batch | path |", md);
+        foreach (var path in new[] { "run", "bound", "uint8" })
+        {
+            Assert.Contains($"| cpu | 3 | {path} |", md);
+            Assert.Contains($"`{path}` (", md);
+        }
+        Assert.Contains("Bound input buffer: cpu: host memory.", md);
+        var json = File.ReadAllText(run.Dir.File("report.json"));
+        Assert.Contains("\"inputPath\": \"uint8\"", json);
+        Assert.Contains("\"inputPaths\": [", json);
+
+        var svg = XDocument.Load(run.Dir.File("report.svg"));
+        var lines = svg.Descendants(Svg + "polyline").ToList();
+        Assert.Equal(["run", "bound", "uint8"], lines.Select(l => (string?)l.Attribute("data-path")));
+        Assert.All(lines, l => Assert.Equal("cpu", (string?)l.Attribute("data-provider")));
+        Assert.All(lines, l => Assert.Equal(2, ((string)l.Attribute("points")!).Split(' ').Length));
+        var texts = svg.Descendants(Svg + "text").Select(t => t.Value).ToList();
+        Assert.Contains("cpu uint8", texts);
+        Assert.Contains("cpu bound", texts);
+    }
+
+    [Fact]
+    public void Uint8_alone_on_images_is_compared_with_a_reference_session_of_its_own()
+    {
+        using var dir = new Fixtures.TempDir();
+        var photo = Directory.GetFiles(Fixtures.PathOf("photos"), "*.jpg").Order(StringComparer.Ordinal).First();
+        Assert.Equal(0, ProviderBenchmarkTests.Cli("bench", "--providers", "cpu", "--images", photo, "--batch", "2", "--input-path", "uint8",
+            "--warmup", "0", "--iters", "1", "--layers", "layer1", "-o", dir.Path, "-q"));
+        var report = BenchmarkReportWriter.Read(dir.File("report.json"));
+        var r = Assert.Single(report.Results);
+        Assert.Equal("uint8", r.InputPath);
+        Assert.Equal(["uint8"], report.InputPaths);
+        Assert.Contains("plain float32 Run", r.AgreementReference);
+        var a = Assert.Single(r.Agreement);
+        Assert.Equal(new long[] { 2, 64, 56, 56 }, a.Shape);
+        Assert.Equal(0.0, a.MaxAbs);
+        Assert.Equal(1.0, a.MinCosine);
+    }
+
+    [Theory]
+    [InlineData("gpu")]
+    [InlineData("run,run")]
+    [InlineData(",")]
+    public void Bad_input_paths_fail_before_any_run(string value)
+    {
+        using var dir = new Fixtures.TempDir();
+        Assert.Equal(1, ProviderBenchmarkTests.Cli("bench", "--input-path", value, "--layers", "layer1", "-o", dir.Path, "-q"));
+        Assert.False(File.Exists(dir.File("report.json")));
+    }
+}
