@@ -5,8 +5,10 @@
 #   (the machine may be shared: compare the best round of each) and each line gives images/s over the batches
 #   (session creation excluded): best and median of the rounds.
 # e2e models take one file per call unless exported --batched (a Loop over a sequence of files).
-# Needs the Release CLI: dotnet build -c Release src/FeatureOnnx.Cli; and python3 with numpy.
+# Needs the Release CLI: dotnet build -c Release src/FeatureOnnx.Cli; and a python3 with numpy (PYTHON, default
+# /usr/bin/python3: Debian's, not a pyenv one first on PATH).
 set -euo pipefail
+py=${PYTHON:-/usr/bin/python3}
 cd "$(dirname "$0")/.."
 photos=${1:-tests/FeatureOnnx.Tests/fixtures/photos}
 copies=${2:-4}
@@ -37,11 +39,11 @@ for r in $(seq 1 "$rounds"); do
     name=${c%%|*}; args=${c#*|}
     # shellcheck disable=SC2086
     "$cli" extract "$work/in" -o "$work/out-$name" --quiet --overwrite $args >/dev/null || true
-    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(sys.argv[2], r["imagesPerSecond"], sep="\t")' \
+    "$py" -c 'import json,sys; r=json.load(open(sys.argv[1])); print(sys.argv[2], r["imagesPerSecond"], sep="\t")' \
       "$work/out-$name/run.json" "$name" >> "$work/rates.tsv"
   done
 done
-python3 - "$work" <<'PY'
+"$py" - "$work" <<'PY'
 import csv, sys, numpy as np
 w = sys.argv[1]
 rates = {}
