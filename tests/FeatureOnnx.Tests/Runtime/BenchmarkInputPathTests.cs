@@ -4,25 +4,12 @@ using FeatureOnnx.Sinks;
 
 namespace FeatureOnnx.Tests.Runtime;
 
-/// <summary>One <c>featureonnx bench</c> run on the CPU with the three input paths, shared by the tests that read its report.</summary>
-public sealed class ThreePathBenchRun : IDisposable
-{
-    internal Fixtures.TempDir Dir { get; } = new();
-
-    public ThreePathBenchRun()
-    {
-        // Built-in resnet18 to its default output (pooled); cuda is asked for too, so the run also shows how a skipped provider looks.
-        ExitCode = ProviderBenchmarkTests.Cli("bench", "--model", "resnet18", "--providers", "cpu,cuda", "--batch", "1,3",
-            "--input-path", "uint8,run,bound", "--warmup", "1", "--iters", "2", "-o", Dir.Path, "-q");
-        Report = File.Exists(Dir.File("report.json")) ? BenchmarkReportWriter.Read(Dir.File("report.json")) : null;
-    }
-
-    public int ExitCode { get; }
-
-    public BenchmarkReport? Report { get; }
-
-    public void Dispose() => Dir.Dispose();
-}
+/// <summary>
+/// One run on the CPU with the three input paths: built-in resnet18 to its default output (pooled); cuda is asked for
+/// too, so the run also shows how a skipped provider looks.
+/// </summary>
+public sealed class ThreePathBenchRun() : BenchRunFixture("--model", "resnet18", "--providers", "cpu,cuda", "--batch", "1,3",
+    "--input-path", "uint8,run,bound", "--warmup", "1", "--iters", "2");
 
 public sealed class BenchmarkInputPathTests(ThreePathBenchRun run) : IClassFixture<ThreePathBenchRun>
 {

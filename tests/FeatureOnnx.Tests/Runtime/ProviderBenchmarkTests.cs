@@ -7,15 +7,15 @@ using FeatureOnnx.Sinks;
 
 namespace FeatureOnnx.Tests.Runtime;
 
-/// <summary>One small <c>featureonnx bench</c> run, shared by the tests that read its report.</summary>
-public sealed class SmallBenchRun : IDisposable
+/// <summary>One <c>featureonnx bench</c> run into a temporary folder, shared by the tests that read its report.</summary>
+public abstract class BenchRunFixture : IDisposable
 {
     internal Fixtures.TempDir Dir { get; } = new();
 
-    public SmallBenchRun()
+    /// <param name="args">bench's arguments, without -o and -q.</param>
+    protected BenchRunFixture(params string[] args)
     {
-        ExitCode = ProviderBenchmarkTests.Cli("bench", "--model", "resnet18", "--providers", "cpu,cuda", "--batch", "1,2",
-            "--warmup", "1", "--iters", "2", "--layers", "layer1", "-o", Dir.Path, "-q");
+        ExitCode = ProviderBenchmarkTests.Cli(["bench", .. args, "-o", Dir.Path, "-q"]);
         Report = File.Exists(Dir.File("report.json")) ? BenchmarkReportWriter.Read(Dir.File("report.json")) : null;
     }
 
@@ -23,8 +23,16 @@ public sealed class SmallBenchRun : IDisposable
 
     public BenchmarkReport? Report { get; }
 
-    public void Dispose() => Dir.Dispose();
+    public void Dispose()
+    {
+        Dir.Dispose();
+        GC.SuppressFinalize(this);
+    }
 }
+
+/// <summary>A small run: the built-in resnet18's layer1, batches 1 and 2, cuda asked for too.</summary>
+public sealed class SmallBenchRun() : BenchRunFixture("--model", "resnet18", "--providers", "cpu,cuda", "--batch", "1,2",
+    "--warmup", "1", "--iters", "2", "--layers", "layer1");
 
 public sealed class ProviderBenchmarkTests(SmallBenchRun run) : IClassFixture<SmallBenchRun>
 {
