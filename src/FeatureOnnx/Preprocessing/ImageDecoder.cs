@@ -105,7 +105,7 @@ public sealed class ImageDecoder
 
         var orientation = Options.ApplyExifOrientation ? header.Orientation : 1;
         if (format == "JPEG" && _turboJpeg is not null)
-            return ExifOrientation.Apply(_turboJpeg.Decode(encoded.Span, Options.MaxPixels), orientation);
+            return ExifOrientation.Apply(_turboJpeg.DecodeStructureChecked(encoded.Span, Options.MaxPixels), orientation); // IdentifyChecked walked the structure
 
         Image image;
         try

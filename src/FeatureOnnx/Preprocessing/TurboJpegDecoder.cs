@@ -81,7 +81,16 @@ public sealed unsafe class TurboJpegDecoder : IDisposable
         // The memory source of TurboJPEG turns running out of data into a warning plus a fake end-of-image marker
         // (the missing rows come out grey); Pillow raises "image file is truncated" instead, and so do we.
         EncodedImageIntegrity.ThrowIfTruncated(jpeg, "JPEG");
+        return DecodeStructureChecked(jpeg, maxPixels);
+    }
 
+    /// <summary>
+    /// <see cref="Decode"/> for a stream whose JPEG structure <see cref="EncodedImageIntegrity.ThrowIfTruncated"/> has
+    /// already accepted (<see cref="ImageDecoder"/> checks it while identifying the file), so it is not walked twice.
+    /// </summary>
+    internal RgbImage DecodeStructureChecked(ReadOnlySpan<byte> jpeg, long maxPixels)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         var handle = Rent();
         var added = false;
         try
