@@ -36,12 +36,12 @@ public sealed class EndToEndSession : IDisposable
     {
         Settings = settings ?? new SessionSettings();
         var sw = Stopwatch.StartNew();
-        using var options = FeatureSession.NewOptions(Settings);
-        // The overridable exif_orientation default is deliberate; ORT warns about it on every load.
-        options.LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR;
-        options.RegisterOrtExtensions();
-        (Provider, Fallback) = FeatureSession.AppendProvider(options, Settings);
-        _session = new InferenceSession(model, options);
+        (_session, Provider, Fallback) = FeatureSession.CreateSession(model, Settings, options =>
+        {
+            // The overridable exif_orientation default is deliberate; ORT warns about it on every load.
+            options.LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR;
+            options.RegisterOrtExtensions();
+        });
         CreationTime = sw.Elapsed;
         IsBatched = _session.InputMetadata.ContainsKey(EndToEndModel.BatchImagesInput);
         if (!IsBatched && !_session.InputMetadata.ContainsKey(EndToEndModel.ImageInput))

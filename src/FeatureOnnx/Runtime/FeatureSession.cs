@@ -86,17 +86,15 @@ public sealed class FeatureSession : IDisposable
     {
         Settings = settings ?? new SessionSettings();
         var sw = Stopwatch.StartNew();
-        using var options = NewOptions(Settings);
-        (Provider, Fallback) = AppendProvider(options, Settings);
         try
         {
-            _session = new InferenceSession(model.OnnxBytes, options);
+            (_session, Provider, Fallback) = CreateSession(model.OnnxBytes, Settings);
         }
         catch (OnnxRuntimeException e) when (model.Manifest.Precision == ModelPrecision.Fp16)
         {
+            var hint = Settings.Provider == ExecutionProviderKind.Cuda ? "Export the model without --fp16." : "Run it with --provider cuda, or export the model without --fp16.";
             throw new ExecutionProviderException(
-                $"model '{model.Manifest.Name}' computes in float16 (precision fp16, export.py --fp16) and the {Provider.ToString().ToLowerInvariant()} execution provider cannot load it: {e.Message.Split('\n')[0]} " +
-                "Run it with --provider cuda, or export the model without --fp16.", e);
+                $"model '{model.Manifest.Name}' computes in float16 (precision fp16, export.py --fp16) and ONNX Runtime cannot load it on the {Settings.Provider.ToString().ToLowerInvariant()} provider: {e.Message.Split('\n')[0]} {hint}", e);
         }
         CreationTime = sw.Elapsed;
         Model = model;
@@ -122,15 +120,48 @@ public sealed class FeatureSession : IDisposable
     }
 
     /// <summary>
+    /// Creates an ONNX Runtime session on the provider the settings ask for. Strict: a CUDA provider that cannot be
+    /// created, or whose session fails to start (no device, driver too old, device busy, cuDNN broken), is an
+    /// <see cref="ExecutionProviderException"/> naming the cause, unless <see cref="SessionSettings.FallbackToCpu"/>:
+    /// then the session runs on the CPU and the third value says why. <paramref name="configure"/> adds what the
+    /// caller needs (custom operators, log level) to both attempts.
+    /// </summary>
+    /// <exception cref="ExecutionProviderException">CUDA was asked for, could not run, and no fallback was allowed.</exception>
+    internal static (InferenceSession Session, ExecutionProviderKind Provider, string? Fallback) CreateSession(
+        byte[] model, SessionSettings settings, Action<SessionOptions>? configure = null)
+    {
+        string reason;
+        using (var options = NewOptions(settings))
+        {
+            configure?.Invoke(options);
+            var (provider, fallback) = AppendProvider(options, settings);
+            if (provider != ExecutionProviderKind.Cuda) return (new InferenceSession(model, options), provider, fallback);
+            try
+            {
+                return (new InferenceSession(model, options), provider, null);
+            }
+            catch (OnnxRuntimeException e) when (ExecutionProviderException.IsCudaFailure(e))
+            {
+                reason = ExecutionProviderException.Explain(e);
+                if (!settings.FallbackToCpu)
+                    throw new ExecutionProviderException($"CUDA execution provider could not start a session: {reason} Pass --fallback cpu to run on the CPU instead.", e);
+            }
+        }
+        using var cpu = NewOptions(settings);
+        configure?.Invoke(cpu);
+        return (new InferenceSession(model, cpu), ExecutionProviderKind.Cpu, FallbackMessage(reason));
+    }
+
+    /// <summary>
     /// Adds the requested execution provider to <paramref name="options"/>. Strict: a provider that cannot be created
     /// is an error unless <see cref="SessionSettings.FallbackToCpu"/>, in which case the second value says why.
     /// </summary>
     /// <exception cref="ExecutionProviderException">The provider could not be created.</exception>
-    internal static (ExecutionProviderKind Provider, string? Fallback) AppendProvider(SessionOptions options, SessionSettings settings)
+    private static (ExecutionProviderKind Provider, string? Fallback) AppendProvider(SessionOptions options, SessionSettings settings)
     {
         if (settings.Provider != ExecutionProviderKind.Cuda) return (ExecutionProviderKind.Cpu, null);
-        // Check the pieces first: ONNX Runtime's own error only says "Failed to load shared library".
-        var reason = ProviderDiagnostics.FirstMissingCudaPiece();
+        // Ask the driver first: ONNX Runtime's own error only says "Failed to load shared library" or "CUDA failure 100".
+        var reason = ProviderDiagnostics.WhyCudaCannotRun(settings.DeviceId);
         if (reason is null)
         {
             try
@@ -147,8 +178,10 @@ public sealed class FeatureSession : IDisposable
         }
         if (!settings.FallbackToCpu)
             throw new ExecutionProviderException($"CUDA execution provider could not be created: {reason} Pass --fallback cpu to run on the CPU instead.");
-        return (ExecutionProviderKind.Cpu, $"CUDA unavailable ({reason}); running on the CPU as --fallback cpu asked.");
+        return (ExecutionProviderKind.Cpu, FallbackMessage(reason));
     }
+
+    private static string FallbackMessage(string reason) => $"CUDA unavailable ({reason}); running on the CPU as --fallback cpu asked.";
 
     /// <summary>The settings asked for.</summary>
     public SessionSettings Settings { get; }
@@ -218,6 +251,12 @@ public sealed class FeatureSession : IDisposable
 /// <summary>An execution provider that was asked for and could not be created.</summary>
 public sealed class ExecutionProviderException(string message, Exception? inner = null) : Exception(message, inner)
 {
+    /// <summary>Whether a session-creation error comes from CUDA, cuDNN or cuBLAS rather than from the model.</summary>
+    internal static bool IsCudaFailure(Exception e) =>
+        CudaFailure.IsMatch(e.Message) || e.Message.Contains("CUDNN", StringComparison.OrdinalIgnoreCase)
+        || e.Message.Contains("CUBLAS", StringComparison.OrdinalIgnoreCase) || e.Message.Contains("libonnxruntime_providers_cuda", StringComparison.Ordinal);
+
+    /// <summary>One line saying what failed and what to do, from ONNX Runtime's multi-line error with source locations.</summary>
     internal static string Explain(Exception e)
     {
         var msg = e.Message;
@@ -226,6 +265,27 @@ public sealed class ExecutionProviderException(string message, Exception? inner 
                 return $"{lib} could not be loaded ({msg.Split('\n')[0]}). Install CUDA and cuDNN 9 libraries and put them on LD_LIBRARY_PATH.";
         if (e is EntryPointNotFoundException)
             return "this ONNX Runtime build has no CUDA entry point: the CPU-only package (Microsoft.ML.OnnxRuntime) is loaded. Build with -p:OrtFlavor=cuda.";
+        if (CudaFailure.Match(msg) is { Success: true } m)
+        {
+            var code = int.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture);
+            var what = $"{m.Groups[1].Value} error {code} ({m.Groups[3].Value.Trim()})";
+            var fix = m.Groups[1].Value != "CUDA" ? "check the cuDNN 9 / cuBLAS installation (versions built for CUDA 13) and the device's free memory." : code switch
+            {
+                2 => "the device is out of memory: lower --batch, or cap the arena with --cuda-options gpu_mem_limit=...",
+                35 => "the NVIDIA driver is older than this CUDA 13 runtime: install NVIDIA driver 580 or newer.",
+                46 => "the GPU is busy or unavailable: another process may hold it in exclusive-process compute mode (nvidia-smi -q -d COMPUTE).",
+                100 => "no CUDA device is visible: check nvidia-smi; in a container, pass the GPU in (docker run --gpus all).",
+                101 => "no such device: choose one with --provider cuda:N ('featureonnx providers' lists them).",
+                209 or 222 => "this ONNX Runtime build has no kernels for this GPU generation.",
+                _ => "check nvidia-smi and dmesg; 'featureonnx providers' runs a one-convolution probe.",
+            };
+            return $"{what} in {m.Groups[4].Value}: {fix}";
+        }
         return msg.Split('\n')[0];
     }
+
+    // ORT: "CUDA failure 100: no CUDA-capable device is detected ; GPU=-1 ; hostname=... ; file=... ; line=70 ; expr=cudaGetDeviceCount(&num_devices);"
+    // and "CUDNN failure 1001: CUDNN_STATUS_NOT_INITIALIZED ; ...". The expression says which call failed.
+    private static readonly System.Text.RegularExpressions.Regex CudaFailure =
+        new(@"\b(CUDA|CUDNN|CUBLAS) failure (\d+): ([^;]*);.*?expr=([A-Za-z_][A-Za-z0-9_]*)", System.Text.RegularExpressions.RegexOptions.Singleline);
 }

@@ -163,7 +163,8 @@ public sealed class ProviderBenchmark
         if (runnable.Any(p => p.Kind == ExecutionProviderKind.Cuda))
         {
             cuda = CudaDeviceMemory.TryLoad(out cudaNote);
-            gpuName = cuda?.Name(runnable.First(p => p.Kind == ExecutionProviderKind.Cuda).DeviceId);
+            var device = runnable.First(p => p.Kind == ExecutionProviderKind.Cuda).DeviceId;
+            gpuName = CudaDriver.TryLoad(out _)?.Devices(out _, out _)?.FirstOrDefault(d => d.Ordinal == device)?.Name;
         }
 
         var results = new List<BenchmarkResult>();

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using FeatureOnnx.Models;
 using Microsoft.ML.OnnxRuntime;
 
 namespace FeatureOnnx.Runtime;
@@ -14,7 +15,7 @@ public sealed record NativeLibraryStatus(string Name, string Purpose, bool Found
 /// <param name="CompiledProviders">Providers this ONNX Runtime build was compiled with.</param>
 /// <param name="CudaProviderLibrary">Path of libonnxruntime_providers_cuda.so next to the app, or null (CPU-only build).</param>
 /// <param name="CudaLibraries">The CUDA/cuDNN libraries it needs, found or missing.</param>
-/// <param name="CudaUsable">Whether a CUDA session could be created (null: not tried because a piece is missing).</param>
+/// <param name="CudaUsable">Whether a CUDA session ran the probe model and gave its exact output (null: not tried because a piece is missing).</param>
 /// <param name="CudaError">Why not, in one line with the fix.</param>
 public sealed record ProviderReport(
     string OrtVersion,
@@ -22,11 +23,27 @@ public sealed record ProviderReport(
     string? CudaProviderLibrary,
     IReadOnlyList<NativeLibraryStatus> CudaLibraries,
     bool? CudaUsable,
-    string? CudaError);
+    string? CudaError)
+{
+    /// <summary>CUDA version the NVIDIA driver supports, e.g. "13.0"; null without a driver.</summary>
+    public string? DriverCudaVersion { get; init; }
+
+    /// <summary>The devices the driver sees (empty without a driver or device).</summary>
+    public IReadOnlyList<CudaDeviceInfo> CudaDevices { get; init; } = [];
+
+    /// <summary>The loaded cuDNN's version, e.g. "9.10.2"; null when libcudnn.so.9 does not load.</summary>
+    public string? CudnnVersion { get; init; }
+
+    /// <summary>Device memory in use (all processes) on the probed device after the probe ran; null when not measured.</summary>
+    public long? DeviceMemoryInUseBytes { get; init; }
+}
 
 /// <summary>
-/// Explains which execution providers can run here and, for CUDA, exactly which piece is missing: ONNX Runtime's own
-/// error says "Failed to load shared library" and nothing more, which is the most reported complaint about it.
+/// Explains which execution providers can run here and, for CUDA, exactly which piece is missing or broken: ONNX
+/// Runtime's own error says "Failed to load shared library" or "CUDA failure 100" and nothing more, which is the
+/// most reported complaint about it. Checks, in order: the driver library, the driver itself (does it start, does
+/// it see the device asked for, is it new enough for CUDA 13, is the GPU one CUDA 13 supports), then the CUDA and
+/// cuDNN libraries; <see cref="Diagnose"/> then runs a one-convolution model on CUDA.
 /// </summary>
 public static class ProviderDiagnostics
 {
@@ -41,7 +58,7 @@ public static class ProviderDiagnostics
         ("libcudnn.so.9", "cuDNN 9"),
     ];
 
-    /// <summary>Checks every CUDA dependency with dlopen and, when all are present, tries to create a CUDA session.</summary>
+    /// <summary>Checks every CUDA dependency with dlopen, asks the driver about its devices and, when nothing is missing, runs the probe model on CUDA.</summary>
     public static ProviderReport Diagnose(int deviceId = 0)
     {
         var env = OrtEnv.Instance();
@@ -52,39 +69,111 @@ public static class ProviderDiagnostics
                 Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", "libonnxruntime_providers_cuda.so"),
             }.FirstOrDefault(File.Exists);
         var libraries = CudaDependencies.Select(d => new NativeLibraryStatus(d.Name, d.Purpose, CanLoad(d.Name))).ToList();
+        var driver = libraries[0].Found ? CudaDriver.TryLoad(out _) : null;
+        var devices = driver?.Devices(out _, out _) ?? [];
+        var driverVersion = driver?.DriverVersion();
         bool? usable = null;
-        string? error = null;
-        if (providerLibrary is null || !compiled.Contains("CUDAExecutionProvider"))
+        long? inUse = null;
+        var error = WhyCudaCannotRun(deviceId);
+        if (error is null && (providerLibrary is null || !compiled.Contains("CUDAExecutionProvider")))
             error = "this build has no CUDA provider (CPU flavour): build or publish with -p:OrtFlavor=cuda.";
-        else if (libraries.FirstOrDefault(l => !l.Found) is { } missing)
-            error = MissingMessage(missing);
-        else
+        if (error is null)
         {
-            try
-            {
-                using var options = new SessionOptions();
-                options.AppendExecutionProvider_CUDA(deviceId);
-                usable = true;
-            }
-            catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
-            {
-                usable = false;
-                error = e.Message.Split('\n')[0];
-            }
+            error = Probe(deviceId);
+            usable = error is null;
+            if (CudaDeviceMemory.TryLoad(out _)?.Query(deviceId, out _) is { } memory) inUse = memory.Used;
         }
-        return new ProviderReport(env.GetVersionString(), compiled, providerLibrary, libraries, usable, error);
+        return new ProviderReport(env.GetVersionString(), compiled, providerLibrary, libraries, usable, error)
+        {
+            DriverCudaVersion = driverVersion is { } v ? CudaDriver.FormatVersion(v) : null,
+            CudaDevices = devices,
+            CudnnVersion = CudnnVersion(),
+            DeviceMemoryInUseBytes = inUse,
+        };
     }
 
-    /// <summary>The first missing CUDA dependency, explained with its fix; null when all load.</summary>
-    public static string? FirstMissingCudaPiece()
+    /// <summary>
+    /// The first reason CUDA cannot run on <paramref name="deviceId"/> before ONNX Runtime is asked (a library that
+    /// does not load, a driver that does not start, sees no such device, is too old for CUDA 13, or a GPU older than
+    /// CUDA 13 supports), explained with its fix; null when every check passes.
+    /// </summary>
+    public static string? WhyCudaCannotRun(int deviceId = 0)
     {
-        var missing = CudaDependencies.FirstOrDefault(d => !CanLoad(d.Name));
-        return missing.Name is null ? null : MissingMessage(new NativeLibraryStatus(missing.Name, missing.Purpose, false));
+        foreach (var (name, purpose) in CudaDependencies)
+        {
+            if (!CanLoad(name)) return MissingMessage(name, purpose);
+            if (name == "libcuda.so.1" && DriverProblem(deviceId) is { } problem) return problem;
+        }
+        return null;
     }
 
-    private static string MissingMessage(NativeLibraryStatus missing) => missing.Name == "libcuda.so.1"
+    private static string? DriverProblem(int deviceId)
+    {
+        var driver = CudaDriver.TryLoad(out var reason);
+        if (driver is null) return $"the NVIDIA driver library is unusable: {reason}. Reinstall the NVIDIA driver.";
+        var devices = driver.Devices(out var error, out var errorName);
+        if (devices is null)
+            return error == 100
+                ? $"the NVIDIA driver is installed but sees no CUDA device (cuInit: {errorName}). Check nvidia-smi; in a container, pass the GPU in (docker run --gpus all, or a Kubernetes nvidia.com/gpu limit)."
+                : $"the NVIDIA driver did not start (cuInit: {errorName}). Check nvidia-smi and dmesg; after a driver upgrade, reboot or reload the nvidia kernel module.";
+        if (driver.DriverVersion() is { } version && version < CudaDriver.RequiredCudaVersion)
+            return $"the NVIDIA driver supports CUDA {CudaDriver.FormatVersion(version)}, and ONNX Runtime 1.31's CUDA provider needs CUDA {CudaDriver.FormatVersion(CudaDriver.RequiredCudaVersion)}: install NVIDIA driver 580 or newer.";
+        if (deviceId < 0 || deviceId >= devices.Count)
+            return $"there is no CUDA device {deviceId}: the driver sees {devices.Count} ({string.Join(", ", devices.Select(d => $"{d.Ordinal}: {d.Name}"))}). Use --provider cuda:0{(devices.Count > 1 ? $"..{devices.Count - 1}" : "")}.";
+        var device = devices[deviceId];
+        if (device.ComputeCapability < CudaDriver.MinimumComputeCapability)
+            return $"CUDA device {deviceId} ({device.Name}) has compute capability {device.ComputeCapability}, and CUDA 13 (this ONNX Runtime's CUDA provider) supports {CudaDriver.MinimumComputeCapability} (Turing) and newer. Run it on the CPU.";
+        return null;
+    }
+
+    /// <summary>Runs <see cref="ProviderProbeModel"/> on CUDA with CPU fallback of nodes disabled; null when its output is exact.</summary>
+    private static string? Probe(int deviceId)
+    {
+        try
+        {
+            using var options = FeatureSession.NewOptions(new SessionSettings());
+            options.AddSessionConfigEntry("session.disable_cpu_ep_fallback", "1");
+            using (var cuda = new OrtCUDAProviderOptions())
+            {
+                cuda.UpdateOptions(new Dictionary<string, string> { ["device_id"] = deviceId.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+                options.AppendExecutionProvider_CUDA(cuda);
+            }
+            using var session = new InferenceSession(ProviderProbeModel.Bytes(), options);
+            using var input = OrtValue.CreateTensorValueFromMemory(ProviderProbeModel.Input.ToArray(), ProviderProbeModel.Shape.ToArray());
+            using var runOptions = new RunOptions();
+            using var outputs = session.Run(runOptions, [ProviderProbeModel.InputName], [input], [ProviderProbeModel.OutputName]);
+            var values = outputs[0].GetTensorDataAsSpan<float>().ToArray();
+            return values.SequenceEqual(ProviderProbeModel.ExpectedOutput)
+                ? null
+                : $"the CUDA provider computed a 1x1 convolution wrongly ([{string.Join(", ", values)}] instead of [{string.Join(", ", ProviderProbeModel.ExpectedOutput)}]): check the CUDA and cuDNN installation.";
+        }
+        catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
+        {
+            return ExecutionProviderException.Explain(e);
+        }
+    }
+
+    private static string? CudnnVersion()
+    {
+        if (!NativeLibrary.TryLoad("libcudnn.so.9", out var handle)) return null;
+        try
+        {
+            if (!NativeLibrary.TryGetExport(handle, "cudnnGetVersion", out var export)) return null;
+            // cuDNN 9: CUDNN_VERSION = major * 10000 + minor * 100 + patch.
+            var v = (long)Invoke(export);
+            return $"{v / 10000}.{v % 10000 / 100}.{v % 100}";
+        }
+        finally
+        {
+            NativeLibrary.Free(handle);
+        }
+
+        static unsafe nuint Invoke(nint f) => ((delegate* unmanaged<nuint>)f)();
+    }
+
+    private static string MissingMessage(string name, string purpose) => name == "libcuda.so.1"
         ? "no NVIDIA driver (libcuda.so.1 not found): this machine has no usable GPU driver."
-        : $"{missing.Name} ({missing.Purpose}) not found: install it (CUDA 13 toolkit or the nvidia-*-cu13 / nvidia-cudnn-cu13 wheels) and add its folder to LD_LIBRARY_PATH. 'featureonnx providers' lists every library.";
+        : $"{name} ({purpose}) not found: install it (CUDA 13 toolkit or the nvidia-*-cu13 / nvidia-cudnn-cu13 wheels) and add its folder to LD_LIBRARY_PATH. 'featureonnx providers' lists every library.";
 
     private static bool CanLoad(string name)
     {

@@ -66,7 +66,7 @@ public sealed class CudaProviderSettingsTests
     [SkippableFact]
     public void Cuda_options_keep_the_strict_failure_and_the_fallback()
     {
-        Skip.If(ProviderDiagnostics.FirstMissingCudaPiece() is null, "CUDA libraries load here: the failure path is not testable");
+        Skip.If(ProviderDiagnostics.WhyCudaCannotRun() is null, "CUDA libraries load here: the failure path is not testable");
         var model = PreparedModel.Build(new ModelCatalog().Resolve("resnet18"), ["layer1"]);
         var settings = new SessionSettings { Provider = ExecutionProviderKind.Cuda, Cuda = CudaProviderSettings.Parse("prefer_nhwc=1,cudnn_conv_algo_search=HEURISTIC") };
         Assert.Contains("--fallback cpu", Assert.Throws<ExecutionProviderException>(() => new FeatureSession(model, settings)).Message);

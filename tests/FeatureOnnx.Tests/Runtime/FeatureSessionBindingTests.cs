@@ -66,7 +66,7 @@ public sealed class FeatureSessionBindingTests(ITestOutputHelper output)
     [SkippableFact]
     public void On_cuda_the_input_buffer_is_pinned_and_bound_runs_match_plain_runs()
     {
-        var missing = ProviderDiagnostics.FirstMissingCudaPiece();
+        var missing = ProviderDiagnostics.WhyCudaCannotRun();
         Skip.If(missing is not null, $"no CUDA here ({missing})");
         var manifest = Catalog.Resolve("resnet18");
         var batch = Inputs(manifest);

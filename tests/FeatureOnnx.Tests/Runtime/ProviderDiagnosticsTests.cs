@@ -19,7 +19,7 @@ public sealed class ProviderDiagnosticsTests(ITestOutputHelper output)
     [SkippableFact]
     public void Cuda_request_without_cuda_fails_naming_the_missing_piece()
     {
-        var missing = ProviderDiagnostics.FirstMissingCudaPiece();
+        var missing = ProviderDiagnostics.WhyCudaCannotRun();
         Skip.If(missing is null, "every CUDA library loads here: this machine can run CUDA, so the failure path is not testable");
         var e = Assert.Throws<ExecutionProviderException>(() => new FeatureSession(Model(), new SessionSettings { Provider = ExecutionProviderKind.Cuda }));
         output.WriteLine(e.Message);
@@ -30,7 +30,7 @@ public sealed class ProviderDiagnosticsTests(ITestOutputHelper output)
     [SkippableFact]
     public void Fallback_runs_on_the_cpu_and_says_why()
     {
-        Skip.If(ProviderDiagnostics.FirstMissingCudaPiece() is null, "CUDA is usable here; nothing to fall back from");
+        Skip.If(ProviderDiagnostics.WhyCudaCannotRun() is null, "CUDA is usable here; nothing to fall back from");
         using var session = new FeatureSession(Model(), new SessionSettings { Provider = ExecutionProviderKind.Cuda, FallbackToCpu = true });
         Assert.Equal(ExecutionProviderKind.Cpu, session.Provider);
         Assert.Contains("CUDA unavailable", session.Fallback);
