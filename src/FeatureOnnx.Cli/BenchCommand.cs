@@ -34,8 +34,10 @@ internal static class BenchCommand
             Description = "Comma-separated ways to feed each batch, each timed per provider and batch size: " +
                           "run (FeatureSession.Run, float32 in pageable host memory: what bench timed before), " +
                           "bound (RunBound: float32 copied into a reusable IOBinding buffer, CUDA-pinned on CUDA), " +
-                          "uint8 (RunBound with 8-bit crops into the model prepared with --uint8-input: normalised in the graph, a quarter of the bytes). " +
-                          "Every row is compared with the CPU's run path on the same inputs. E.g. --input-path run,bound,uint8.",
+                          "uint8 (RunBound with 8-bit crops into the model prepared with --uint8-input: normalised in the graph, a quarter of the bytes), " +
+                          "device (float32 copied to the device once before timing, outputs kept in device buffers: inference alone, as PyTorch times a model " +
+                          "whose input is already on the GPU; fixed addresses, as --cuda-options enable_cuda_graph=1 needs). " +
+                          "Every row is compared with the CPU's run path on the same inputs. E.g. --input-path run,bound,uint8,device.",
             DefaultValueFactory = _ => string.Join(",", defaults.InputPaths.Select(ProviderBenchmark.InputPathName)),
         };
         var images = new Option<string[]>("--images")
@@ -137,11 +139,11 @@ internal static class BenchCommand
         foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             var path = Enum.GetValues<BenchmarkInputPath>().Where(p => ProviderBenchmark.InputPathName(p) == part.ToLowerInvariant()).Cast<BenchmarkInputPath?>().FirstOrDefault()
-                       ?? throw new ArgumentException($"--input-path {text}: '{part}' is not one of run, bound, uint8.");
+                       ?? throw new ArgumentException($"--input-path {text}: '{part}' is not one of run, bound, uint8, device.");
             if (paths.Contains(path)) throw new ArgumentException($"--input-path {text}: '{part}' is listed twice.");
             paths.Add(path);
         }
-        return paths.Count > 0 ? paths : throw new ArgumentException("--input-path names no path (run, bound, uint8).");
+        return paths.Count > 0 ? paths : throw new ArgumentException("--input-path names no path (run, bound, uint8, device).");
     }
 
     /// <summary>One line per configuration finished or skipped (stdout); what is running, every few seconds (stderr).</summary>

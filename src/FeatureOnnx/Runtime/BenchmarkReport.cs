@@ -20,15 +20,15 @@ public sealed record BenchmarkResult
 
     /// <summary>
     /// How the batch was fed (<see cref="BenchmarkInputPath"/>): <c>run</c> (FeatureSession.Run, float32),
-    /// <c>bound</c> (RunBound, float32) or <c>uint8</c> (RunBound, uint8 crops normalised in the graph). Reports from
-    /// before input paths existed read as <c>run</c>.
+    /// <c>bound</c> (RunBound, float32), <c>uint8</c> (RunBound, uint8 crops normalised in the graph) or <c>device</c>
+    /// (a ResidentBatch: input and outputs kept in the provider's memory). Reports from before input paths existed read as <c>run</c>.
     /// </summary>
     public string InputPath { get => _inputPath ?? "run"; init => _inputPath = value; }
 
     // The source-generated JSON reader sets a property missing from the file to null rather than keep its initialiser.
     private readonly string? _inputPath;
 
-    /// <summary>Where the bound input buffer lived (CUDA pinned or plain host memory); null for <c>run</c>.</summary>
+    /// <summary>Where the bound input buffer lived (CUDA pinned, CUDA device or plain host memory); null for <c>run</c>.</summary>
     public string? BoundInputMemory { get; init; }
 
     /// <summary>Images per run.</summary>
@@ -40,7 +40,7 @@ public sealed record BenchmarkResult
     /// <summary>The first run after creation (memory arena growth, cuDNN algorithm search), in milliseconds.</summary>
     public required double FirstRunMs { get; init; }
 
-    /// <summary>Latency of each timed run: <c>FeatureSession.Run</c> or <c>RunBound</c> (<see cref="InputPath"/>), host input to host outputs.</summary>
+    /// <summary>Latency of each timed run: <c>FeatureSession.Run</c> or <c>RunBound</c> (<see cref="InputPath"/>), host input to host outputs; for <c>device</c>, <c>ResidentBatch.Run</c>, device to device.</summary>
     public required LatencySummary LatencyMs { get; init; }
 
     /// <summary>Batch size times timed runs, divided by their summed latency.</summary>

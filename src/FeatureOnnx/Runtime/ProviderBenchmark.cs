@@ -37,6 +37,13 @@ public enum BenchmarkInputPath
     /// <c>extract --uint8-input on</c> runs.
     /// </summary>
     Uint8,
+    /// <summary>
+    /// <see cref="FeatureSession.CreateResident"/> with float32: the batch copied to the device once, before timing,
+    /// and outputs left in device buffers of their own (read back once, for the agreement); each timed run moves no
+    /// bytes between host and device. Inference alone, as PyTorch's figures with the input already on the GPU; the
+    /// fixed addresses are what <c>--cuda-options enable_cuda_graph=1</c> needs. On the CPU, "device" is host memory.
+    /// </summary>
+    Device,
 }
 
 /// <summary>Options for <see cref="ProviderBenchmark"/>. Every default is documented; they suit a small CPU machine.</summary>
@@ -49,7 +56,7 @@ public sealed record BenchmarkOptions
     public IReadOnlyList<int> BatchSizes { get; init; } = [1, 8, 32];
 
     /// <summary>
-    /// How batches are fed; every provider and batch size runs each, in the order run, bound, uint8. Default: run
+    /// How batches are fed; every provider and batch size runs each, in the order run, bound, uint8, device. Default: run
     /// alone. <see cref="BenchmarkInputPath.Uint8"/> needs the model prepared with <see cref="PrepareOptions.Uint8Input"/>.
     /// </summary>
     public IReadOnlyList<BenchmarkInputPath> InputPaths { get; init; } = [BenchmarkInputPath.Run];
@@ -158,11 +165,11 @@ public sealed class ProviderBenchmark
         // The CPU goes first at each batch size: its outputs are the reference the others are compared with.
         runnable = runnable.OrderBy(p => p.Kind == ExecutionProviderKind.Cpu ? 0 : 1).ToList();
         string? gpuName = null;
-        CudaDeviceMemory? cuda = null;
+        CudaRuntime? cuda = null;
         var cudaNote = "";
         if (runnable.Any(p => p.Kind == ExecutionProviderKind.Cuda))
         {
-            cuda = CudaDeviceMemory.TryLoad(out cudaNote);
+            cuda = CudaRuntime.TryLoad(out cudaNote);
             var device = runnable.First(p => p.Kind == ExecutionProviderKind.Cuda).DeviceId;
             gpuName = CudaDriver.TryLoad(out _)?.Devices(out _, out _)?.FirstOrDefault(d => d.Ordinal == device)?.Name;
         }
@@ -200,9 +207,11 @@ public sealed class ProviderBenchmark
                             if (isReference) reference = last;
                             progress?.Report(new BenchmarkProgress(provider.ToString(), batch, BenchmarkStage.Finished, 0, 0) { InputPath = result.InputPath, Result = result });
                         }
-                        catch (Exception e) when (e is ExecutionProviderException or OnnxRuntimeException)
+                        catch (Exception e) when (e is ExecutionProviderException or OnnxRuntimeException
+                                                  || (e is ArgumentException && path == BenchmarkInputPath.Device))
                         {
-                            // A provider that loads but fails (bad option, out of device memory at this batch size) is reported, not fatal.
+                            // A provider that loads but fails (bad option, out of device memory at this batch size), or a model whose
+                            // outputs cannot be preallocated for the device path, is reported, not fatal.
                             var reason = e.Message.Split('\n')[0];
                             var cut = reason.IndexOf(" Pass --fallback cpu", StringComparison.Ordinal);
                             var whole = e is ExecutionProviderException;
@@ -264,12 +273,13 @@ public sealed class ProviderBenchmark
         _ => level.ToString(),
     };
 
-    /// <summary>The input path as the CLI and the report spell it: run, bound, uint8.</summary>
+    /// <summary>The input path as the CLI and the report spell it: run, bound, uint8, device.</summary>
     public static string InputPathName(BenchmarkInputPath path) => path switch
     {
         BenchmarkInputPath.Run => "run",
         BenchmarkInputPath.Bound => "bound",
         BenchmarkInputPath.Uint8 => "uint8",
+        BenchmarkInputPath.Device => "device",
         _ => path.ToString(),
     };
 
@@ -297,7 +307,7 @@ public sealed class ProviderBenchmark
 
     private static (BenchmarkResult Result, Outputs Last) Measure(
         PreparedModel model, ProviderChoice provider, BenchmarkInputPath path, BenchmarkOptions options, BatchInputs inputs, Outputs? reference,
-        CudaDeviceMemory? cuda, string cudaNote, IProgress<BenchmarkProgress>? progress, CancellationToken cancellation)
+        CudaRuntime? cuda, string cudaNote, IProgress<BenchmarkProgress>? progress, CancellationToken cancellation)
     {
         var name = provider.ToString();
         var pathName = InputPathName(path);
@@ -315,12 +325,16 @@ public sealed class ProviderBenchmark
 
         progress?.Report(new BenchmarkProgress(name, batch, BenchmarkStage.CreatingSession, 0, 0) { InputPath = pathName });
         using var session = new FeatureSession(model, Strict(options.Session, provider));
-        Func<BatchOutputs> runOnce = path switch
+        using var resident = path == BenchmarkInputPath.Device ? session.CreateResident(MemoryMarshal.AsBytes(inputs.Floats.AsSpan()), batch) : null;
+        BatchOutputs? held = null; // the host paths' outputs of the run just timed
+        Action runOnce = path switch
         {
-            BenchmarkInputPath.Run => () => session.Run(inputs.Floats, batch),
-            BenchmarkInputPath.Bound => () => session.RunBound(MemoryMarshal.AsBytes(inputs.Floats.AsSpan()), batch),
-            _ => () => session.RunBound(inputs.Crops!, batch),
+            BenchmarkInputPath.Run => () => held = session.Run(inputs.Floats, batch),
+            BenchmarkInputPath.Bound => () => held = session.RunBound(MemoryMarshal.AsBytes(inputs.Floats.AsSpan()), batch),
+            BenchmarkInputPath.Uint8 => () => held = session.RunBound(inputs.Crops!, batch),
+            _ => resident!.Run,
         };
+        Outputs Copy() => resident is not null ? Outputs.From(resident.CopyOutputs()) : Outputs.Copy(held!, session.OutputNames);
         var total = options.WarmupIterations + options.Iterations;
         var latencies = new double[options.Iterations];
         Outputs? first = null, last = null;
@@ -329,16 +343,22 @@ public sealed class ProviderBenchmark
         {
             cancellation.ThrowIfCancellationRequested();
             var start = Stopwatch.GetTimestamp();
-            var outputs = runOnce();
-            var ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-            using (outputs)
+            double ms;
+            try
             {
+                runOnce();
+                ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
                 if (i == 0)
                 {
                     firstRunMs = ms;
-                    if (isReference) first = Outputs.Copy(outputs, session.OutputNames);
+                    if (isReference) first = Copy();
                 }
-                if (i == total - 1) last = Outputs.Copy(outputs, session.OutputNames);
+                if (i == total - 1) last = Copy();
+            }
+            finally
+            {
+                held?.Dispose();
+                held = null;
             }
             if (i >= options.WarmupIterations) latencies[i - options.WarmupIterations] = ms;
             var stage = i < options.WarmupIterations ? BenchmarkStage.WarmingUp : BenchmarkStage.Timing;
@@ -356,7 +376,7 @@ public sealed class ProviderBenchmark
         {
             Provider = name,
             InputPath = pathName,
-            BoundInputMemory = session.BoundInputMemory,
+            BoundInputMemory = resident?.Memory ?? session.BoundInputMemory,
             BatchSize = batch,
             SessionCreationMs = session.CreationTime.TotalMilliseconds,
             FirstRunMs = firstRunMs,
@@ -399,6 +419,13 @@ public sealed class ProviderBenchmark
         {
             var copy = new Outputs();
             foreach (var n in names) copy[n] = (outputs.Shape(n), outputs.Values(n).ToArray());
+            return copy;
+        }
+
+        public static Outputs From(IReadOnlyDictionary<string, HostTensor> tensors)
+        {
+            var copy = new Outputs();
+            foreach (var (n, t) in tensors) copy[n] = (t.Shape, t.Values);
             return copy;
         }
     }

@@ -81,7 +81,7 @@ public static class ProviderDiagnostics
         {
             error = Probe(deviceId);
             usable = error is null;
-            if (CudaDeviceMemory.TryLoad(out _)?.Query(deviceId, out _) is { } memory) inUse = memory.Used;
+            if (CudaRuntime.TryLoad(out _)?.Query(deviceId, out _) is { } memory) inUse = memory.Used;
         }
         return new ProviderReport(env.GetVersionString(), compiled, providerLibrary, libraries, usable, error)
         {

@@ -21,7 +21,7 @@ public static class BenchmarkMarkdown
         Line($"- Outputs: {string.Join(", ", report.Outputs.Select(o => $"`{o}`"))}");
         Line($"- Inputs: {report.Inputs}");
         Line($"- Runs: {report.WarmupIterations} warm-up + {report.Iterations} timed per configuration, each configuration a fresh session; " +
-             "latency is one run from host input to host outputs (copies to and from the device included).");
+             "latency is one run from host input to host outputs (copies to and from the device included), except on the `device` path (device to device).");
         Line($"- Input paths: {string.Join("; ", report.InputPaths.Select(p => $"`{p}` {PathMeaning(p)}"))}");
         Line($"- Session: graph optimisation `{report.Optimization}`, intra-op threads {(report.IntraOpThreads == 0 ? "0 (one per physical core)" : report.IntraOpThreads.ToString(Invariant))}, " +
              $"CUDA options: {(report.CudaOptions.Length == 0 ? "ONNX Runtime's defaults" : $"`{report.CudaOptions}`")}");
@@ -55,7 +55,7 @@ public static class BenchmarkMarkdown
             foreach (var a in r.Agreement)
                 Line($"| {r.Provider} | {r.BatchSize} | {r.InputPath} | `{a.Output}` | [{string.Join(",", a.Shape)}] | {r.AgreementReference} | {Small(a.MaxAbs)} | {Small(a.MaxRelative)} | {Cosine(a.MinCosine)} |");
         Line();
-        var bound = report.Results.Where(r => r.BoundInputMemory is not null).Select(r => $"{r.Provider}: {r.BoundInputMemory}").Distinct().ToList();
+        var bound = report.Results.Where(r => r.BoundInputMemory is not null).Select(r => $"{r.Provider} {r.InputPath}: {r.BoundInputMemory}").Distinct().ToList();
         if (bound.Count > 0)
         {
             Line($"Bound input buffer: {string.Join("; ", bound)}.");
@@ -78,6 +78,7 @@ public static class BenchmarkMarkdown
         "run" => "(`FeatureSession.Run`: float32 batch in pageable host memory, copied to the device by ONNX Runtime on every run)",
         "bound" => "(`FeatureSession.RunBound`: float32 batch copied into a reusable IOBinding input buffer, CUDA-pinned on CUDA)",
         "uint8" => "(`FeatureSession.RunBound` with uint8 HWC crops, a quarter of the bytes, into the model prepared with `Uint8Input`: normalised inside the graph)",
+        "device" => "(`FeatureSession.CreateResident`: float32 batch copied to the device once before timing, outputs left in device buffers and read back once: inference alone, no host-device copies per run)",
         _ => "",
     };
 

@@ -13,7 +13,7 @@ public static class ThroughputChart
 {
     private const double Width = 760, Height = 460, Left = 80, Right = 190, Top = 56, Bottom = 64;
     private static readonly string[] Palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
-    private static readonly string[] Dashes = ["", "7 4", "2 3", "10 3 2 3"]; // per input path: run solid, bound dashed, uint8 dotted
+    private static readonly string[] Dashes = ["", "7 4", "2 3", "10 3 2 3"]; // per input path: run solid, bound dashed, uint8 dotted, device dash-dot
     private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
 
     /// <summary>The chart as an SVG document.</summary>

@@ -5,32 +5,32 @@ using FeatureOnnx.Sinks;
 namespace FeatureOnnx.Tests.Runtime;
 
 /// <summary>
-/// One run on the CPU with the three input paths: built-in resnet18 to its default output (pooled); cuda is asked for
+/// One run on the CPU with the four input paths: built-in resnet18 to its default output (pooled); cuda is asked for
 /// too, so the run also shows how a skipped provider looks.
 /// </summary>
-public sealed class ThreePathBenchRun() : BenchRunFixture("--model", "resnet18", "--providers", "cpu,cuda", "--batch", "1,3",
-    "--input-path", "uint8,run,bound", "--warmup", "1", "--iters", "2");
+public sealed class FourPathBenchRun() : BenchRunFixture("--model", "resnet18", "--providers", "cpu,cuda", "--batch", "1,3",
+    "--input-path", "uint8,device,run,bound", "--warmup", "1", "--iters", "2");
 
-public sealed class BenchmarkInputPathTests(ThreePathBenchRun run) : IClassFixture<ThreePathBenchRun>
+public sealed class BenchmarkInputPathTests(FourPathBenchRun run) : IClassFixture<FourPathBenchRun>
 {
     private static readonly XNamespace Svg = "http://www.w3.org/2000/svg";
 
     private IEnumerable<BenchmarkResult> Cpu => run.Report!.Results.Where(r => r.Provider == "cpu");
 
     [Fact]
-    public void Each_batch_size_has_a_row_per_path_in_the_order_run_bound_uint8()
+    public void Each_batch_size_has_a_row_per_path_in_the_order_run_bound_uint8_device()
     {
         Assert.Equal(0, run.ExitCode);
         var report = run.Report!;
-        Assert.Equal(["run", "bound", "uint8"], report.InputPaths);
+        Assert.Equal(["run", "bound", "uint8", "device"], report.InputPaths);
         foreach (var batch in new[] { 1, 3 })
-            Assert.Equal(["run", "bound", "uint8"], Cpu.Where(r => r.BatchSize == batch).Select(r => r.InputPath));
+            Assert.Equal(["run", "bound", "uint8", "device"], Cpu.Where(r => r.BatchSize == batch).Select(r => r.InputPath));
         Assert.All(Cpu.Where(r => r.InputPath == "run"), r => Assert.Null(r.BoundInputMemory));
         Assert.All(Cpu.Where(r => r.InputPath != "run"), r => Assert.Equal("host memory", r.BoundInputMemory));
     }
 
     [Fact]
-    public void Bound_and_uint8_agree_exactly_with_the_cpu_plain_run()
+    public void Bound_uint8_and_device_agree_exactly_with_the_cpu_plain_run()
     {
         foreach (var r in Cpu)
         {
@@ -50,24 +50,27 @@ public sealed class BenchmarkInputPathTests(ThreePathBenchRun run) : IClassFixtu
     {
         var md = File.ReadAllText(run.Dir.File("report.md"));
         Assert.Contains("| provider | batch | path |", md);
-        foreach (var path in new[] { "run", "bound", "uint8" })
+        foreach (var path in new[] { "run", "bound", "uint8", "device" })
         {
             Assert.Contains($"| cpu | 3 | {path} |", md);
             Assert.Contains($"`{path}` (", md);
         }
-        Assert.Contains("Bound input buffer: cpu: host memory.", md);
+        Assert.Contains("Bound input buffer: cpu bound: host memory; cpu uint8: host memory; cpu device: host memory.", md);
         var json = File.ReadAllText(run.Dir.File("report.json"));
         Assert.Contains("\"inputPath\": \"uint8\"", json);
         Assert.Contains("\"inputPaths\": [", json);
 
         var svg = XDocument.Load(run.Dir.File("report.svg"));
         var lines = svg.Descendants(Svg + "polyline").ToList();
-        Assert.Equal(["run", "bound", "uint8"], lines.Select(l => (string?)l.Attribute("data-path")));
+        Assert.Equal(["run", "bound", "uint8", "device"], lines.Select(l => (string?)l.Attribute("data-path")));
         Assert.All(lines, l => Assert.Equal("cpu", (string?)l.Attribute("data-provider")));
         Assert.All(lines, l => Assert.Equal(2, ((string)l.Attribute("points")!).Split(' ').Length));
         var texts = svg.Descendants(Svg + "text").Select(t => t.Value).ToList();
         Assert.Contains("cpu uint8", texts);
         Assert.Contains("cpu bound", texts);
+        Assert.Contains("cpu device", texts);
+        Assert.Equal("2 3", (string?)lines[2].Attribute("stroke-dasharray"));
+        Assert.Equal("10 3 2 3", (string?)lines[3].Attribute("stroke-dasharray"));
     }
 
     [Fact]
