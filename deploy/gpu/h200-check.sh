@@ -11,10 +11,13 @@
 #   MODELS_DIR  optional (may be ""): exported manifests (export.py, e.g. resnet18_fp16.json), each benched on cuda
 #   JPEG_DIR    optional: images for extract; default N JPEGs of 500x375 (q90, seeded random crops of the repo's
 #               photos, made with PIL when a python3 here has it; otherwise copies of samples/ and the test photos)
-# Steps, in order: providers; bench resnet18 cpu,cuda x run,bound,uint8; the same on cuda with prefer_nhwc=1;
-# extract --provider cuda --batch 256 --workers 16 with --uint8-input on, then off; bench of every exported model.
+# Steps, in order: providers; bench resnet18 on cuda x run,bound,uint8,device (compared with a CPU session); the CPU
+# provider alone (run); cuda with prefer_nhwc=1 (uint8, device); cuda with prefer_nhwc=1 and enable_cuda_graph=1
+# (device, batch 256); extract --provider cuda --batch 256 --workers 16 with --uint8-input on, then off; every
+# exported model on cuda at batch 256 (device, prefer_nhwc=1; float16 ones also with enable_cuda_graph=1).
 # Where CUDA is not usable the bench rows say why, and extract runs on the CPU as a dry run (labelled so).
-# env: N (default 4096), BATCH (1,32,256), WARMUP (3), ITERS (20), WORKERS (16), BUDGET (450)
+# env: N (default 4096), BATCH (1,32,256), BIG (256: the batch of the NHWC, CUDA graph and exported-model steps),
+#      WARMUP (3), ITERS (20), WORKERS (16), BUDGET (450)
 set -uo pipefail
 
 app=${1:?usage: h200-check.sh APP OUT [MODELS_DIR] [JPEG_DIR]}
@@ -22,7 +25,7 @@ out=${2:?usage: h200-check.sh APP OUT [MODELS_DIR] [JPEG_DIR]}
 models=${3:-}
 jpegs=${4:-}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-n=${N:-4096}; batch=${BATCH:-1,32,256}; warmup=${WARMUP:-3}; iters=${ITERS:-20}; workers=${WORKERS:-16}
+n=${N:-4096}; batch=${BATCH:-1,32,256}; big=${BIG:-256}; warmup=${WARMUP:-3}; iters=${ITERS:-20}; workers=${WORKERS:-16}
 budget=${BUDGET:-450}
 start=$(date +%s)
 deadline=$((start + budget))
@@ -87,9 +90,9 @@ bench_summary() {
   fi
 }
 
-bench() { # bench NAME LIMIT ARGS...
-  local name=$1 limit=$2; shift 2
-  step "$name" "$limit" "$app" bench --batch "$batch" --input-path run,bound,uint8 --warmup "$warmup" --iters "$iters" -q --overwrite -o "$out/$name" "$@"
+bench() { # bench NAME LIMIT BATCHES PATHS ARGS...
+  local name=$1 limit=$2 batches=$3 paths=$4; shift 4
+  step "$name" "$limit" "$app" bench --batch "$batches" --input-path "$paths" --warmup "$warmup" --iters "$iters" -q --overwrite -o "$out/$name" "$@"
   bench_summary "$out/$name"
 }
 
@@ -103,10 +106,18 @@ sed 's/^/   /' "$out/providers.log" >>"$summary"
 cuda_ok=0
 grep -q '^cuda *usable' "$out/providers.log" && cuda_ok=1
 
-# 2. resnet18 (built in), CPU and CUDA, the three input paths. The CPU rows are the reference.
-bench bench-r18 200 --model resnet18 --providers cpu,cuda
-# 3. The same on CUDA alone with NHWC convolutions (the reference is a CPU session's plain run, once per batch size).
-bench bench-r18-nhwc 100 --model resnet18 --providers cuda --cuda-options prefer_nhwc=1
+# 2. resnet18 (built in) on CUDA, the four input paths: run (pageable float32), bound (pinned float32), uint8 (pinned
+#    crops, normalised in the graph: what extract feeds), device (inference alone, as PyTorch's input-on-GPU figures).
+#    Every row is compared with a CPU session's plain run on the same batch.
+bench bench-r18 150 "$batch" run,bound,uint8,device --model resnet18 --providers cuda
+# 2b. The CPU provider on this machine's cores, for the EP comparison (plain run only; fewer timed runs).
+iters_saved=$iters; iters=5
+bench bench-r18-cpu 90 "$batch" run --model resnet18 --providers cpu
+iters=$iters_saved
+# 3. NHWC convolutions (channels-last, as PyTorch's AMP figure), the paths that matter for speed.
+bench bench-r18-nhwc 90 "32,$big" uint8,device --model resnet18 --providers cuda --cuda-options prefer_nhwc=1
+# 3b. NHWC and a CUDA graph (device path only: fixed addresses), batch BIG.
+bench bench-r18-graph 60 "$big" device --model resnet18 --providers cuda --cuda-options prefer_nhwc=1,enable_cuda_graph=1
 
 # 4. End to end: JPEG files to features, on CUDA with uint8 input on and off.
 if [ -z "$jpegs" ]; then
@@ -174,11 +185,17 @@ EOF
   find "$out/$name" -name '*.npy' -delete 2>/dev/null
 done
 
-# 5. Exported models (export.py, with and without --fp16), CUDA alone, compared with a CPU session.
+# 5. Exported models (export.py, with and without --fp16), CUDA alone at batch BIG, inference alone (device path),
+#    NHWC; float16 ones also with a CUDA graph (the issue's fp16 target: resnet18 >= 46,443 img/s). Compared with a
+#    CPU session of the same model.
 if [ -n "$models" ]; then
   for manifest in "$models"/*.json; do
     [ -f "$manifest" ] || { say "== no manifest in $models"; break; }
-    bench "bench-$(basename "$manifest" .json)" 90 --model "$manifest" --providers cuda
+    base=$(basename "$manifest" .json)
+    bench "bench-$base" 90 "$big" device,uint8 --model "$manifest" --providers cuda --cuda-options prefer_nhwc=1
+    case "$base" in *_fp16)
+      bench "bench-$base-graph" 60 "$big" device --model "$manifest" --providers cuda --cuda-options prefer_nhwc=1,enable_cuda_graph=1 ;;
+    esac
   done
 fi
 
