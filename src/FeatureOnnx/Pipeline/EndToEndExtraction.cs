@@ -177,7 +177,7 @@ public sealed class EndToEndExtraction
             Status = status,
             Model = runners.ModelName ?? Path.GetFileNameWithoutExtension(options.Model),
             Manifest = Path.GetFullPath(options.Model),
-            Provider = settings.Provider.ToString().ToLowerInvariant(),
+            Provider = runners.Provider.ToString().ToLowerInvariant(),
             ProviderFallback = runners.Fallback,
             Layers = writers.ToDictionary(p => p.Key, p => (long[])[p.Value.Rows, .. p.Value.RowShape]),
             Inputs = listing.Items.Count + listing.Problems.Count,
@@ -241,6 +241,7 @@ public sealed class EndToEndExtraction
         public int Restarts => _restarts;
         public string? ModelName { get; private set; }
         public string? Fallback { get; private set; }
+        public ExecutionProviderKind Provider { get; private set; }
         public bool IsBatched { get; private set; }
 
         private WorkerCommand WorkerFor(WorkerCommand command) => command with
@@ -263,7 +264,7 @@ public sealed class EndToEndExtraction
             if (options.Worker is null)
             {
                 _inProcess = new EndToEndSession(options.Model, settings);
-                (ModelName, Fallback, IsBatched) = (_inProcess.ModelName, _inProcess.Fallback, _inProcess.IsBatched);
+                (ModelName, Provider, Fallback, IsBatched) = (_inProcess.ModelName, _inProcess.Provider, _inProcess.Fallback, _inProcess.IsBatched);
                 return;
             }
             var command = WorkerFor(options.Worker);
@@ -272,14 +273,15 @@ public sealed class EndToEndExtraction
             {
                 await Task.WhenAll(starting);
             }
-            catch (InvalidOperationException)
+            catch
             {
                 foreach (var t in starting.Where(t => t.IsCompletedSuccessfully)) t.Result.Dispose();
                 throw;
             }
             var started = starting.Select(t => t.Result).ToList();
             foreach (var w in started) _idle.Add(w);
-            (ModelName, IsBatched) = (started[0].ModelName, started[0].IsBatched);
+            // Every worker made the same choice from the same settings and machine; the first one's stands for all.
+            (ModelName, Provider, Fallback, IsBatched) = (started[0].ModelName, started[0].Provider, started[0].Fallback, started[0].IsBatched);
         }
 
         /// <summary>Runs one call; when a call of several images fails, each is run alone so that only the bad one fails.</summary>

@@ -20,13 +20,14 @@ public sealed record WorkerReply(IReadOnlyList<IReadOnlyList<EndToEndOutput>>? O
 /// (the process's stdin and stdout), so that a decoder that calls <c>exit()</c> or never returns takes only this
 /// process down. Protocol, little-endian: request = int32 image count (negative: quit), then per image int32
 /// orientation, int32 byte count, bytes (several images: one call of a batched model). Replies: 'R' + string model
-/// name + bool batched (once, when ready), 'O' + int32 image count + per image int32 output count + outputs (string name, byte type
+/// name + bool batched + string provider running it ("cpu", "cuda") + string fallback reason ("" when none) (once,
+/// when ready), or instead 'P' + string message when the execution provider asked for cannot run; 'O' + int32 image count + per image int32 output count + outputs (string name, byte type
 /// 1=float32 2=uint8, int32 rank, int64 dims, int32 byte count, data), or 'E' + string message. A string is int32
 /// byte count + UTF-8.
 /// </summary>
 public static class EndToEndWorker
 {
-    internal const byte Ready = (byte)'R', Ok = (byte)'O', Error = (byte)'E';
+    internal const byte Ready = (byte)'R', Ok = (byte)'O', Error = (byte)'E', ProviderError = (byte)'P';
 
     /// <summary>Serves requests until the input ends or asks to quit. Returns the process exit code.</summary>
     public static int Serve(string modelPath, SessionSettings settings, Stream input, Stream output)
@@ -40,8 +41,8 @@ public static class EndToEndWorker
         }
         catch (Exception e)
         {
-            writer.Write(Error);
-            WriteString(writer, $"could not load {modelPath}: {e.Message}");
+            writer.Write(e is ExecutionProviderException ? ProviderError : Error);
+            WriteString(writer, e is ExecutionProviderException ? e.Message : $"could not load {modelPath}: {e.Message}");
             writer.Flush();
             return 1;
         }
@@ -50,6 +51,8 @@ public static class EndToEndWorker
             writer.Write(Ready);
             WriteString(writer, session.ModelName ?? Path.GetFileNameWithoutExtension(modelPath));
             writer.Write(session.IsBatched);
+            WriteString(writer, session.Provider.ToString().ToLowerInvariant());
+            WriteString(writer, session.Fallback ?? "");
             writer.Flush();
             while (true)
             {
@@ -137,7 +140,9 @@ public sealed class EndToEndWorkerClient : IDisposable
     private readonly Queue<string> _stderr = new();
 
     /// <summary>Starts a worker and waits until its model is loaded.</summary>
-    /// <exception cref="InvalidOperationException">The worker did not start, or could not load the model (the message has its reason).</exception>
+    /// <exception cref="ExecutionProviderException">The worker cannot run the provider asked for (and no fallback was allowed).</exception>
+    /// <exception cref="InvalidDataException">The worker could not load the model (the message has its reason).</exception>
+    /// <exception cref="IOException">The worker process did not start, died while starting or did not get ready in time.</exception>
     public EndToEndWorkerClient(WorkerCommand command, TimeSpan startupTimeout)
     {
         var start = new ProcessStartInfo(command.FileName)
@@ -148,7 +153,7 @@ public sealed class EndToEndWorkerClient : IDisposable
             UseShellExecute = false,
         };
         foreach (var a in command.Arguments) start.ArgumentList.Add(a);
-        _process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {command.FileName}");
+        _process = Process.Start(start) ?? throw new IOException($"could not start {command.FileName}");
         _process.ErrorDataReceived += (_, e) =>
         {
             if (e.Data is null) return;
@@ -165,27 +170,40 @@ public sealed class EndToEndWorkerClient : IDisposable
         {
             var kind = _reader.ReadByte();
             var text = EndToEndWorker.ReadString(_reader);
-            var batched = kind == EndToEndWorker.Ready && _reader.ReadBoolean();
-            return (kind, text, batched);
+            if (kind != EndToEndWorker.Ready) return (Kind: kind, Text: text, Batched: false, Provider: "", Fallback: "");
+            var batched = _reader.ReadBoolean();
+            return (Kind: kind, Text: text, Batched: batched, Provider: EndToEndWorker.ReadString(_reader), Fallback: EndToEndWorker.ReadString(_reader));
         });
-        string? failure = null;
+        Exception? failure = null;
         try
         {
-            if (!ready.Wait(startupTimeout)) failure = $"worker did not load the model within {startupTimeout.TotalSeconds:0} s";
-            else if (ready.Result.kind != EndToEndWorker.Ready) failure = ready.Result.text;
-            else (ModelName, IsBatched) = (ready.Result.text, ready.Result.batched);
+            if (!ready.Wait(startupTimeout)) failure = new IOException($"worker did not load the model within {startupTimeout.TotalSeconds:0} s");
+            else if (ready.Result.Kind == EndToEndWorker.ProviderError) failure = new ExecutionProviderException(ready.Result.Text);
+            else if (ready.Result.Kind != EndToEndWorker.Ready) failure = new InvalidDataException(ready.Result.Text);
+            else
+            {
+                (ModelName, IsBatched) = (ready.Result.Text, ready.Result.Batched);
+                Provider = ready.Result.Provider == "cuda" ? ExecutionProviderKind.Cuda : ExecutionProviderKind.Cpu;
+                Fallback = ready.Result.Fallback.Length == 0 ? null : ready.Result.Fallback;
+            }
         }
         catch (AggregateException e)
         {
-            failure = $"worker exited while starting ({e.InnerException?.Message}){StderrTail()}";
+            failure = new IOException($"worker exited while starting ({e.InnerException?.Message}){StderrTail()}");
         }
         if (failure is not null)
         {
             Kill();
             _process.Dispose();
-            throw new InvalidOperationException(failure);
+            throw failure;
         }
     }
+
+    /// <summary>The provider the worker's session runs on.</summary>
+    public ExecutionProviderKind Provider { get; }
+
+    /// <summary>Set when the worker fell back to the CPU (<c>--fallback cpu</c>); says why.</summary>
+    public string? Fallback { get; }
 
     /// <summary>The model name the worker reported.</summary>
     public string? ModelName { get; }

@@ -244,7 +244,7 @@ public sealed class EndToEndExtractionTests(EndToEndModelFile model, ITestOutput
         using var tmp = new Fixtures.TempDir();
         var bogus = tmp.File("bogus.e2e.onnx");
         File.WriteAllText(bogus, "not a model");
-        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => new EndToEndExtraction().RunAsync(new EndToEndExtractionOptions
+        var e = await Assert.ThrowsAsync<InvalidDataException>(() => new EndToEndExtraction().RunAsync(new EndToEndExtractionOptions
         {
             Inputs = [Fixtures.PathOf("photos", "opencv_fruits.jpg")], OutputDirectory = tmp.File("out"), Model = bogus, Worker = EndToEndModelFile.Worker,
         }));

@@ -56,6 +56,19 @@ public sealed class CudaStubLibraries : IDisposable
     /// <summary>Whether this build carries ONNX Runtime's CUDA provider (the default Gpu.Linux flavour; not -p:OrtFlavor=cpu).</summary>
     public bool HasCudaProvider { get; }
 
+    /// <summary>The built-in resnet18 as an end-to-end model (export-e2e), made on first use.</summary>
+    public string EndToEndModel
+    {
+        get
+        {
+            var path = Path.Combine(_dir.Path, "resnet18.e2e.onnx");
+            if (File.Exists(path)) return path;
+            var catalog = new FeatureOnnx.Models.ModelCatalog();
+            File.WriteAllBytes(path, FeatureOnnx.Models.EndToEndModelBuilder.Build(catalog.Resolve("resnet18"), ["pooled"], catalog).OnnxBytes);
+            return path;
+        }
+    }
+
     public void Dispose() => _dir.Dispose();
 }
 
@@ -188,6 +201,32 @@ public sealed class BrokenCudaTests(CudaStubLibraries stubs, ITestOutputHelper o
         Assert.Equal(0, cpu.ExitCode);
         Assert.Equal(File.ReadAllBytes(tmp.File("cpu/pooled.npy")), File.ReadAllBytes(tmp.File("fallback/pooled.npy")));
         Assert.Equal(File.ReadAllText(tmp.File("cpu/index.csv")), File.ReadAllText(tmp.File("fallback/index.csv")));
+    }
+
+    /// <summary>extract --e2e runs the model in worker processes: their choice must reach run.json and the exit code.</summary>
+    [SkippableFact]
+    public void End_to_end_workers_report_a_cuda_failure_strictly_or_their_fallback()
+    {
+        Skip.IfNot(stubs.HasCudaProvider, "this build has no CUDA provider library (-p:OrtFlavor=cpu)");
+        Skip.If(stubs.SkipReason is not null, stubs.SkipReason);
+        using var tmp = new Fixtures.TempDir();
+        var model = stubs.EndToEndModel;
+        var strict = Run(BusyDevice, null, "extract", Samples, "-o", tmp.File("strict"), "--e2e", "--model", model, "--provider", "cuda");
+        Assert.Equal(1, strict.ExitCode);
+        Assert.Contains("error: CUDA execution provider could not start a session: CUDA error 46", strict.Err);
+        Assert.DoesNotContain("Unhandled exception", strict.Err);
+
+        var fallback = Run(BusyDevice, null, "extract", Samples, "-o", tmp.File("fallback"), "--e2e", "--model", model, "--provider", "cuda", "--fallback", "cpu", "-q");
+        Assert.Equal(0, fallback.ExitCode);
+        Assert.Contains("warning: CUDA unavailable (CUDA error 46", fallback.Err);
+        using (var run = JsonDocument.Parse(File.ReadAllText(tmp.File("fallback/run.json"))))
+        {
+            Assert.Equal("cpu", run.RootElement.GetProperty("provider").GetString());
+            Assert.Contains("cudaSetDevice", run.RootElement.GetProperty("providerFallback").GetString());
+        }
+        var cpu = Run(new Dictionary<string, string>(), null, "extract", Samples, "-o", tmp.File("cpu"), "--e2e", "--model", model, "-q");
+        Assert.Equal(0, cpu.ExitCode);
+        Assert.Equal(File.ReadAllBytes(tmp.File("cpu/pooled.npy")), File.ReadAllBytes(tmp.File("fallback/pooled.npy")));
     }
 
     [SkippableFact]
