@@ -74,9 +74,10 @@ public static class ProviderDiagnostics
         var driverVersion = driver?.DriverVersion();
         bool? usable = null;
         long? inUse = null;
-        var error = WhyCudaCannotRun(deviceId);
-        if (error is null && (providerLibrary is null || !compiled.Contains("CUDAExecutionProvider")))
-            error = "this build has no CUDA provider (CPU flavour): build or publish with -p:OrtFlavor=cuda.";
+        // A CPU-flavour build can never run CUDA, whatever the machine has: that comes first.
+        var error = providerLibrary is null || !compiled.Contains("CUDAExecutionProvider")
+            ? "this build has no CUDA provider (CPU flavour): build or publish with -p:OrtFlavor=cuda."
+            : WhyCudaCannotRun(deviceId);
         if (error is null)
         {
             error = Probe(deviceId);
