@@ -35,7 +35,9 @@ public sealed class ResidentBatch : IDisposable
     {
         if (count <= 0) throw new ArgumentOutOfRangeException(nameof(count));
         var slotBytes = slotShape.Aggregate(1L, (a, b) => a * b) * (inputType == OrtElementType.UInt8 ? 1 : sizeof(float));
-        var inputBytes = checked((int)(count * slotBytes));
+        if (count * slotBytes > int.MaxValue)
+            throw new ArgumentException($"a batch of {count} is {count * slotBytes} bytes: a resident batch holds at most 2 GiB per tensor; use a smaller batch.", nameof(count));
+        var inputBytes = (int)(count * slotBytes);
         if (slots.Length < inputBytes) throw new ArgumentException("batch buffer too small", nameof(slots));
         _session = session;
         _device = deviceId;
@@ -65,7 +67,10 @@ public sealed class ResidentBatch : IDisposable
                 if (meta.ElementDataType != OrtElementType.Float)
                     throw new ArgumentException($"output '{name}' is {meta.ElementDataType}, not float32.");
                 var shape = OutputShape(name, meta.Dimensions, count);
-                var buffer = Allocate(checked((int)(shape.Aggregate(1L, (a, b) => a * b) * sizeof(float))));
+                var bytes = shape.Aggregate(1L, (a, b) => a * b) * sizeof(float);
+                if (bytes > int.MaxValue)
+                    throw new ArgumentException($"output '{name}' of a batch of {count} is {bytes} bytes: a resident batch holds at most 2 GiB per tensor; use a smaller batch.", nameof(count));
+                var buffer = Allocate((int)bytes);
                 Bind(name, OrtElementType.Float, shape, buffer, isInput: false);
                 _outputs.Add((name, shape, buffer));
             }
@@ -108,7 +113,7 @@ public sealed class ResidentBatch : IDisposable
 
     private OrtMemoryAllocation Allocate(int bytes)
     {
-        var allocation = _allocator.Allocate(checked((uint)bytes));
+        var allocation = _allocator.Allocate((uint)bytes);
         _allocations.Add(allocation);
         return allocation;
     }
