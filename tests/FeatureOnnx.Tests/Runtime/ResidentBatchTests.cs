@@ -43,6 +43,31 @@ public sealed class ResidentBatchTests
         Assert.Equal(new long[] { 3, 64, 56, 56 }, first["layer1"].Shape);
     }
 
+    [SkippableFact]
+    public void On_cuda_the_batch_lives_in_device_memory_and_matches_plain_runs()
+    {
+        var missing = ProviderDiagnostics.WhyCudaCannotRun();
+        Skip.If(missing is not null, $"no CUDA here ({missing})");
+        var manifest = Catalog.Resolve("resnet18");
+        var pre = new ImagePreprocessor(manifest);
+        var batch = new float[Photos.Length * pre.SlotLength];
+        for (var i = 0; i < Photos.Length; i++)
+            pre.Preprocess(File.ReadAllBytes(Fixtures.PathOf("photos", Photos[i])), batch.AsSpan(i * pre.SlotLength, pre.SlotLength));
+        using var session = new FeatureSession(PreparedModel.Build(manifest, ["pooled", "layer2"], Catalog), new SessionSettings { Provider = ExecutionProviderKind.Cuda });
+        using var plain = session.Run(batch, Photos.Length);
+        using var resident = session.CreateResident(MemoryMarshal.AsBytes(batch.AsSpan()), Photos.Length);
+        Assert.Equal("CUDA device 0 memory", resident.Memory);
+        resident.Run();
+        resident.Run();
+        var outputs = resident.CopyOutputs();
+        foreach (var name in session.OutputNames)
+        {
+            Assert.Equal(plain.Shape(name), outputs[name].Shape);
+            var cosine = Fixtures.Cosine(plain.Values(name), outputs[name].Values);
+            Assert.True(cosine >= 0.9999999, $"{name}: cosine {cosine}");
+        }
+    }
+
     [Fact]
     public void Resident_refuses_a_short_buffer()
     {
