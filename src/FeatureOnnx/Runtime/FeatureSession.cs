@@ -166,9 +166,7 @@ public sealed class FeatureSession : IDisposable
         {
             try
             {
-                using var cuda = new OrtCUDAProviderOptions();
-                cuda.UpdateOptions(settings.Cuda.ToProviderOptions(settings.DeviceId));
-                options.AppendExecutionProvider_CUDA(cuda);
+                AppendCuda(options, settings);
                 return (ExecutionProviderKind.Cuda, null);
             }
             catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
@@ -179,6 +177,14 @@ public sealed class FeatureSession : IDisposable
         if (!settings.FallbackToCpu)
             throw new ExecutionProviderException($"CUDA execution provider could not be created: {reason} Pass --fallback cpu to run on the CPU instead.");
         return (ExecutionProviderKind.Cpu, FallbackMessage(reason));
+    }
+
+    /// <summary>Appends ONNX Runtime's CUDA provider with the settings' device and CUDA options, unchecked.</summary>
+    internal static void AppendCuda(SessionOptions options, SessionSettings settings)
+    {
+        using var cuda = new OrtCUDAProviderOptions();
+        cuda.UpdateOptions(settings.Cuda.ToProviderOptions(settings.DeviceId));
+        options.AppendExecutionProvider_CUDA(cuda);
     }
 
     private static string FallbackMessage(string reason) => $"CUDA unavailable ({reason}); running on the CPU as --fallback cpu asked.";

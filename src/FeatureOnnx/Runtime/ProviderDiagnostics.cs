@@ -68,16 +68,14 @@ public static class ProviderDiagnostics
                 Path.Combine(AppContext.BaseDirectory, "libonnxruntime_providers_cuda.so"),
                 Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", "libonnxruntime_providers_cuda.so"),
             }.FirstOrDefault(File.Exists);
-        var libraries = CudaDependencies.Select(d => new NativeLibraryStatus(d.Name, d.Purpose, CanLoad(d.Name))).ToList();
-        var driver = libraries[0].Found ? CudaDriver.TryLoad(out _) : null;
-        var devices = driver?.Devices(out _, out _) ?? [];
-        var driverVersion = driver?.DriverVersion();
+        var libraries = LibraryStatus();
+        var driver = libraries[0].Found ? DriverState.Read() : null;
         bool? usable = null;
         long? inUse = null;
         // A CPU-flavour build can never run CUDA, whatever the machine has: that comes first.
         var error = providerLibrary is null || !compiled.Contains("CUDAExecutionProvider")
             ? "this build has no CUDA provider (CPU flavour): build or publish with -p:OrtFlavor=cuda."
-            : WhyCudaCannotRun(deviceId);
+            : FirstBlocker(deviceId, libraries, driver);
         if (error is null)
         {
             error = Probe(deviceId);
@@ -86,8 +84,8 @@ public static class ProviderDiagnostics
         }
         return new ProviderReport(env.GetVersionString(), compiled, providerLibrary, libraries, usable, error)
         {
-            DriverCudaVersion = driverVersion is { } v ? CudaDriver.FormatVersion(v) : null,
-            CudaDevices = devices,
+            DriverCudaVersion = driver?.Version is { } v ? CudaDriver.FormatVersion(v) : null,
+            CudaDevices = driver?.Devices ?? [],
             CudnnVersion = CudnnVersion(),
             DeviceMemoryInUseBytes = inUse,
         };
@@ -100,24 +98,45 @@ public static class ProviderDiagnostics
     /// </summary>
     public static string? WhyCudaCannotRun(int deviceId = 0)
     {
-        foreach (var (name, purpose) in CudaDependencies)
+        var libraries = LibraryStatus();
+        return FirstBlocker(deviceId, libraries, libraries[0].Found ? DriverState.Read() : null);
+    }
+
+    private static List<NativeLibraryStatus> LibraryStatus() =>
+        CudaDependencies.Select(d => new NativeLibraryStatus(d.Name, d.Purpose, CanLoad(d.Name))).ToList();
+
+    /// <summary>What the driver said, asked once (<paramref name="Devices"/> null: it did not start or sees no device).</summary>
+    private sealed record DriverState(string? LoadFailure, IReadOnlyList<CudaDeviceInfo>? Devices, int Error, string ErrorName, int? Version)
+    {
+        public static DriverState Read()
         {
-            if (!CanLoad(name)) return MissingMessage(name, purpose);
-            if (name == "libcuda.so.1" && DriverProblem(deviceId) is { } problem) return problem;
+            var driver = CudaDriver.TryLoad(out var reason);
+            if (driver is null) return new DriverState(reason, null, 0, "", null);
+            var devices = driver.Devices(out var error, out var errorName);
+            return new DriverState(null, devices, error, errorName, driver.DriverVersion());
+        }
+    }
+
+    /// <summary>The libraries in <see cref="CudaDependencies"/> order, the driver's state checked right after libcuda.so.1.</summary>
+    private static string? FirstBlocker(int deviceId, IReadOnlyList<NativeLibraryStatus> libraries, DriverState? driver)
+    {
+        foreach (var library in libraries)
+        {
+            if (!library.Found) return MissingMessage(library.Name, library.Purpose);
+            if (library.Name == "libcuda.so.1" && driver is not null && DriverProblem(driver, deviceId) is { } problem) return problem;
         }
         return null;
     }
 
-    private static string? DriverProblem(int deviceId)
+    private static string? DriverProblem(DriverState driver, int deviceId)
     {
-        var driver = CudaDriver.TryLoad(out var reason);
-        if (driver is null) return $"the NVIDIA driver library is unusable: {reason}. Reinstall the NVIDIA driver.";
-        var devices = driver.Devices(out var error, out var errorName);
+        if (driver.LoadFailure is { } reason) return $"the NVIDIA driver library is unusable: {reason}. Reinstall the NVIDIA driver.";
+        var (devices, error, errorName) = (driver.Devices, driver.Error, driver.ErrorName);
         if (devices is null)
             return error == 100
                 ? $"the NVIDIA driver is installed but sees no CUDA device (cuInit: {errorName}). Check nvidia-smi; in a container, pass the GPU in (docker run --gpus all, or a Kubernetes nvidia.com/gpu limit)."
                 : $"the NVIDIA driver did not start (cuInit: {errorName}). Check nvidia-smi and dmesg; after a driver upgrade, reboot or reload the nvidia kernel module.";
-        if (driver.DriverVersion() is { } version && version < CudaDriver.RequiredCudaVersion)
+        if (driver.Version is { } version && version < CudaDriver.RequiredCudaVersion)
             return $"the NVIDIA driver supports CUDA {CudaDriver.FormatVersion(version)}, and ONNX Runtime 1.31's CUDA provider needs CUDA {CudaDriver.FormatVersion(CudaDriver.RequiredCudaVersion)}: install NVIDIA driver 580 or newer.";
         if (deviceId < 0 || deviceId >= devices.Count)
             return $"there is no CUDA device {deviceId}: the driver sees {devices.Count} ({string.Join(", ", devices.Select(d => $"{d.Ordinal}: {d.Name}"))}). Use --provider cuda:0{(devices.Count > 1 ? $"..{devices.Count - 1}" : "")}.";
@@ -132,13 +151,10 @@ public static class ProviderDiagnostics
     {
         try
         {
-            using var options = FeatureSession.NewOptions(new SessionSettings());
+            var settings = new SessionSettings { Provider = ExecutionProviderKind.Cuda, DeviceId = deviceId };
+            using var options = FeatureSession.NewOptions(settings);
             options.AddSessionConfigEntry("session.disable_cpu_ep_fallback", "1");
-            using (var cuda = new OrtCUDAProviderOptions())
-            {
-                cuda.UpdateOptions(new Dictionary<string, string> { ["device_id"] = deviceId.ToString(System.Globalization.CultureInfo.InvariantCulture) });
-                options.AppendExecutionProvider_CUDA(cuda);
-            }
+            FeatureSession.AppendCuda(options, settings);
             using var session = new InferenceSession(ProviderProbeModel.Bytes(), options);
             using var input = OrtValue.CreateTensorValueFromMemory(ProviderProbeModel.Input.ToArray(), ProviderProbeModel.Shape.ToArray());
             using var runOptions = new RunOptions();
