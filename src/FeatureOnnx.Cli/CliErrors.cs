@@ -43,5 +43,5 @@ internal static class CliErrors
     }
 
     private static bool IsExpected(Exception e) => e is ManifestException or FileNotFoundException or DirectoryNotFoundException
-        or InvalidDataException or ArgumentException or ExecutionProviderException or OnnxRuntimeException or IOException or UnauthorizedAccessException;
+        or InvalidDataException or ArgumentException or ExecutionProviderException or Preprocessing.DecoderUnavailableException or OnnxRuntimeException or IOException or UnauthorizedAccessException;
 }

@@ -1,3 +1,4 @@
+using TurboJpeg = FeatureOnnx.Preprocessing.TurboJpegDecoder;
 using FeatureOnnx.Models;
 using FeatureOnnx.Sinks;
 
@@ -9,6 +10,17 @@ internal static class Fixtures
     public static string Root => Path.Combine(AppContext.BaseDirectory, "fixtures");
 
     public static string PathOf(params string[] parts) => Path.Combine([Root, .. parts]);
+
+    /// <summary>
+    /// libjpeg-turbo is part of every linux-x64 build (src/FeatureOnnx/native/linux-x64), so a test that needs it fails
+    /// there when it is missing rather than skipping; other platforms, which carry no bundled copy, skip with the reason.
+    /// </summary>
+    public static void RequireTurboJpeg()
+    {
+        if (OperatingSystem.IsLinux() && System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture == System.Runtime.InteropServices.Architecture.X64)
+            Assert.True(TurboJpeg.IsAvailable, $"the bundled libjpeg-turbo did not load: {TurboJpeg.UnavailableReason}");
+        Skip.IfNot(TurboJpeg.IsAvailable, $"TurboJPEG not available: {TurboJpeg.UnavailableReason}");
+    }
 
     /// <summary>A uint8 .npy as (shape, bytes).</summary>
     public static (long[] Shape, byte[] Data) ReadUInt8Npy(string path)

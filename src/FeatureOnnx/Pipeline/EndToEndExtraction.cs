@@ -188,6 +188,8 @@ public sealed class EndToEndExtraction
             Shard = options.Shard.ToString(),
             BatchSize = runners.IsBatched ? options.BatchSize : 1,
             DecodeWorkers = options.Workers,
+            IntraOpThreads = settings.ResolvedIntraOpThreads,
+            Decoders = new SortedDictionary<string, string>(StringComparer.Ordinal) { ["all"] = "ONNX Runtime Extensions DecodeImage, inside the model (IJG libjpeg 9 for JPEG)" },
             Seconds = new Dictionary<string, double>
             {
                 ["wall"] = wall.Elapsed.TotalSeconds,

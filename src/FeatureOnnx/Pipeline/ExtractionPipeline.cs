@@ -120,6 +120,11 @@ public sealed record ExtractionResult
     public int BatchSize { get; init; }
     /// <summary>Decode workers.</summary>
     public int DecodeWorkers { get; init; }
+    /// <summary>ONNX Runtime intra-op threads each session ran with (per worker process for --e2e).</summary>
+    public int IntraOpThreads { get; init; }
+    /// <summary>Which library decoded which files: <c>jpeg</c> and <c>other</c> (e.g. "libjpeg-turbo 2.1.5 (bundled: PATH)",
+    /// "ImageSharp 2.1.13"); for end-to-end models, the graph's decoder.</summary>
+    public IReadOnlyDictionary<string, string>? Decoders { get; init; }
     /// <summary>Seconds: wall clock, session creation, and the busy time of each stage (summed over workers for decode).</summary>
     public required IReadOnlyDictionary<string, double> Seconds { get; init; }
     /// <summary>True when this run continued an earlier, unfinished one.</summary>
@@ -182,6 +187,7 @@ public sealed class ExtractionPipeline
         var prepared = PreparedModel.Build(manifest, options.Layers, catalog, new PrepareOptions { Uint8Input = uint8 });
         warnings.AddRange(prepared.Warnings);
         var preprocessor = new ImagePreprocessor(manifest, options.MaxPixels);
+        if (options.TensorsIn is null && preprocessor.Decoder.JpegFallbackWarning is { } notPilExact) warnings.Add(notPilExact);
         // Compile the decode path on a spare core while ONNX Runtime builds its session.
         var warmUp = options.TensorsIn is null ? Task.Run(() =>
         {
@@ -385,6 +391,8 @@ public sealed class ExtractionPipeline
             Shard = options.Shard.ToString(),
             BatchSize = options.BatchSize,
             DecodeWorkers = options.DecodeWorkers,
+            IntraOpThreads = session.Settings.ResolvedIntraOpThreads,
+            Decoders = options.TensorsIn is null ? preprocessor.Decoder.Decoders : null,
             Seconds = new Dictionary<string, double>
             {
                 ["wall"] = wall.Elapsed.TotalSeconds,

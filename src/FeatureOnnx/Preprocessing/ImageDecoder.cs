@@ -35,6 +35,10 @@ public sealed record RgbImage(int Width, int Height, byte[] Pixels);
 /// <param name="Orientation">EXIF Orientation tag, 1 (as stored) when absent.</param>
 public sealed record EncodedImageInfo(string Format, int Width, int Height, int Orientation);
 
+/// <summary>A decoder that was asked for by name cannot be loaded; the message names it and the fix. The run cannot go on
+/// as asked (unlike <see cref="ImageDecodeException"/>, which concerns one input).</summary>
+public sealed class DecoderUnavailableException(string message) : Exception(message);
+
 /// <summary>An input that could not be turned into an image; <see cref="Exception.Message"/> is the reason written to errors.csv.</summary>
 public sealed class ImageDecodeException(string message, Exception? inner = null) : Exception(message, inner);
 
@@ -56,7 +60,33 @@ public sealed class ImageDecoder
     /// <summary>Which library decodes JPEG files: "libjpeg-turbo" (exact PIL parity) or "ImageSharp" (about 1 level off).</summary>
     public string JpegDecoderName => _turboJpeg is null ? "ImageSharp" : "libjpeg-turbo";
 
+    /// <summary>The decoder of each kind of file, for run summaries: <c>jpeg</c> (libjpeg-turbo with version and
+    /// file, or ImageSharp) and <c>other</c> (ImageSharp with its version).</summary>
+    public IReadOnlyDictionary<string, string> Decoders => new SortedDictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["jpeg"] = TurboJpegDecoder.Description is { } turbo && _turboJpeg is not null ? turbo : ImageSharpName,
+        ["other"] = ImageSharpName,
+    };
+
+    /// <summary>
+    /// Null when JPEG is decoded by libjpeg-turbo; otherwise one line saying that it is not, why, and what differs
+    /// (ImageSharp's JPEG pixels are not PIL's), for the run's warnings. A deliberate choice
+    /// (<see cref="ImageDecoderOptions.PreferTurboJpeg"/> false) is not warned about.
+    /// </summary>
+    public string? JpegFallbackWarning => _turboJpeg is not null || !Options.PreferTurboJpeg ? null
+        : $"JPEG files are decoded by ImageSharp, not libjpeg-turbo ({TurboJpegDecoder.UnavailableReason}): " +
+          "their crops differ from PIL's (about 1 level on average, more on some files), so features are not PIL-exact.";
+
+    // The informational version is the package's (2.1.13); the assembly version stays 2.0.0.0 across 2.x releases.
+    private static readonly string ImageSharpName = "ImageSharp " +
+        (typeof(Image).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+            .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion.Split('+')[0]
+         ?? typeof(Image).Assembly.GetName().Version?.ToString(3));
+
     /// <summary>Creates a decoder. Each instance has its own ImageSharp configuration (contiguous buffers, first frame only).</summary>
+    /// <exception cref="DecoderUnavailableException"><see cref="TurboJpegDecoder.EnvironmentVariable"/> names a library that
+    /// cannot be loaded (<see cref="TurboJpegDecoder.ConfigurationError"/>): a decoder asked for by name is never
+    /// silently replaced.</exception>
     public ImageDecoder(ImageDecoderOptions? options = null)
     {
         Options = options ?? new ImageDecoderOptions();
@@ -65,6 +95,8 @@ public sealed class ImageDecoder
         _configuration.MaxDegreeOfParallelism = 1; // callers parallelise across images
         _configuration.ImageFormatsManager.SetDecoder(GifFormat.Instance, new GifDecoder { DecodingMode = SixLabors.ImageSharp.Metadata.FrameDecodingMode.First });
         _configuration.ImageFormatsManager.SetDecoder(TiffFormat.Instance, new TiffDecoder { DecodingMode = SixLabors.ImageSharp.Metadata.FrameDecodingMode.First });
+        if (Options.PreferTurboJpeg && TurboJpegDecoder.ConfigurationError is { } error)
+            throw new DecoderUnavailableException(error);
         _turboJpeg = Options.PreferTurboJpeg ? TurboJpegDecoder.TryCreate() : null;
     }
 

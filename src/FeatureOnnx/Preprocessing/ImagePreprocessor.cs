@@ -19,10 +19,14 @@ public sealed class ImagePreprocessor
     /// <summary>The model input being fed.</summary>
     public ModelInput Input { get; }
 
+    /// <summary>The decoder in use (which library decodes JPEG: <see cref="ImageDecoder.Decoders"/>).</summary>
+    public ImageDecoder Decoder => _decoder;
+
     /// <summary>Creates a preprocessor for a model.</summary>
     /// <param name="manifest">Supplies the input and the preprocessing.</param>
     /// <param name="maxPixels">Refuse images whose header declares more pixels (default 100 megapixels).</param>
     /// <param name="preferTurboJpeg">Decode JPEG with libjpeg-turbo when available (default); false: ImageSharp.</param>
+    /// <exception cref="DecoderUnavailableException">FEATUREONNX_TURBOJPEG names a library that cannot be loaded.</exception>
     public ImagePreprocessor(ModelManifest manifest, long maxPixels = 100_000_000, bool preferTurboJpeg = true)
     {
         Spec = manifest.Preprocess;

@@ -6,8 +6,8 @@ using Microsoft.Win32.SafeHandles;
 namespace FeatureOnnx.Preprocessing;
 
 /// <summary>
-/// Decodes JPEG with the system's libjpeg-turbo through its TurboJPEG C API (<c>libturbojpeg.so.0</c>; Debian/Ubuntu
-/// package <c>libturbojpeg0</c>), giving the same pixels as Pillow's <c>Image.open(f).convert('RGB')</c> when Pillow
+/// Decodes JPEG with libjpeg-turbo through its TurboJPEG C API (<c>libturbojpeg.so.0</c>: the copy every build carries
+/// next to the app, src/FeatureOnnx/native/linux-x64/, else the system's, Debian/Ubuntu package <c>libturbojpeg0</c>), giving the same pixels as Pillow's <c>Image.open(f).convert('RGB')</c> when Pillow
 /// is linked against the same libjpeg-turbo (Debian 12: Pillow 9.4 on libjpeg62-turbo 2.1.5, the same source as
 /// libturbojpeg0 2.1.5; checked bit-exact by the tests). libjpeg's defaults are used, as Pillow uses them: the
 /// accurate integer IDCT (JDCT_ISLOW) and fancy (triangle-filter) chroma upsampling, no scaling.
@@ -50,13 +50,37 @@ public sealed unsafe class TurboJpegDecoder : IDisposable
     /// <summary>Why <see cref="IsAvailable"/> is false; null when it is true.</summary>
     public static string? UnavailableReason => Native.FailureReason;
 
-    /// <summary>Environment variable read once, at first use: unset loads the platform's default name
-    /// (<c>libturbojpeg.so.0</c> on Linux); <c>off</c> (or <c>0</c>, <c>none</c>) makes TurboJPEG unavailable;
-    /// anything else is the file name or path of the library to load.</summary>
+    /// <summary>Environment variable read once, at first use: unset loads the copy bundled next to the app, else the
+    /// system's <c>libturbojpeg.so.0</c>; <c>off</c> (or <c>0</c>, <c>none</c>) makes TurboJPEG unavailable on purpose;
+    /// anything else is the file name or path of the library to load, and failing to load it is a
+    /// <see cref="ConfigurationError"/>, never a silent fallback.</summary>
     public const string EnvironmentVariable = "FEATUREONNX_TURBOJPEG";
 
     /// <summary>The library name that was loaded (e.g. <c>libturbojpeg.so.0</c>); null when none was.</summary>
     public static string? LibraryName => Native.LibraryName;
+
+    /// <summary>Full path of the loaded library file, when it could be found; null when none was loaded.</summary>
+    public static string? LibraryPath => Native.LibraryPath;
+
+    /// <summary>libjpeg-turbo's version as the loaded library states it (e.g. <c>2.1.5</c>); null when unknown.</summary>
+    public static string? Version => Native.Version;
+
+    /// <summary>True when the loaded library is the copy shipped next to the app (not the system's).</summary>
+    public static bool IsBundled => Native.LibraryPath is { } path && IsUnder(path, AppContext.BaseDirectory);
+
+    /// <summary>
+    /// Set when <see cref="EnvironmentVariable"/> names a library that cannot be loaded: the user asked for a specific
+    /// decoder, so callers must fail with this message instead of falling back to ImageSharp. Null otherwise.
+    /// </summary>
+    public static string? ConfigurationError => Native.ConfigurationError;
+
+    /// <summary>How run summaries name the JPEG decoder, e.g. <c>libjpeg-turbo 2.1.5 (bundled: /app/libturbojpeg.so.0)</c>;
+    /// null when TurboJPEG is not available.</summary>
+    public static string? Description => !IsAvailable ? null
+        : $"libjpeg-turbo {Version ?? "(version unknown)"} ({(IsBundled ? "bundled" : "system")}: {LibraryPath ?? LibraryName})";
+
+    private static bool IsUnder(string path, string folder) =>
+        Path.GetFullPath(path).StartsWith(Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder)) + Path.DirectorySeparatorChar, StringComparison.Ordinal);
 
     /// <summary>Creates a decoder.</summary>
     /// <exception cref="InvalidOperationException">libturbojpeg is not available (<see cref="UnavailableReason"/> says why).</exception>
@@ -243,9 +267,7 @@ public sealed unsafe class TurboJpegDecoder : IDisposable
     /// and bound through function pointers, so absence shows as <see cref="Loaded"/> = false rather than an exception.</summary>
     private static class Native
     {
-        private static readonly string[] DefaultCandidates = OperatingSystem.IsWindows() ? ["turbojpeg.dll"]
-            : OperatingSystem.IsMacOS() ? ["libturbojpeg.0.dylib", "libturbojpeg.dylib"]
-            : ["libturbojpeg.so.0"];
+        private const string SharedObjectName = "libturbojpeg.so.0";
 
         private static readonly delegate* unmanaged<nint> TjInitDecompress;
         private static readonly delegate* unmanaged<nint, byte*, CULong, int*, int*, int*, int*, int> TjDecompressHeader3;
@@ -256,7 +278,20 @@ public sealed unsafe class TurboJpegDecoder : IDisposable
 
         public static bool Loaded { get; }
         public static string? FailureReason { get; }
+        public static string? ConfigurationError { get; }
         public static string? LibraryName { get; }
+        public static string? LibraryPath { get; }
+        public static string? Version { get; }
+
+        /// <summary>Where the library is looked for when <see cref="EnvironmentVariable"/> is unset: the copy the build put
+        /// next to the app, where a RID-agnostic NuGet consumer keeps it, then the platform's own search (system).</summary>
+        private static string[] DefaultCandidates()
+        {
+            if (OperatingSystem.IsWindows()) return ["turbojpeg.dll"];
+            if (OperatingSystem.IsMacOS()) return ["libturbojpeg.0.dylib", "libturbojpeg.dylib"];
+            var app = AppContext.BaseDirectory;
+            return [Path.Combine(app, SharedObjectName), Path.Combine(app, "runtimes", "linux-x64", "native", SharedObjectName), SharedObjectName];
+        }
 
         static Native()
         {
@@ -266,16 +301,23 @@ public sealed unsafe class TurboJpegDecoder : IDisposable
                 FailureReason = $"disabled by {EnvironmentVariable}={setting}";
                 return;
             }
-            string[] candidates = string.IsNullOrEmpty(setting) ? DefaultCandidates : [setting];
+            var explicitChoice = !string.IsNullOrEmpty(setting);
+            string[] candidates = explicitChoice ? [setting!] : DefaultCandidates();
             nint library = 0;
             string? name = null;
             foreach (var candidate in candidates)
             {
+                // A full path that does not exist is skipped without a dlopen (the bundled copy of a build that has none).
+                if (Path.IsPathFullyQualified(candidate) && !File.Exists(candidate)) continue;
                 if (NativeLibrary.TryLoad(candidate, typeof(TurboJpegDecoder).Assembly, null, out library)) { name = candidate; break; }
             }
             if (name is null)
             {
-                FailureReason = $"{string.Join(" / ", candidates)} not found (Debian/Ubuntu: apt-get install libturbojpeg0)";
+                FailureReason = explicitChoice
+                    ? $"{EnvironmentVariable}={setting}: {(File.Exists(setting) ? "the file is not a loadable libturbojpeg for this machine" : "no such file")}"
+                    : $"{SharedObjectName} is neither next to the app ({AppContext.BaseDirectory}; every FeatureOnnx build ships it there, so the app folder was copied without it) nor installed (Debian/Ubuntu: apt-get install libturbojpeg0)";
+                if (explicitChoice)
+                    ConfigurationError = $"{FailureReason}. Unset {EnvironmentVariable} to use the libjpeg-turbo shipped with FeatureOnnx, point it at a libturbojpeg.so.0, or set it to 'off' to decode JPEG with ImageSharp (not PIL-exact).";
                 return;
             }
             var missing = new List<string>();
@@ -294,11 +336,52 @@ public sealed unsafe class TurboJpegDecoder : IDisposable
             if (missing.Count > 0)
             {
                 FailureReason = $"{name} lacks {string.Join(", ", missing)} (TurboJPEG 2.0 or later is needed)";
+                if (explicitChoice) ConfigurationError = $"{EnvironmentVariable}={setting}: {FailureReason}.";
                 NativeLibrary.Free(library);
                 return;
             }
             LibraryName = name;
+            LibraryPath = Path.IsPathFullyQualified(name) ? name : LoadedPath(Path.GetFileName(name));
+            Version = LibraryPath is null ? null : VersionOf(LibraryPath);
             Loaded = true;
+        }
+
+        /// <summary>The file the dynamic loader mapped for <paramref name="fileName"/> (Linux: /proc/self/maps).</summary>
+        private static string? LoadedPath(string fileName)
+        {
+            try
+            {
+                if (!File.Exists("/proc/self/maps")) return null;
+                foreach (var line in File.ReadLines("/proc/self/maps"))
+                {
+                    var slash = line.IndexOf('/');
+                    if (slash < 0) continue;
+                    var path = line[slash..];
+                    var file = Path.GetFileName(path);
+                    if (file == fileName || file.StartsWith(fileName + ".", StringComparison.Ordinal)) return path;
+                }
+            }
+            catch (IOException) { }
+            return null;
+        }
+
+        /// <summary>libjpeg-turbo embeds "libjpeg-turbo version X.Y.Z (build ...)" in its banner; TurboJPEG 2.x has no
+        /// version function.</summary>
+        private static string? VersionOf(string path)
+        {
+            try
+            {
+                var bytes = File.ReadAllBytes(path);
+                var marker = "libjpeg-turbo version "u8;
+                var at = bytes.AsSpan().IndexOf(marker);
+                if (at < 0) return null;
+                var start = at + marker.Length;
+                var end = start;
+                while (end < bytes.Length && end - start < 32 && bytes[end] is not (byte)' ' and not 0) end++;
+                return System.Text.Encoding.ASCII.GetString(bytes, start, end - start);
+            }
+            catch (IOException) { return null; }
+            catch (UnauthorizedAccessException) { return null; }
         }
 
         public static nint InitDecompress() => TjInitDecompress();

@@ -114,7 +114,7 @@ public sealed record BenchmarkReport
     /// <summary>Graph optimisation level.</summary>
     public required string Optimization { get; init; }
 
-    /// <summary>ONNX Runtime intra-op threads (0: one per physical core).</summary>
+    /// <summary>ONNX Runtime intra-op threads every session used (the cores this process may use, unless set).</summary>
     public required int IntraOpThreads { get; init; }
 
     /// <summary>CUDA provider options set (empty: ONNX Runtime's defaults).</summary>

@@ -29,8 +29,23 @@ public sealed record SessionSettings
     /// <summary>When the requested provider cannot be created, use the CPU instead (reported in <see cref="FeatureSession.Fallback"/>). Default: false, which fails loudly.</summary>
     public bool FallbackToCpu { get; init; }
 
-    /// <summary>Threads inside one operator (0: ONNX Runtime's choice, one per physical core). Default 0.</summary>
+    /// <summary>
+    /// Threads inside one operator. Default 0: every core this process may run on (<see cref="UsableCores"/>), never
+    /// ONNX Runtime's own default of one thread per physical core, which counts one thread on a 2-vCPU VM whose two
+    /// vCPUs are hyper-threads of one core (49.8 against 92.8 img/s for resnet18 at batch 32 here).
+    /// </summary>
     public int IntraOpThreads { get; init; }
+
+    /// <summary>The intra-op thread count these settings give ONNX Runtime: <see cref="IntraOpThreads"/>, or
+    /// <see cref="UsableCores"/> when it is 0.</summary>
+    public int ResolvedIntraOpThreads => IntraOpThreads > 0 ? IntraOpThreads : UsableCores;
+
+    /// <summary>
+    /// The cores this process may run on: .NET's <see cref="Environment.ProcessorCount"/>, which on Linux is the
+    /// number of CPUs in the affinity mask (taskset, cpusets), capped by the cgroup CPU quota rounded up (a container's
+    /// --cpus, a Kubernetes CPU limit), and which DOTNET_PROCESSOR_COUNT overrides.
+    /// </summary>
+    public static int UsableCores => Environment.ProcessorCount;
 
     /// <summary>
     /// Let ONNX Runtime's idle intra-op threads spin between operators (lower latency when they have the cores to
@@ -106,14 +121,14 @@ public sealed class FeatureSession : IDisposable
             throw new InvalidOperationException($"the prepared graph lacks outputs {string.Join(", ", missing)}");
     }
 
-    /// <summary>Session options from the settings (optimisation level, threads); providers are added by <see cref="AppendProvider"/>.</summary>
+    /// <summary>Session options from the settings (optimisation level, threads: <see cref="SessionSettings.ResolvedIntraOpThreads"/>); providers are added by <see cref="AppendProvider"/>.</summary>
     internal static SessionOptions NewOptions(SessionSettings settings)
     {
         var o = new SessionOptions
         {
             GraphOptimizationLevel = settings.OptimizationLevel,
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-            IntraOpNumThreads = settings.IntraOpThreads,
+            IntraOpNumThreads = settings.ResolvedIntraOpThreads,
         };
         if (settings.AllowSpinning == false) o.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
         return o;

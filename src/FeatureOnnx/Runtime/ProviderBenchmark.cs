@@ -250,7 +250,7 @@ public sealed class ProviderBenchmark
             WarmupIterations = options.WarmupIterations,
             Iterations = options.Iterations,
             Optimization = OptimizationName(session.OptimizationLevel),
-            IntraOpThreads = session.IntraOpThreads,
+            IntraOpThreads = session.ResolvedIntraOpThreads,
             CudaOptions = session.Cuda.ToString(),
             OrtVersion = OrtEnv.Instance().GetVersionString(),
             Machine = new BenchmarkMachine(Environment.ProcessorCount, CpuModel(), RuntimeInformation.OSDescription, gpuName),

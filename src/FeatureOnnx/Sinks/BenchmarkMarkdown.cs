@@ -23,7 +23,7 @@ public static class BenchmarkMarkdown
         Line($"- Runs: {report.WarmupIterations} warm-up + {report.Iterations} timed per configuration, each configuration a fresh session; " +
              "latency is one run from host input to host outputs (copies to and from the device included), except on the `device` path (device to device).");
         Line($"- Input paths: {string.Join("; ", report.InputPaths.Select(p => $"`{p}` {PathMeaning(p)}"))}");
-        Line($"- Session: graph optimisation `{report.Optimization}`, intra-op threads {(report.IntraOpThreads == 0 ? "0 (one per physical core)" : report.IntraOpThreads.ToString(Invariant))}, " +
+        Line($"- Session: graph optimisation `{report.Optimization}`, intra-op threads {(report.IntraOpThreads == 0 ? "0 (ONNX Runtime's default: one per physical core; reports before threads were recorded)" : report.IntraOpThreads.ToString(Invariant))}, " +
              $"CUDA options: {(report.CudaOptions.Length == 0 ? "ONNX Runtime's defaults" : $"`{report.CudaOptions}`")}");
         Line($"- Machine: {m.Cores} logical cores{(m.Cpu is null ? "" : $", {m.Cpu}")}, {m.Os}{(m.Gpu is null ? "" : $", GPU {m.Gpu}")}; ONNX Runtime {report.OrtVersion}");
         Line($"- Status: {report.Status}, finished {report.FinishedUtc.ToString("yyyy-MM-dd HH:mm", Invariant)} UTC; process peak resident memory {MiB(report.ProcessPeakBytes)} MiB");
