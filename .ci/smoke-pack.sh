@@ -41,6 +41,10 @@ for entry in README.md buildTransitive/FeatureOnnx.Core.targets models/resnet18.
   models/nuget/microsoft.ml.dnnimagefeaturizer.resnet18/0.23.1/tools/DnnImageModels/ResNet18Onnx/ResNet18.onnx; do
   unzip -l "$lib" "$entry" >/dev/null || fail "FeatureOnnx.Core lacks $entry"
 done
+# libjpeg-turbo rides in the package as a RID-specific native asset (src/FeatureOnnx/NativeLibraries.targets).
+unzip -l "$lib" runtimes/linux-x64/native/libturbojpeg.so.0 >/dev/null || fail "FeatureOnnx.Core lacks runtimes/linux-x64/native/libturbojpeg.so.0"
+unzip -l "$lib" licenses/libjpeg-turbo.txt >/dev/null || fail "FeatureOnnx.Core lacks licenses/libjpeg-turbo.txt"
+unzip -l "$tool" | grep -cE " tools/net10.0/any/libturbojpeg.so.0$" >/dev/null || fail "the featureonnx tool lacks libturbojpeg.so.0"
 unzip -p "$lib" FeatureOnnx.Core.nuspec | grep -c '<license type="expression">MIT</license>' >/dev/null || fail "no MIT licence expression"
 unzip -p "$lib" FeatureOnnx.Core.nuspec | grep -c 'id="Microsoft.ML.OnnxRuntime"' >/dev/null || fail "the library does not depend on the CPU ONNX Runtime"
 unzip -l "$tool" | grep -c "DotnetToolSettings.xml" >/dev/null || fail "featureonnx is not a tool package"
@@ -128,6 +132,12 @@ for run in ("app", "app-cuda"):
     c = cos(ref[:1], e)
     print(f"  {run} Embed(first image): min cosine {c:.9f}")
     if not c >= 0.99999: bad.append(run + " Embed")
+# Every run decoded JPEG with the libjpeg-turbo the package carries, never with the system's or ImageSharp.
+import json
+for run in ("tool", "app", "app-cuda"):
+    jpeg = json.load(open(os.path.join(out, run, "run.json")))["decoders"]["jpeg"]
+    print(f"  {run}: jpeg decoded by {jpeg}")
+    if not jpeg.startswith("libjpeg-turbo 2.1.5 (bundled: "): bad.append(run + " decoder")
 sys.exit(1 if bad else 0)
 EOF
 step "passed"

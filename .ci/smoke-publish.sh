@@ -31,6 +31,9 @@ dotnet publish src/FeatureOnnx.Cli -c Release -p:PublishProfile=linux-x64 \
   --artifacts-path "$repo/artifacts/smoke-publish" -o "$work/publish" -nologo -v quiet >"$work/publish.log" 2>&1 \
   || { cat "$work/publish.log"; fail "dotnet publish"; }
 [ ! -e "$work/publish/libonnxruntime_providers_cuda.so" ] || fail "the cpu publish holds the CUDA provider library"
+# libjpeg-turbo comes from the repository, not from the build machine (which CI does not give libturbojpeg0).
+cmp -s "$work/publish/libturbojpeg.so.0" src/FeatureOnnx/native/linux-x64/libturbojpeg.so.0 || fail "the publish lacks the bundled libturbojpeg.so.0"
+[ -s "$work/publish/licenses/libjpeg-turbo.txt" ] || fail "the publish lacks licenses/libjpeg-turbo.txt"
 
 # The clean machine: the app in an empty folder; relative photos are copied beside it under the same name, so that
 # index.csv paths are those of the reference run in the repository (absolute ones are read where they are).
@@ -103,6 +106,8 @@ for sub in ("default", "layer1", "pca", "l2"):
         if not cos.min() >= 0.99999:
             bad.append(f"{sub}/{name}: min cosine {cos.min()}")
 run = json.load(open(os.path.join(out, "default", "run.json")))
+if not run["decoders"]["jpeg"].startswith("libjpeg-turbo 2.1.5 (bundled: " + os.path.realpath(app)):
+    bad.append(f"run.json: JPEG decoded by {run['decoders']['jpeg']!r}, not the libjpeg-turbo next to the published app")
 if not (run.get("weightStorage") or "").startswith("float16"):
     bad.append(f"run.json: weightStorage is {run.get('weightStorage')!r}, float16 expected from the deployment build")
 if not os.path.realpath(run["manifest"]).startswith(os.path.realpath(app) + os.sep):

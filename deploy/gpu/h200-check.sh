@@ -175,7 +175,7 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 def pick(d, *keys):
     return {k: d[k] for k in keys if k in d}
-print("   " + json.dumps(pick(r, "status", "provider", "uint8Input", "imagesPerSecond", "extracted", "failed", "batchSize", "decodeWorkers", "warnings")))
+print("   " + json.dumps(pick(r, "status", "provider", "uint8Input", "imagesPerSecond", "extracted", "failed", "batchSize", "decodeWorkers", "intraOpThreads", "decoders", "warnings")))
 print("   seconds " + json.dumps(r.get("seconds", {})))
 EOF
   else

@@ -35,6 +35,8 @@ nice -n 10 dotnet publish src/FeatureOnnx.Cli -c Release -p:PublishProfile=linux
   --artifacts-path "$repo/artifacts/gpu-publish" -o "$pub" -nologo -v quiet >"$repo/artifacts/gpu-publish.log" 2>&1 \
   || { tail -30 "$repo/artifacts/gpu-publish.log"; fail "dotnet publish (log: artifacts/gpu-publish.log)"; }
 [ -f "$pub/libonnxruntime_providers_cuda.so" ] || fail "the publish has no libonnxruntime_providers_cuda.so: not the cuda flavour?"
+# An earlier GPU run decoded every JPEG with ImageSharp because its publish lacked libturbojpeg: never again.
+cmp -s "$pub/libturbojpeg.so.0" src/FeatureOnnx/native/linux-x64/libturbojpeg.so.0 || fail "the publish lacks the bundled libturbojpeg.so.0"
 "$pub/featureonnx" providers | head -3
 
 # 2. Two parts, .gpu/cuda and .gpu/app (pack.sh reuses provider.so.xz when the library has not changed).
