@@ -20,5 +20,5 @@ if [ "${1:-}" = --check ]; then
   exit
 fi
 cp "$lib" "$here/libturbojpeg.so.0"
-cp root/usr/share/doc/libturbojpeg0/copyright "$here/libjpeg-turbo.copyright"
+cp root/usr/share/doc/libturbojpeg0/copyright "$here/libjpeg-turbo-copyright.txt"
 echo "wrote $here/libturbojpeg.so.0 (sha256 $actual)"
