@@ -92,7 +92,8 @@ public static class Program
             : $"ORT default (IntraOpNumThreads=0: ORT picks; {Environment.ProcessorCount} logical CPUs)";
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"mlnet: {rows} images in {seconds:F2} s ({rows / seconds:F2} img/s), threads {threadText}; " +
-            $"onnxruntime {OrtEnv.Instance().GetVersionString()} from {LoadedOnnxRuntime()}"));
+            $"onnxruntime {OrtEnv.Instance().GetVersionString()} from {LoadedLibrary("libonnxruntime.so")}, " +
+            $"skia from {LoadedLibrary("libSkiaSharp.so")}"));
         return 0;
     }
 
@@ -128,8 +129,8 @@ public static class Program
         return true;
     }
 
-    // The libonnxruntime.so this process mapped, to show which ONNX Runtime build ML.NET actually ran.
-    private static string LoadedOnnxRuntime()
+    // The native library this process mapped, to show which ONNX Runtime / Skia build ML.NET actually ran.
+    private static string LoadedLibrary(string fileName)
     {
         const string maps = "/proc/self/maps";
         if (!File.Exists(maps))
@@ -138,10 +139,10 @@ public static class Program
         }
         var paths = File.ReadLines(maps)
             .Select(line => line.IndexOf('/') is var at and >= 0 ? line[at..] : string.Empty)
-            .Where(path => Path.GetFileName(path).StartsWith("libonnxruntime.so", StringComparison.Ordinal))
+            .Where(path => Path.GetFileName(path).StartsWith(fileName, StringComparison.Ordinal))
             .Distinct()
             .ToList();
-        return paths.Count == 0 ? "(libonnxruntime.so not mapped)" : string.Join(", ", paths);
+        return paths.Count == 0 ? $"({fileName} not mapped)" : string.Join(", ", paths);
     }
 
     // NumPy .npy format 1.0: little-endian float32, C order, shape (rows, cols).

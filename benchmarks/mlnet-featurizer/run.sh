@@ -23,6 +23,10 @@ dotnet build "$here/MlNetFeaturizer.csproj" -c Release -nologo -v quiet >"${TMPD
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
 printf 'build: %d.%03d s (log: %s)\n' $((ms / 1000)) $((ms % 1000)) "${TMPDIR:-/tmp}/mlnet-featurizer-build.log"
 
-/usr/bin/time -f "mlnet process: %e s wall, %M KB peak" \
+# time's report goes to a file and then to stdout, so it cannot interleave with the program's own lines.
+timing="$(mktemp)"
+trap 'rm -f "$timing"' EXIT
+/usr/bin/time -o "$timing" -f "mlnet process: %e s wall, %M KB peak" \
   "$here/bin/Release/net10.0/mlnet-featurizer" "$images" "$out" "$@"
+cat "$timing"
 echo "features: $out"
