@@ -43,7 +43,7 @@ public static class Program
         var mlContext = new MLContext(seed: 0);
         if (threads is int n)
         {
-            // ML.NET 5's public way to reach ORT's SessionOptions; DnnFeaturizeImage has no thread parameter of its own.
+            // ML.NET's (4.0.1+) public way to reach ORT's SessionOptions; DnnFeaturizeImage has no thread parameter of its own.
             mlContext.SetOnnxSessionOption(new OnnxSessionOptions { IntraOpNumThreads = n });
         }
 
