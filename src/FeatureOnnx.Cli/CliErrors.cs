@@ -42,6 +42,13 @@ internal static class CliErrors
         }
     }
 
+    /// <summary>Refuses to replace an existing output file unless --overwrite was given (as extract, merge and bench refuse).</summary>
+    public static void RefuseExisting(string path, bool overwrite)
+    {
+        if (File.Exists(path) && !overwrite)
+            throw new IOException($"{path} already exists. Choose another file or pass --overwrite to replace it.");
+    }
+
     private static bool IsExpected(Exception e) => e is ManifestException or FileNotFoundException or DirectoryNotFoundException
         or InvalidDataException or ArgumentException or ExecutionProviderException or OnnxRuntimeException or IOException or UnauthorizedAccessException;
 }

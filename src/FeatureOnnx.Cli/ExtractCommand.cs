@@ -43,7 +43,7 @@ internal static class ExtractCommand
             DefaultValueFactory = _ => "all",
         };
         optimization.AcceptOnlyFromAmong("all", "extended", "basic", "none");
-        var cudaOptions = new Option<string?>("--cuda-options") { Description = CudaOptionsHelp };
+        var cudaOptions = new Option<string?>("--cuda-options") { Description = CudaOptionsHelp("--provider cuda:N") };
         var uint8Input = new Option<string>("--uint8-input")
         {
             Description = "Feed ONNX Runtime the 8-bit crops and normalise them inside the graph (a quarter of the bytes per batch, identical values): on, off, " +
@@ -148,11 +148,11 @@ internal static class ExtractCommand
         return command;
     }
 
-    /// <summary>Help of --cuda-options (extract and bench).</summary>
-    internal const string CudaOptionsHelp =
+    /// <summary>Help of --cuda-options; <paramref name="deviceOption"/> names where the command takes the device.</summary>
+    internal static string CudaOptionsHelp(string deviceOption) =>
         "CUDA provider options as KEY=VALUE,...: cudnn_conv_algo_search=EXHAUSTIVE|HEURISTIC|DEFAULT (ONNX Runtime's default EXHAUSTIVE: slow first batch), " +
         "prefer_nhwc=1 (channels-last convolutions), enable_cuda_graph=1 (fixed shapes and device-bound buffers only), gpu_mem_limit=BYTES[K|M|G], " +
-        "use_tf32=0 (full fp32 math), or any other key of ONNX Runtime's CUDA provider. The device is --provider cuda:N. Default: ONNX Runtime's defaults.";
+        "use_tf32=0 (full fp32 math), or any other key of ONNX Runtime's CUDA provider. The device is " + deviceOption + ". Default: ONNX Runtime's defaults.";
 
     /// <summary>--optimization all|extended|basic|none as ONNX Runtime's level.</summary>
     internal static Microsoft.ML.OnnxRuntime.GraphOptimizationLevel ParseOptimization(string text) => text switch
