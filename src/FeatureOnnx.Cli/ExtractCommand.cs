@@ -93,6 +93,9 @@ internal static class ExtractCommand
             var (kind, device) = ParseProvider(parse.GetValue(provider)!);
             if (parse.GetValue(inputs) is not { Length: > 0 } && parse.GetValue(tensorsIn) is null)
                 throw new ArgumentException("name at least one image file or folder (or --tensors-in FILE.npy).");
+            if (parse.GetValue(tensorsIn) is null && parse.GetValue(inputs)!.All(i => !Exists(i.StartsWith('@') ? i[1..] : i)))
+                throw new FileNotFoundException($"no input found: {string.Join(", ", parse.GetValue(inputs)!.Take(5))}{(parse.GetValue(inputs)!.Length > 5 ? ", ..." : "")} " +
+                                                $"{(parse.GetValue(inputs)!.Length == 1 ? "does" : "do")} not exist (paths are relative to {Environment.CurrentDirectory}).");
             var options = new ExtractionOptions
             {
                 Inputs = parse.GetValue(inputs)!,
@@ -130,14 +133,33 @@ internal static class ExtractCommand
                 ? await ExtractE2e.RunAsync(options, TimeSpan.FromSeconds(parse.GetValue(timeout)), parse.GetResult(workers) is { Implicit: false }, reporter, stop.Token)
                 : await new ExtractionPipeline().RunAsync(options, reporter, stop.Token);
             reporter.Finish();
+            var errorsCsv = Path.Combine(options.OutputDirectory, "errors.csv");
+            if (result.AlreadyComplete)
+            {
+                Console.WriteLine($"already complete: {result.Extracted} rows in {options.OutputDirectory}" +
+                                  (result.Failed > 0 ? $", {result.Failed} input(s) failed (see {errorsCsv})" : ""));
+                return result.Failed > 0 ? CliErrors.SomeInputsFailed : CliErrors.Ok;
+            }
             foreach (var warning in result.Warnings) Console.Error.WriteLine($"warning: {warning}");
+            if (result.Inputs == 0 && options.TensorsIn is null && result.Status == "completed")
+            {
+                // A shard may get no inputs when there are few; without shards nothing was found at all.
+                if (options.Shard.Count > 1)
+                {
+                    Console.Error.WriteLine($"warning: shard {options.Shard} got none of the inputs.");
+                    return CliErrors.Ok;
+                }
+                Console.Error.WriteLine($"error: no image found in {string.Join(", ", options.Inputs)}" +
+                                        (result.SkippedNonImageFiles > 0 ? $" ({result.SkippedNonImageFiles} file(s) without an image extension skipped)." : "."));
+                return CliErrors.Failed;
+            }
             var shapes = string.Join(", ", result.Layers.Select(p => $"{p.Key}.npy [{string.Join(",", p.Value)}]"));
             Console.WriteLine($"{result.Status}: {result.Extracted} extracted, {result.Failed} failed" +
                               (result.NotProcessed > 0 ? $", {result.NotProcessed} not processed" : "") +
                               $" in {result.Seconds["wall"]:0.0}s ({result.ImagesPerSecond:0.0} img/s, {result.Provider}); " +
                               $"busy: decode {result.Seconds["decodeBusy"]:0.0}s, inference {result.Seconds["inferenceBusy"]:0.0}s, write {result.Seconds["writeBusy"]:0.00}s");
             Console.WriteLine($"wrote {options.OutputDirectory}: {shapes}{(shapes.Length > 0 ? ", " : "")}index.csv, errors.csv, run.json");
-            if (result.Failed > 0) Console.WriteLine($"{result.Failed} input(s) failed: see {Path.Combine(options.OutputDirectory, "errors.csv")}");
+            foreach (var line in FailureSummary.Lines(errorsCsv)) Console.WriteLine(line);
             if (result.Status == "interrupted")
             {
                 Console.WriteLine("interrupted: outputs hold every row done so far; run the same command with --resume to continue.");
@@ -147,6 +169,8 @@ internal static class ExtractCommand
         }));
         return command;
     }
+
+    private static bool Exists(string path) => File.Exists(path) || Directory.Exists(path);
 
     /// <summary>Help of --cuda-options; <paramref name="deviceOption"/> names where the command takes the device.</summary>
     internal static string CudaOptionsHelp(string deviceOption) =>
