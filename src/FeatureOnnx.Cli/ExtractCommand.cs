@@ -51,7 +51,7 @@ internal static class ExtractCommand
             DefaultValueFactory = _ => "auto",
         };
         uint8Input.AcceptOnlyFromAmong("auto", "on", "off");
-        var overwrite = new Option<bool>("--overwrite") { Description = "Replace the results of an earlier run in the output folder." };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Replace the results of an earlier run in the output folder, or write into a non-empty folder that holds no run (refused without it: index.csv, errors.csv and run.json there are replaced, *.npy deleted)." };
         var resume = new Option<bool>("--resume")
         {
             Description = "Continue an unfinished run in the output folder (killed, crashed or Ctrl+C'd) with the same command: committed rows are kept, no row is redone or duplicated. On a completed run it does nothing.",
