@@ -32,7 +32,7 @@ internal static class BenchCommand
         var inputPath = new Option<string>("--input-path")
         {
             Description = "Comma-separated ways to feed each batch, each timed per provider and batch size: " +
-                          "run (FeatureSession.Run, float32 in pageable host memory: what bench timed before), " +
+                          "run (FeatureSession.Run: float32 batches from ordinary host memory, copied to the device by ONNX Runtime on each run; the default), " +
                           "bound (RunBound: float32 copied into a reusable IOBinding buffer, CUDA-pinned on CUDA), " +
                           "uint8 (RunBound with 8-bit crops into the model prepared with --uint8-input: normalised in the graph, a quarter of the bytes), " +
                           "device (float32 copied to the device once before timing, outputs kept in device buffers: inference alone, as PyTorch times a model " +
@@ -58,7 +58,7 @@ internal static class BenchCommand
             DefaultValueFactory = _ => "all",
         };
         optimization.AcceptOnlyFromAmong("all", "extended", "basic", "none");
-        var cudaOptions = new Option<string?>("--cuda-options") { Description = ExtractCommand.CudaOptionsHelp };
+        var cudaOptions = new Option<string?>("--cuda-options") { Description = ExtractCommand.CudaOptionsHelp("--providers cuda:N") };
         var seed = new Option<int>("--seed") { Description = "Seed of the random inputs (without --images).", DefaultValueFactory = _ => 42 };
         var output = new Option<string>("--output", "-o") { Description = "Report folder: report.md (tables), report.json (every figure), report.svg (throughput against batch size).", Required = true };
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace a report already in the folder." };

@@ -24,7 +24,7 @@ internal static class CliErrors
         }
         catch (Exception e) when (IsExpected(e))
         {
-            Console.Error.WriteLine($"error: {e.Message}");
+            Console.Error.WriteLine($"error: {Describe(e)}");
             return Failed;
         }
     }
@@ -37,9 +37,23 @@ internal static class CliErrors
         }
         catch (Exception e) when (IsExpected(e))
         {
-            Console.Error.WriteLine($"error: {e.Message}");
+            Console.Error.WriteLine($"error: {Describe(e)}");
             return Failed;
         }
+    }
+
+    /// <summary>The library's message, with the option that lifts the refusal where the library cannot name it.</summary>
+    private static string Describe(Exception e) => e switch
+    {
+        FeatureOnnx.Pipeline.OutputFolderException => $"{e.Message} Or pass --overwrite to write into it anyway.",
+        _ => e.Message,
+    };
+
+    /// <summary>Refuses to replace an existing output file unless --overwrite was given (as extract, merge and bench refuse).</summary>
+    public static void RefuseExisting(string path, bool overwrite)
+    {
+        if (File.Exists(path) && !overwrite)
+            throw new IOException($"{path} already exists. Choose another file or pass --overwrite to replace it.");
     }
 
     private static bool IsExpected(Exception e) => e is ManifestException or FileNotFoundException or DirectoryNotFoundException

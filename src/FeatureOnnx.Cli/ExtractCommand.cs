@@ -43,7 +43,7 @@ internal static class ExtractCommand
             DefaultValueFactory = _ => "all",
         };
         optimization.AcceptOnlyFromAmong("all", "extended", "basic", "none");
-        var cudaOptions = new Option<string?>("--cuda-options") { Description = CudaOptionsHelp };
+        var cudaOptions = new Option<string?>("--cuda-options") { Description = CudaOptionsHelp("--provider cuda:N") };
         var uint8Input = new Option<string>("--uint8-input")
         {
             Description = "Feed ONNX Runtime the 8-bit crops and normalise them inside the graph (a quarter of the bytes per batch, identical values): on, off, " +
@@ -51,7 +51,7 @@ internal static class ExtractCommand
             DefaultValueFactory = _ => "auto",
         };
         uint8Input.AcceptOnlyFromAmong("auto", "on", "off");
-        var overwrite = new Option<bool>("--overwrite") { Description = "Replace the results of an earlier run in the output folder." };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Replace the results of an earlier run in the output folder, or write into a non-empty folder that holds no run (refused without it: index.csv, errors.csv and run.json there are replaced, *.npy deleted)." };
         var resume = new Option<bool>("--resume")
         {
             Description = "Continue an unfinished run in the output folder (killed, crashed or Ctrl+C'd) with the same command: committed rows are kept, no row is redone or duplicated. On a completed run it does nothing.",
@@ -93,6 +93,9 @@ internal static class ExtractCommand
             var (kind, device) = ParseProvider(parse.GetValue(provider)!);
             if (parse.GetValue(inputs) is not { Length: > 0 } && parse.GetValue(tensorsIn) is null)
                 throw new ArgumentException("name at least one image file or folder (or --tensors-in FILE.npy).");
+            if (parse.GetValue(tensorsIn) is null && parse.GetValue(inputs)!.All(i => !Exists(i.StartsWith('@') ? i[1..] : i)))
+                throw new FileNotFoundException($"no input found: {string.Join(", ", parse.GetValue(inputs)!.Take(5))}{(parse.GetValue(inputs)!.Length > 5 ? ", ..." : "")} " +
+                                                $"{(parse.GetValue(inputs)!.Length == 1 ? "does" : "do")} not exist (paths are relative to {Environment.CurrentDirectory}).");
             var options = new ExtractionOptions
             {
                 Inputs = parse.GetValue(inputs)!,
@@ -130,14 +133,33 @@ internal static class ExtractCommand
                 ? await ExtractE2e.RunAsync(options, TimeSpan.FromSeconds(parse.GetValue(timeout)), parse.GetResult(workers) is { Implicit: false }, reporter, stop.Token)
                 : await new ExtractionPipeline().RunAsync(options, reporter, stop.Token);
             reporter.Finish();
+            var errorsCsv = Path.Combine(options.OutputDirectory, "errors.csv");
+            if (result.AlreadyComplete)
+            {
+                Console.WriteLine($"already complete: {result.Extracted} rows in {options.OutputDirectory}" +
+                                  (result.Failed > 0 ? $", {result.Failed} input(s) failed (see {errorsCsv})" : ""));
+                return result.Failed > 0 ? CliErrors.SomeInputsFailed : CliErrors.Ok;
+            }
             foreach (var warning in result.Warnings) Console.Error.WriteLine($"warning: {warning}");
+            if (result.Inputs == 0 && options.TensorsIn is null && result.Status == "completed")
+            {
+                // A shard may get no inputs when there are few; without shards nothing was found at all.
+                if (options.Shard.Count > 1)
+                {
+                    Console.Error.WriteLine($"warning: shard {options.Shard} got none of the inputs.");
+                    return CliErrors.Ok;
+                }
+                Console.Error.WriteLine($"error: no image found in {string.Join(", ", options.Inputs)}" +
+                                        (result.SkippedNonImageFiles > 0 ? $" ({result.SkippedNonImageFiles} file(s) without an image extension skipped)." : "."));
+                return CliErrors.Failed;
+            }
             var shapes = string.Join(", ", result.Layers.Select(p => $"{p.Key}.npy [{string.Join(",", p.Value)}]"));
             Console.WriteLine($"{result.Status}: {result.Extracted} extracted, {result.Failed} failed" +
                               (result.NotProcessed > 0 ? $", {result.NotProcessed} not processed" : "") +
                               $" in {result.Seconds["wall"]:0.0}s ({result.ImagesPerSecond:0.0} img/s, {result.Provider}); " +
                               $"busy: decode {result.Seconds["decodeBusy"]:0.0}s, inference {result.Seconds["inferenceBusy"]:0.0}s, write {result.Seconds["writeBusy"]:0.00}s");
             Console.WriteLine($"wrote {options.OutputDirectory}: {shapes}{(shapes.Length > 0 ? ", " : "")}index.csv, errors.csv, run.json");
-            if (result.Failed > 0) Console.WriteLine($"{result.Failed} input(s) failed: see {Path.Combine(options.OutputDirectory, "errors.csv")}");
+            foreach (var line in FailureSummary.Lines(errorsCsv)) Console.WriteLine(line);
             if (result.Status == "interrupted")
             {
                 Console.WriteLine("interrupted: outputs hold every row done so far; run the same command with --resume to continue.");
@@ -148,11 +170,13 @@ internal static class ExtractCommand
         return command;
     }
 
-    /// <summary>Help of --cuda-options (extract and bench).</summary>
-    internal const string CudaOptionsHelp =
+    private static bool Exists(string path) => File.Exists(path) || Directory.Exists(path);
+
+    /// <summary>Help of --cuda-options; <paramref name="deviceOption"/> names where the command takes the device.</summary>
+    internal static string CudaOptionsHelp(string deviceOption) =>
         "CUDA provider options as KEY=VALUE,...: cudnn_conv_algo_search=EXHAUSTIVE|HEURISTIC|DEFAULT (ONNX Runtime's default EXHAUSTIVE: slow first batch), " +
         "prefer_nhwc=1 (channels-last convolutions), enable_cuda_graph=1 (fixed shapes and device-bound buffers only), gpu_mem_limit=BYTES[K|M|G], " +
-        "use_tf32=0 (full fp32 math), or any other key of ONNX Runtime's CUDA provider. The device is --provider cuda:N. Default: ONNX Runtime's defaults.";
+        "use_tf32=0 (full fp32 math), or any other key of ONNX Runtime's CUDA provider. The device is " + deviceOption + ". Default: ONNX Runtime's defaults.";
 
     /// <summary>--optimization all|extended|basic|none as ONNX Runtime's level.</summary>
     internal static Microsoft.ML.OnnxRuntime.GraphOptimizationLevel ParseOptimization(string text) => text switch

@@ -35,11 +35,12 @@ internal static class PcaCommand
         backend.AcceptOnlyFromAmong("auto", "managed", "openblas");
         var chunkRows = new Option<int>("--chunk-rows") { Description = "Rows read per chunk (0: about 32 MiB of float64).", DefaultValueFactory = _ => 0 };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "No progress output." };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Replace the model file if it exists." };
         var command = new Command("fit",
             "Fit a PCA on a float32 features file. Mean and covariance are accumulated in float64 over chunks read from disk, so the file may be larger than memory " +
             "(memory: one D x D float64 matrix plus a few 32 MiB chunks). Results match scikit-learn's PCA(svd_solver='full').")
         {
-            features, components, variance, whiten, output, name, signs, backend, chunkRows, quiet,
+            features, components, variance, whiten, output, name, signs, backend, chunkRows, quiet, overwrite,
         };
         command.Validators.Add(result =>
         {
@@ -50,6 +51,7 @@ internal static class PcaCommand
         {
             var input = parse.GetValue(features)!;
             var target = parse.GetValue(output)!;
+            CliErrors.RefuseExisting(target, parse.GetValue(overwrite));
             var options = new PcaFitOptions
             {
                 Components = parse.GetValue(components),
@@ -83,15 +85,17 @@ internal static class PcaCommand
         var features = new Argument<string>("features") { Description = "Float32 .npy of shape [N, D] with the model's D." };
         var output = new Option<string>("--output", "-o") { Description = "Where to write the projected rows (float32 .npy [N, K]).", Required = true };
         var l2 = new Option<bool>("--l2") { Description = "Scale each projected row to unit L2 norm." };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Replace the output file if it exists." };
         var command = new Command("transform", "Project features with a fitted PCA: (x - mean) components^T, divided by sqrt(explained_variance) when it was fitted with --whiten.")
         {
-            model, features, output, l2,
+            model, features, output, l2, overwrite,
         };
         command.SetAction((parse, cancellation) => Task.FromResult(CliErrors.Guard(() =>
         {
+            var target = parse.GetValue(output)!;
+            CliErrors.RefuseExisting(target, parse.GetValue(overwrite));
             var pca = PcaModel.Load(parse.GetValue(model)!);
             var options = new PostProcessOptions { Pca = pca, L2 = parse.GetValue(l2) };
-            var target = parse.GetValue(output)!;
             var rows = FeaturePostProcessor.ProcessFile(options, parse.GetValue(features)!, target, cancellation: cancellation);
             Console.WriteLine($"wrote {target}: [{rows},{pca.Components}] with {pca}");
             return CliErrors.Ok;

@@ -18,9 +18,10 @@ internal static class PostprocessCommand
         var pca = new Option<string?>("--pca") { Description = "Apply a model from 'featureonnx pca fit' after pooling." };
         var l2 = new Option<bool>("--l2") { Description = "Scale each output row to unit L2 norm (last step; zero rows stay zero)." };
         var output = new Option<string>("--output", "-o") { Description = "Where to write the result (float32 .npy).", Required = true };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Replace the output file if it exists." };
         var command = new Command("postprocess", "Pool or flatten spatial maps, apply a PCA, L2-normalise: in that order, streaming the file in chunks.")
         {
-            input, pool, pca, l2, output,
+            input, pool, pca, l2, output, overwrite,
         };
         command.SetAction((parse, cancellation) => Task.FromResult(CliErrors.Guard(() =>
         {
@@ -32,6 +33,7 @@ internal static class PostprocessCommand
             };
             if (options.IsIdentity) throw new ArgumentException("nothing to do: give --pool avg|max, --pca MODEL or --l2.");
             var target = parse.GetValue(output)!;
+            CliErrors.RefuseExisting(target, parse.GetValue(overwrite));
             var rows = FeaturePostProcessor.ProcessFile(options, parse.GetValue(input)!, target, cancellation: cancellation);
             Console.WriteLine($"wrote {target}: {rows} rows");
             return CliErrors.Ok;

@@ -243,14 +243,23 @@ public sealed class OnnxGraph
         if (output is not null) Graph.Output.Remove(output);
     }
 
-    private string UnknownTensorMessage(string tensor, HashSet<string> names)
-    {
-        var close = names.OrderBy(n => EditDistance(n, tensor)).Take(5);
-        return $"{Origin}: no tensor named '{tensor}'. Closest names: {string.Join(", ", close)}. " +
-               $"'featureonnx inspect {Path.GetFileName(Origin)}' lists all {names.Count} tensors.";
-    }
+    /// <summary>Whether a graph input or a node output is named <paramref name="name"/>.</summary>
+    public bool HasTensor(string name) => AllTensorNames().Contains(name);
 
-    private static int EditDistance(string a, string b)
+    /// <summary>Inputs and node outputs in the graph.</summary>
+    public int TensorCount => AllTensorNames().Count;
+
+    /// <summary>The <paramref name="count"/> tensor names closest to <paramref name="name"/> (edit distance), closest first.</summary>
+    public IReadOnlyList<string> ClosestTensorNames(string name, int count) => ClosestNames(name, AllTensorNames(), count);
+
+    private static List<string> ClosestNames(string name, HashSet<string> names, int count) =>
+        names.OrderBy(n => EditDistance(n, name)).ThenBy(n => n, StringComparer.Ordinal).Take(count).ToList();
+
+    private string UnknownTensorMessage(string tensor, HashSet<string> names) =>
+        $"{Origin}: no tensor named '{tensor}'. Closest names: {string.Join(", ", ClosestNames(tensor, names, 5))}. " +
+        $"'featureonnx inspect {Path.GetFileName(Origin)}' lists all {names.Count} tensors.";
+
+    internal static int EditDistance(string a, string b)
     {
         var prev = new int[b.Length + 1];
         var cur = new int[b.Length + 1];

@@ -47,6 +47,20 @@ public sealed record PreparedModel
     /// <summary>Things the user should know (fixed-batch reshapes, assumptions).</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
 
+    /// <summary>Names the manifest's outputs first (what most users want), then the graph tensors closest to <paramref name="name"/>.</summary>
+    private static string UnknownOutputMessage(ModelManifest manifest, string name, OnnxGraph graph, ModelCatalog catalog)
+    {
+        var spec = catalog.BuiltInNames().Contains(manifest.Name) && catalog.Resolve(manifest.Name).ManifestPath == manifest.ManifestPath
+            ? manifest.Name
+            : manifest.ManifestPath ?? manifest.Name;
+        var distance = manifest.Outputs.Select(o => OnnxGraph.EditDistance(o.Name, name)).DefaultIfEmpty(int.MaxValue).Min();
+        var close = manifest.Outputs.Where(o => distance <= 2 && OnnxGraph.EditDistance(o.Name, name) == distance).Select(o => $"'{o.Name}'").ToList();
+        return $"model '{manifest.Name}' has no output named '{name}'{(close.Count == 0 ? "" : $" (did you mean {string.Join(" or ", close)}?)")}. " +
+               $"Its outputs: {string.Join(", ", manifest.Outputs.Select(o => o.Name))}. " +
+               $"Any graph tensor also works as TENSOR[=alias]; the closest names: {string.Join(", ", graph.ClosestTensorNames(name, 5))} " +
+               $"('featureonnx inspect {spec} --all' lists all {graph.TensorCount}).";
+    }
+
     /// <summary>
     /// Builds the graph for <paramref name="requested"/> outputs. Each entry is a manifest output name, or any graph
     /// tensor as <c>TENSOR</c> or <c>TENSOR=alias</c> (hooks on any layer). Empty: the manifest's default outputs.
@@ -78,6 +92,8 @@ public sealed record PreparedModel
         if (!graph.InputNames.Contains(manifest.Input.Name))
             throw new ManifestException(manifest.ManifestPath ?? manifest.Name,
                 $"'input.name' is '{manifest.Input.Name}' but the graph's inputs are: {string.Join(", ", graph.InputNames)}.");
+        foreach (var output in outputs.Where(o => !manifest.Outputs.Contains(o) && !graph.HasTensor(o.TensorName)))
+            throw new ArgumentException(UnknownOutputMessage(manifest, output.TensorName, graph, catalog));
         if (options.Uint8Input)
             graph.Prepend(Uint8InputGraph.Build(manifest, graph.DefaultOpset, graph.Proto.IrVersion), manifest.Input.Name);
         try

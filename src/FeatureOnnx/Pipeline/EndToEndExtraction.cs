@@ -80,6 +80,7 @@ public sealed class EndToEndExtraction
         var outDir = options.OutputDirectory;
         if (Directory.Exists(outDir) && File.Exists(Path.Combine(outDir, "run.json")) && !options.Overwrite)
             throw new IOException($"{outDir} already holds a run (run.json). Choose another folder or pass --overwrite to replace it.");
+        if (!options.Overwrite) OutputFolder.RefuseForeign(outDir);
         var wall = Stopwatch.StartNew();
         var settings = options.Session.IntraOpThreads == 0 && options.Workers > 1
             ? options.Session with { IntraOpThreads = Math.Max(1, Environment.ProcessorCount / options.Workers) }

@@ -133,12 +133,20 @@ public sealed record ExtractionResult
     public double ImagesPerSecond { get; init; }
     /// <summary>Nodes pruned from the graph because no requested output needs them.</summary>
     public int PrunedNodes { get; init; }
+    /// <summary>Pooling, PCA (with its file's SHA-256) and L2 applied to every output before it was written; null from an end-to-end run, which has none.</summary>
+    public PostProcessSummary? PostProcess { get; init; }
     /// <summary>Set when the model's weights are not stored as trained (float16 storage in the deployment build).</summary>
     public string? WeightStorage { get; init; }
     /// <summary>Warnings raised (assumed preprocessing, fixed-batch reshapes).</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
     /// <summary>UTC time the run finished.</summary>
     public DateTime FinishedUtc { get; init; }
+    /// <summary>
+    /// True when <see cref="ExtractionOptions.Resume"/> found the run already completed: nothing was done and the rest
+    /// of this result is the earlier run's summary. Not part of run.json.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public bool AlreadyComplete { get; init; }
     /// <summary>FeatureOnnx version.</summary>
     public string Version { get; init; } = typeof(ExtractionPipeline).Assembly.GetName().Version?.ToString() ?? "";
 }
@@ -171,11 +179,12 @@ public sealed class ExtractionPipeline
             if (File.Exists(Path.Combine(outDir, "run.json")))
                 throw new IOException($"{outDir} already holds a run (run.json). Choose another folder or pass --overwrite to replace it.");
         }
+        if (!options.Overwrite) OutputFolder.RefuseForeign(outDir);
         if (options.Resume && !unfinished && File.Exists(Path.Combine(outDir, "run.json")))
         {
             var previous = RunSummary.Read<ExtractionResult>(Path.Combine(outDir, "run.json"));
             if (previous is { Status: "completed" })
-                return previous with { Warnings = [.. previous.Warnings, $"--resume: {outDir} already holds a completed run; nothing to do."] };
+                return previous with { AlreadyComplete = true };
         }
         var wall = Stopwatch.StartNew();
         var catalog = options.Catalog ?? new ModelCatalog();
@@ -405,6 +414,7 @@ public sealed class ExtractionPipeline
             ImagesPerSecond = batchClock.Elapsed.TotalSeconds > 0 ? done / batchClock.Elapsed.TotalSeconds : 0,
             Resumed = options.Resume && previouslyDone > 0,
             PrunedNodes = prepared.PrunedNodeCount,
+            PostProcess = PostProcessSummary.Of(options.PostProcess),
             WeightStorage = prepared.WeightStorage,
             Warnings = warnings,
             FinishedUtc = DateTime.UtcNow,

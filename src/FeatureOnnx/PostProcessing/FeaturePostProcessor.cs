@@ -19,6 +19,43 @@ public sealed record PostProcessOptions
     public bool IsIdentity => Pooling == PoolingMode.None && Pca is null && !L2;
 }
 
+/// <summary>The post-processing a run applied to every output, as run.json records it.</summary>
+public sealed record PostProcessSummary
+{
+    /// <summary>none, avg, max or flatten.</summary>
+    public required string Pool { get; init; }
+    /// <summary>The PCA applied after pooling; null: none.</summary>
+    public PcaSummary? Pca { get; init; }
+    /// <summary>Rows scaled to unit L2 norm, last.</summary>
+    public bool L2 { get; init; }
+
+    /// <summary>What <paramref name="options"/> do.</summary>
+    public static PostProcessSummary Of(PostProcessOptions options) => new()
+    {
+        Pool = options.Pooling switch { PoolingMode.Average => "avg", PoolingMode.Max => "max", PoolingMode.Flatten => "flatten", _ => "none" },
+        Pca = options.Pca is { } pca ? new PcaSummary
+        {
+            Path = pca.SourcePath, Sha256 = pca.SourceSha256, Dimension = pca.Dimension, Components = pca.Components, Whiten = pca.Whiten,
+        } : null,
+        L2 = options.L2,
+    };
+}
+
+/// <summary>A PCA a run applied: the file it came from and its shape.</summary>
+public sealed record PcaSummary
+{
+    /// <summary>Absolute path of the .npz it was loaded from; null for a model built in memory.</summary>
+    public string? Path { get; init; }
+    /// <summary>SHA-256 of that file's bytes (lower-case hex), so a later run can tell whether the PCA changed.</summary>
+    public string? Sha256 { get; init; }
+    /// <summary>Floats per input row.</summary>
+    public int Dimension { get; init; }
+    /// <summary>Floats per output row.</summary>
+    public int Components { get; init; }
+    /// <summary>Whether outputs were whitened.</summary>
+    public bool Whiten { get; init; }
+}
+
 /// <summary>
 /// Pool -> PCA -> L2 on batches of rows: the per-batch step that <c>extract</c> runs before writing, and the whole of
 /// <c>featureonnx postprocess</c> / <c>pca transform</c> over a file (<see cref="ProcessFile"/>).

@@ -75,6 +75,12 @@ public sealed class PcaModel
         }
     }
 
+    /// <summary>Absolute path of the file <see cref="Load"/> read; null for a model built in memory.</summary>
+    public string? SourcePath { get; private init; }
+
+    /// <summary>SHA-256 (lower-case hex) of the bytes <see cref="Load"/> read; null for a model built in memory.</summary>
+    public string? SourceSha256 { get; private init; }
+
     /// <summary>Floats per input row (D, <c>n_features_in_</c>).</summary>
     public int Dimension { get; }
 
@@ -215,12 +221,22 @@ public sealed class PcaModel
                 a.TryGetValue("whiten", out var w) && w.ToBoolean(),
                 a.TryGetValue("n_samples", out var ns) ? ns.ToInt64() : 0,
                 a.TryGetValue("feature", out var f) ? f.ToString() : "",
-                signs);
+                signs)
+            {
+                SourcePath = System.IO.Path.GetFullPath(path),
+                SourceSha256 = Sha256Of(path),
+            };
         }
         catch (ArgumentException e)
         {
             throw new InvalidDataException($"{path}: {e.Message}", e);
         }
+    }
+
+    private static string Sha256Of(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(stream));
     }
 
     /// <summary>One line for logs: dims, variance kept, whitening.</summary>
