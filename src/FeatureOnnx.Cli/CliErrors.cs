@@ -22,10 +22,9 @@ internal static class CliErrors
         {
             return body();
         }
-        catch (Exception e) when (IsExpected(e))
+        catch (Exception e)
         {
-            Console.Error.WriteLine($"error: {Describe(e)}");
-            return Failed;
+            return Report(e);
         }
     }
 
@@ -35,10 +34,9 @@ internal static class CliErrors
         {
             return await body();
         }
-        catch (Exception e) when (IsExpected(e))
+        catch (Exception e)
         {
-            Console.Error.WriteLine($"error: {Describe(e)}");
-            return Failed;
+            return Report(e);
         }
     }
 
@@ -54,6 +52,18 @@ internal static class CliErrors
     {
         if (File.Exists(path) && !overwrite)
             throw new IOException($"{path} already exists. Choose another file or pass --overwrite to replace it.");
+    }
+
+    // Nothing escapes as a stack trace: what went wrong with the run is one line (a bug says what it was, for the report).
+    private static int Report(Exception e)
+    {
+        if (e is OperationCanceledException)
+        {
+            Console.Error.WriteLine("interrupted before any input was processed; nothing was written.");
+            return Interrupted;
+        }
+        Console.Error.WriteLine(IsExpected(e) ? $"error: {Describe(e)}" : $"error: unexpected {e.GetType().Name}: {e.Message.Split('\n')[0]}");
+        return Failed;
     }
 
     private static bool IsExpected(Exception e) => e is ManifestException or FileNotFoundException or DirectoryNotFoundException

@@ -33,6 +33,24 @@ internal static class ExtractCommand
             DefaultValueFactory = _ => 10,
         };
         var maxPixels = new Option<long>("--max-pixels") { Description = "Refuse images whose header declares more pixels than this (decompression bombs).", DefaultValueFactory = _ => 100_000_000 };
+        var maxFileBytes = new Option<long>("--max-file-bytes")
+        {
+            Description = "Refuse input files (and tar members) larger than this, from their size, before reading them: bytes, or with K, M or G (at most 2G). " +
+                          "The default, 1G, is more than any image within the default --max-pixels takes (a 100-megapixel 16-bit RGBA PNG or TIFF stored uncompressed is 800 MB).",
+            DefaultValueFactory = _ => FeatureOnnx.Sources.InputFile.DefaultMaxFileBytes,
+            CustomParser = result =>
+            {
+                try
+                {
+                    return ParseBytes(result.Tokens.Count == 1 ? result.Tokens[0].Value : "");
+                }
+                catch (ArgumentException e)
+                {
+                    result.AddError(e.Message);
+                    return 0;
+                }
+            },
+        };
         var provider = new Option<string>("--provider") { Description = "Execution provider: cpu, or cuda[:DEVICE].", DefaultValueFactory = _ => "cpu" };
         var fallback = new Option<string?>("--fallback") { Description = "'cpu': if the provider cannot be created, run on the CPU (logged). Default: fail." };
         fallback.AcceptOnlyFromAmong("cpu");
@@ -84,7 +102,7 @@ internal static class ExtractCommand
             "Extract feature vectors (or intermediate maps) for images, batched, with the model's own preprocessing. " +
             "Bad files go to errors.csv and never stop the run. Exit code: 0 all inputs extracted, 3 some inputs failed, 1 could not run, 130 interrupted.")
         {
-            inputs, output, model, layers, batch, workers, decodeNice, maxPixels, provider, fallback, threads, optimization, shard, tensorsIn, pool, pca, l2, overwrite, resume, quiet, e2e, timeout,
+            inputs, output, model, layers, batch, workers, decodeNice, maxPixels, maxFileBytes, provider, fallback, threads, optimization, shard, tensorsIn, pool, pca, l2, overwrite, resume, quiet, e2e, timeout,
         };
         command.Options.Add(cudaOptions);
         command.Options.Add(uint8Input);
@@ -106,6 +124,7 @@ internal static class ExtractCommand
                 DecodeWorkers = parse.GetValue(workers),
                 DecodeNice = parse.GetValue(decodeNice),
                 MaxPixels = parse.GetValue(maxPixels),
+                MaxFileBytes = parse.GetValue(maxFileBytes),
                 Overwrite = parse.GetValue(overwrite),
                 Resume = parse.GetValue(resume),
                 TensorsIn = parse.GetValue(tensorsIn),
@@ -186,6 +205,16 @@ internal static class ExtractCommand
         "none" => Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
         _ => Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_ALL,
     };
+
+    /// <summary>--max-file-bytes: bytes, or a number with K, M or G (binary units), within what one .NET array holds.</summary>
+    internal static long ParseBytes(string text)
+    {
+        var shift = text.Length == 0 ? 0 : char.ToUpperInvariant(text[^1]) switch { 'K' => 10, 'M' => 20, 'G' => 30, _ => 0 };
+        var digits = shift == 0 ? text : text[..^1];
+        if (!long.TryParse(digits, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) || n <= 0 || n > FeatureOnnx.Sources.InputFile.LargestMaxFileBytes >> shift)
+            throw new ArgumentException($"--max-file-bytes {text}: a number of bytes from 1 to {FeatureOnnx.Sources.InputFile.LargestMaxFileBytes} (2G less a little, the most one .NET array holds), optionally with K, M or G (e.g. 256M).");
+        return n << shift;
+    }
 
     internal static (ExecutionProviderKind Kind, int Device) ParseProvider(string text)
     {

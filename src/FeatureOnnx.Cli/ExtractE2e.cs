@@ -26,6 +26,7 @@ internal static class ExtractE2e
             BatchSize = options.BatchSize,
             ItemTimeout = timeout,
             MaxPixels = options.MaxPixels,
+            MaxFileBytes = options.MaxFileBytes,
             Overwrite = options.Overwrite,
             Session = options.Session,
             Shard = options.Shard,

@@ -22,6 +22,7 @@ internal sealed partial class DecodeWorkers : IDisposable
     private int _active;
     private Exception? _error;
     private volatile bool _stopping;
+    private volatile bool _abandoned;
 
     /// <summary>Starts <paramref name="workers"/> threads at nice value <paramref name="nice"/> (0: unchanged; Linux only).</summary>
     public DecodeWorkers(int workers, int nice)
@@ -42,10 +43,16 @@ internal sealed partial class DecodeWorkers : IDisposable
     /// <summary>Whether lowering the threads' priority worked (false off Linux or when nice is 0).</summary>
     public bool PriorityLowered { get; private set; }
 
-    /// <summary>Runs <paramref name="body"/> for 0..count-1 on the workers and returns when all are done.</summary>
-    public void For(int count, Action<int> body)
+    /// <summary>
+    /// Runs <paramref name="body"/> for 0..count-1 on the workers and returns when all are done, or throws
+    /// <see cref="OperationCanceledException"/> as soon as <paramref name="cancellation"/> is cancelled, without waiting
+    /// for items in progress: a read stuck in the kernel (a hung network file system) must not hold up a stop. The
+    /// workers are then abandoned: the others take no further item, a stuck one finishes when its read returns, and
+    /// <see cref="Dispose"/> does not wait for them (they are background threads).
+    /// </summary>
+    public void For(int count, Action<int> body, CancellationToken cancellation = default)
     {
-        ObjectDisposedException.ThrowIf(_stopping, this);
+        ObjectDisposedException.ThrowIf(_stopping || _abandoned, this);
         if (count == 0) return;
         _body = body;
         _count = count;
@@ -54,7 +61,16 @@ internal sealed partial class DecodeWorkers : IDisposable
         _active = _threads.Length;
         _done.Reset();
         foreach (var go in _go) go.Release();
-        _done.Wait();
+        try
+        {
+            _done.Wait(cancellation);
+        }
+        catch (OperationCanceledException)
+        {
+            _abandoned = true;
+            Interlocked.Exchange(ref _next, _count); // no worker starts another item
+            throw;
+        }
         _body = null;
         if (_error is { } error) ExceptionDispatchInfo.Throw(error);
     }
@@ -98,6 +114,8 @@ internal sealed partial class DecodeWorkers : IDisposable
         if (_stopping) return;
         _stopping = true;
         foreach (var go in _go) go.Release();
+        // An abandoned item may be stuck for good; its thread still touches the events when (if) it returns.
+        if (_abandoned) return;
         foreach (var thread in _threads) thread.Join();
         foreach (var go in _go) go.Dispose();
         _done.Dispose();

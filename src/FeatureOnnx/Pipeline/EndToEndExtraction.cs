@@ -42,6 +42,9 @@ public sealed record EndToEndExtractionOptions
     /// <summary>Refuse images whose header declares more pixels. Default 100 megapixels.</summary>
     public long MaxPixels { get; init; } = 100_000_000;
 
+    /// <summary>Refuse input files (and tar members) larger than this, from their size, before any byte is read. Default <see cref="InputFile.DefaultMaxFileBytes"/> (1 GiB).</summary>
+    public long MaxFileBytes { get; init; } = InputFile.DefaultMaxFileBytes;
+
     /// <summary>
     /// Check each file (<see cref="EndToEndInputCheck"/>) before it reaches DecodeImage. Default true; false only to
     /// test that the worker alone contains what the checks would have stopped.
@@ -76,6 +79,7 @@ public sealed class EndToEndExtraction
     {
         if (options.Workers <= 0) throw new ArgumentException("workers must be positive.");
         if (options.BatchSize <= 0) throw new ArgumentException("batch size must be positive.");
+        InputFile.CheckLimit(options.MaxFileBytes);
         if (!File.Exists(options.Model)) throw new FileNotFoundException($"end-to-end model not found: {options.Model}. Make one with 'featureonnx export-e2e'.", options.Model);
         var outDir = options.OutputDirectory;
         if (Directory.Exists(outDir) && File.Exists(Path.Combine(outDir, "run.json")) && !options.Overwrite)
@@ -92,7 +96,8 @@ public sealed class EndToEndExtraction
         creation.Stop();
         if (runners.Fallback is not null) warnings.Add(runners.Fallback);
 
-        var listing = FolderSource.Enumerate(options.Inputs);
+        // Listing stats every file (and reads @lists, which may be pipes): a hung file system must not hold up a stop.
+        var listing = await Task.Run(() => FolderSource.Enumerate(options.Inputs, options.MaxFileBytes), CancellationToken.None).WaitAsync(cancellation);
         if (options.Shard.Count > 1)
             listing = listing with
             {
@@ -107,7 +112,7 @@ public sealed class EndToEndExtraction
         foreach (var problem in listing.Problems) errors.Write(problem.Key, problem.Reason);
         var writers = new Dictionary<string, NpyWriter>();
         var check = new EndToEndInputCheck(options.MaxPixels);
-        long checkTicks = 0, runTicks = 0, writeTicks = 0, rows = 0, done = 0, failed = listing.Problems.Count;
+        long checkTicks = 0, runTicks = 0, writeTicks = 0, rows = 0, done = 0, failed = listing.Problems.Count - listing.ListedNonImageFiles;
         var batchClock = Stopwatch.StartNew();
         var status = "failed";
         try
@@ -120,12 +125,20 @@ public sealed class EndToEndExtraction
                 var results = new (IReadOnlyList<EndToEndOutput>? Outputs, string? Error)[window.Length];
                 var checkedItems = new (byte[]? Bytes, int Orientation)[window.Length];
                 var t0 = Stopwatch.GetTimestamp();
-                Parallel.For(0, window.Length, i =>
+                var reads = Task.Run(() => Parallel.For(0, window.Length, i =>
                 {
-                    var (bytes, orientation, reason) = ReadAndCheck(window[i], options.CheckInputs ? check : null);
+                    var (bytes, orientation, reason) = ReadAndCheck(window[i], options.CheckInputs ? check : null, options.MaxFileBytes);
                     checkedItems[i] = (bytes, orientation);
                     if (reason is not null) results[i] = (null, reason);
-                });
+                }), CancellationToken.None);
+                try
+                {
+                    await reads.WaitAsync(cancellation); // a read stuck in the kernel must not hold up a stop
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
                 var t1 = Stopwatch.GetTimestamp();
                 checkTicks += t1 - t0;
                 var calls = Enumerable.Range(0, window.Length).Where(i => checkedItems[i].Bytes is not null).Chunk(perCall).ToList();
@@ -208,16 +221,16 @@ public sealed class EndToEndExtraction
         return result;
     }
 
-    private static (byte[]? Bytes, int Orientation, string? Reason) ReadAndCheck(InputItem item, EndToEndInputCheck? check)
+    private static (byte[]? Bytes, int Orientation, string? Reason) ReadAndCheck(InputItem item, EndToEndInputCheck? check, long maxFileBytes)
     {
         byte[] bytes;
         try
         {
-            bytes = item.ReadBytes();
+            bytes = item.ReadBytes(maxFileBytes);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e)
         {
-            return (null, 1, e is FileNotFoundException or DirectoryNotFoundException ? "file vanished before it could be read" : $"unreadable: {e.Message}");
+            return (null, 1, ExtractionPipeline.ReadFailure(e));
         }
         if (check is null) return (bytes, 1, null);
         try
@@ -228,7 +241,7 @@ public sealed class EndToEndExtraction
         {
             return (null, 1, e.Message);
         }
-        catch (Exception e) when (e is not OutOfMemoryException)
+        catch (Exception e)
         {
             return (null, 1, $"header check failure ({e.GetType().Name}): {e.Message}");
         }
@@ -310,7 +323,7 @@ public sealed class EndToEndExtraction
                 {
                     return new WorkerReply(_inProcess.RunBatch(images.Select(i => i.Bytes).ToList(), images.Select(i => i.Orientation).ToList()), null);
                 }
-                catch (Exception e) when (e is not OutOfMemoryException)
+                catch (Exception e)
                 {
                     return new WorkerReply(null, e.Message.Split('\n')[0]);
                 }

@@ -41,6 +41,13 @@ public sealed record ExtractionOptions
     /// <summary>Refuse images whose header declares more pixels. Default 100 megapixels.</summary>
     public long MaxPixels { get; init; } = 100_000_000;
 
+    /// <summary>
+    /// Refuse input files (and tar members) larger than this, from their size, before any byte is read; at most
+    /// <see cref="InputFile.LargestMaxFileBytes"/>. Default <see cref="InputFile.DefaultMaxFileBytes"/> (1 GiB, more
+    /// than any image within <see cref="MaxPixels"/> takes).
+    /// </summary>
+    public long MaxFileBytes { get; init; } = InputFile.DefaultMaxFileBytes;
+
     /// <summary>Replace the results of an earlier run in <see cref="OutputDirectory"/>. Default: false (refuse).</summary>
     public bool Overwrite { get; init; }
 
@@ -108,11 +115,11 @@ public sealed record ExtractionResult
     public long Inputs { get; init; }
     /// <summary>Rows written.</summary>
     public long Extracted { get; init; }
-    /// <summary>Inputs in errors.csv.</summary>
+    /// <summary>Inputs in errors.csv, except the files in folders that are not images.</summary>
     public long Failed { get; init; }
     /// <summary>Inputs not reached because the run was interrupted.</summary>
     public long NotProcessed { get; init; }
-    /// <summary>Files in input folders skipped for not having an image extension.</summary>
+    /// <summary>Files in input folders (listed in errors.csv as not images, and not counted in <see cref="Failed"/>) and tar members that do not have an image extension.</summary>
     public long SkippedNonImageFiles { get; init; }
     /// <summary>The shard processed, I/N.</summary>
     public string Shard { get; init; } = "0/1";
@@ -155,19 +162,25 @@ public sealed record ExtractionResult
 /// The extraction job: enumerate inputs -> decode and preprocess on parallel workers -> batch -> ONNX Runtime ->
 /// stream rows to LAYER.npy, index.csv and errors.csv. Decoding of the next batches overlaps inference of the
 /// current one through a bounded channel, so memory stays at a few batches whatever the number of inputs.
-/// Bad inputs go to errors.csv and never stop the run. Cancelling stops intake, finishes the batches in flight and
-/// writes consistent files (every row of every .npy matches index.csv).
+/// Bad inputs go to errors.csv and never stop the run. Cancelling stops intake, finishes the batches already decoded
+/// and writes consistent files (every row of every .npy matches index.csv); a batch still being decoded is dropped
+/// (a later --resume does it), so a read stuck in the kernel does not hold up the stop.
 /// </summary>
 public sealed class ExtractionPipeline
 {
     private const int BatchesInFlight = 2;
 
+    /// <summary>How one input's bytes are read (<see cref="InputItem.ReadBytes"/>); tests replace it with a read that hangs.</summary>
+    internal Func<InputItem, long, byte[]> ReadInput { get; init; } = (item, maxFileBytes) => item.ReadBytes(maxFileBytes);
+
     /// <summary>Runs the job.</summary>
     /// <exception cref="ManifestException">The model cannot be resolved.</exception>
     /// <exception cref="IOException">The output folder already holds a run and <see cref="ExtractionOptions.Overwrite"/> is false.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled while the inputs were being listed, before the output folder was touched.</exception>
     public async Task<ExtractionResult> RunAsync(ExtractionOptions options, IProgress<ExtractionProgress>? progress = null, CancellationToken cancellation = default)
     {
         if (options.BatchSize <= 0) throw new ArgumentException("batch size must be positive.");
+        InputFile.CheckLimit(options.MaxFileBytes);
         if (options.DecodeWorkers <= 0) throw new ArgumentException("decode workers must be positive.");
         if (options.DecodeNice is < 0 or > 19) throw new ArgumentException("decode nice value must be 0..19.");
         var outDir = options.OutputDirectory;
@@ -210,16 +223,24 @@ public sealed class ExtractionPipeline
             : options.Session);
         if (session.Fallback is not null) warnings.Add(session.Fallback);
         await warmUp;
-        var listing = options.TensorsIn is null ? FolderSource.Enumerate(options.Inputs) : TensorListing(options.TensorsIn, manifest);
+        // Listing stats every file (and reads @lists, which may be pipes): a hung file system must not hold up a stop.
+        var listing = options.TensorsIn is null
+            ? await Task.Run(() => FolderSource.Enumerate(options.Inputs, options.MaxFileBytes), CancellationToken.None).WaitAsync(cancellation)
+            : TensorListing(options.TensorsIn, manifest);
         if (options.Shard.Count > 1)
             listing = listing with
             {
                 Items = listing.Items.Where(i => options.Shard.Contains(i.Key)).ToList(),
                 Problems = listing.Problems.Where(p => options.Shard.Contains(p.Key)).ToList(),
             };
+        // Listed in errors.csv but no failure; all are committed with the first commit, so a resumed run counts them again.
+        var nonImages = listing.ListedNonImageFiles;
 
         Directory.CreateDirectory(outDir);
         var job = JobDescription(options, manifest, session.OutputNames);
+        // Only when set, so that unfinished runs of versions without the limit still resume at the default.
+        if (options.MaxFileBytes != InputFile.DefaultMaxFileBytes)
+            job["maxFileBytes"] = options.MaxFileBytes.ToString(System.Globalization.CultureInfo.InvariantCulture);
         var writers = new Dictionary<string, NpyWriter>();
         CsvLog index, errors;
         ResumeLog journal;
@@ -271,9 +292,11 @@ public sealed class ExtractionPipeline
         var slot = session.SlotBytes;
         var pool = new ConcurrentBag<byte[]>();
         var channel = Channel.CreateBounded<DecodedBatch>(BatchesInFlight);
-        long decodeTicks = 0, inferenceTicks = 0, writeTicks = 0, done = 0, failed = errors.Lines;
+        long decodeTicks = 0, inferenceTicks = 0, writeTicks = 0, done = 0, failed = errors.Lines - nonImages;
         var batchClock = new Stopwatch();
         var status = "failed";
+        // Stops the producer on a stop request, and when this method fails.
+        using var stopProducer = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         try
         {
             var producer = Task.Run(async () =>
@@ -283,7 +306,7 @@ public sealed class ExtractionPipeline
                 {
                     foreach (var chunk in listing.Items.Chunk(options.BatchSize))
                     {
-                        if (cancellation.IsCancellationRequested) break;
+                        if (stopProducer.IsCancellationRequested) break;
                         if (!pool.TryTake(out var buffer)) buffer = new byte[options.BatchSize * slot];
                         var reasons = new string?[chunk.Length];
                         if (options.TensorsIn is not null)
@@ -295,9 +318,9 @@ public sealed class ExtractionPipeline
                         workers.For(chunk.Length, i =>
                         {
                             var start = Stopwatch.GetTimestamp();
-                            reasons[i] = DecodeInto(preprocessor, chunk[i], buffer.AsSpan(i * slot, slot), uint8);
+                            reasons[i] = DecodeInto(preprocessor, chunk[i], buffer.AsSpan(i * slot, slot), uint8, options.MaxFileBytes);
                             Interlocked.Add(ref decodeTicks, Stopwatch.GetTimestamp() - start);
-                        });
+                        }, stopProducer.Token);
                         // Close the gaps left by failed inputs so the good ones are contiguous.
                         var good = new List<InputItem>(chunk.Length);
                         var bad = new List<InputProblem>();
@@ -307,8 +330,12 @@ public sealed class ExtractionPipeline
                             if (good.Count != i) buffer.AsSpan(i * slot, slot).CopyTo(buffer.AsSpan(good.Count * slot, slot));
                             good.Add(chunk[i]);
                         }
-                        await channel.Writer.WriteAsync(new DecodedBatch(buffer, good, bad), CancellationToken.None);
+                        await channel.Writer.WriteAsync(new DecodedBatch(buffer, good, bad), stopProducer.Token);
                     }
+                }
+                catch (OperationCanceledException) when (stopProducer.IsCancellationRequested)
+                {
+                    // Stopped: the batch being decoded (or waiting for room) is dropped, uncommitted.
                 }
                 finally
                 {
@@ -361,6 +388,7 @@ public sealed class ExtractionPipeline
                 pool.Add(batch.Buffer);
                 done += batch.Items.Count + batch.Failed.Count;
                 progress?.Report(new ExtractionProgress(previouslyDone + done + listing.Problems.Count, failed, previouslyDone + listing.Items.Count + listing.Problems.Count, batchClock.Elapsed));
+                if (stopProducer.IsCancellationRequested) break; // what is committed stays; the batches behind it are dropped
             }
             await producer;
             batchClock.Stop();
@@ -380,6 +408,7 @@ public sealed class ExtractionPipeline
         }
         finally
         {
+            stopProducer.Cancel();
             foreach (var w in writers.Values) w.Dispose();
         }
 
@@ -465,17 +494,17 @@ public sealed class ExtractionPipeline
 
     private static long[] ShapeOf(NpyWriter writer) => writer.RowShape.ToArray();
 
-    /// <summary>One input into its slot: a uint8 crop, or normalised float32 values (the slot's bytes).</summary>
-    private static string? DecodeInto(ImagePreprocessor preprocessor, InputItem item, Span<byte> slot, bool uint8)
+    /// <summary>One input into its slot: a uint8 crop, or normalised float32 values (the slot's bytes). Returns why it failed, or null.</summary>
+    private string? DecodeInto(ImagePreprocessor preprocessor, InputItem item, Span<byte> slot, bool uint8, long maxFileBytes)
     {
         byte[] bytes;
         try
         {
-            bytes = item.ReadBytes();
+            bytes = ReadInput(item, maxFileBytes);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e)
         {
-            return e is FileNotFoundException or DirectoryNotFoundException ? "file vanished before it could be read" : $"unreadable: {e.Message}";
+            return ReadFailure(e);
         }
         try
         {
@@ -487,12 +516,27 @@ public sealed class ExtractionPipeline
         {
             return e.Message;
         }
-        catch (Exception e) when (e is not OutOfMemoryException)
+        catch (OutOfMemoryException)
+        {
+            // One input too big for the memory left must not end a run over millions.
+            return $"out of memory decoding it ({InputFile.Human(bytes.Length)} file)";
+        }
+        catch (Exception e)
         {
             // A decoder bug on one hostile file must not end a run over millions.
             return $"decoder failure ({e.GetType().Name}): {e.Message}";
         }
     }
+
+    /// <summary>The errors.csv reason for an input that could not be read (<see cref="InputFile.Read"/>).</summary>
+    internal static string ReadFailure(Exception e) => e switch
+    {
+        InputFileException => e.Message,
+        FileNotFoundException or DirectoryNotFoundException => "file vanished before it could be read",
+        OutOfMemoryException => "out of memory reading it",
+        IOException or UnauthorizedAccessException => $"unreadable: {e.Message}",
+        _ => $"read failure ({e.GetType().Name}): {e.Message}",
+    };
 
     private sealed record DecodedBatch(byte[] Buffer, IReadOnlyList<InputItem> Items, IReadOnlyList<InputProblem> Failed);
 }

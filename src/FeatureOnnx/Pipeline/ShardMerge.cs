@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using FeatureOnnx.Sinks;
+using FeatureOnnx.Sources;
 
 namespace FeatureOnnx.Pipeline;
 
@@ -15,7 +16,7 @@ public sealed record MergeResult
     public required IReadOnlyDictionary<string, long[]> Layers { get; init; }
     /// <summary>Rows written.</summary>
     public long Extracted { get; init; }
-    /// <summary>Lines in the merged errors.csv.</summary>
+    /// <summary>Lines in the merged errors.csv, except files in folders that are not images.</summary>
     public long Failed { get; init; }
     /// <summary>The folders merged, in the order given.</summary>
     public required IReadOnlyList<string> Sources { get; init; }
@@ -96,7 +97,7 @@ public static class ShardMerge
             foreach (var e in errorLines) errors.Write(e[0], e[1]);
             errors.Complete();
         }
-        var result = new MergeResult { Model = model, Layers = shapes, Extracted = rows.Count, Failed = errorLines.Count, Sources = sources.Select(Path.GetFullPath).ToList() };
+        var result = new MergeResult { Model = model, Layers = shapes, Extracted = rows.Count, Failed = errorLines.Count(e => e[1] != FolderSource.NotAnImage), Sources = sources.Select(Path.GetFullPath).ToList() };
         RunSummary.Write(Path.Combine(outDir, "run.json"), result);
         return result;
     }

@@ -7,21 +7,12 @@ namespace FeatureOnnx.Sources;
 /// <param name="Length">Bytes to read, or -1 for the whole file.</param>
 public sealed record InputItem(string Key, string Path, long Offset = 0, long Length = -1)
 {
-    /// <summary>Reads the input's bytes (a whole file, or a tar member in place).</summary>
-    public byte[] ReadBytes()
-    {
-        if (Length < 0) return File.ReadAllBytes(Path);
-        using var handle = File.OpenHandle(Path);
-        var data = new byte[Length];
-        var read = 0;
-        while (read < data.Length)
-        {
-            var n = RandomAccess.Read(handle, data.AsSpan(read), Offset + read);
-            if (n == 0) throw new EndOfStreamException($"{Path} ended inside member {Key}");
-            read += n;
-        }
-        return data;
-    }
+    /// <summary>
+    /// Reads the input's bytes (a whole file, or a tar member in place), only from a regular file and only when at
+    /// most <paramref name="maxFileBytes"/> are to be read (<see cref="InputFile.Read"/>).
+    /// </summary>
+    /// <exception cref="InputFileException">Not a regular file, too large, or cut since it was listed; the message is the errors.csv reason.</exception>
+    public byte[] ReadBytes(long maxFileBytes = InputFile.DefaultMaxFileBytes) => InputFile.Read(Path, Offset, Length, maxFileBytes);
 }
 
 /// <summary>An input that was found but cannot be used, with the reason written to errors.csv.</summary>
@@ -30,33 +21,55 @@ public sealed record InputItem(string Key, string Path, long Offset = 0, long Le
 public sealed record InputProblem(string Key, string Reason);
 
 /// <summary>What enumerating the inputs found.</summary>
-public sealed record InputListing(IReadOnlyList<InputItem> Items, IReadOnlyList<InputProblem> Problems, int SkippedNonImageFiles);
+/// <param name="Items">The inputs to read, in order.</param>
+/// <param name="Problems">Inputs refused while listing (errors.csv lines), files in folders that are not images included.</param>
+/// <param name="SkippedNonImageFiles">Files in folders and tar members that are not images (by their extension); those in folders are also in <paramref name="Problems"/>.</param>
+public sealed record InputListing(IReadOnlyList<InputItem> Items, IReadOnlyList<InputProblem> Problems, int SkippedNonImageFiles)
+{
+    /// <summary>The problems that are files in folders that are not images: listed, but not failures.</summary>
+    public int ListedNonImageFiles => Problems.Count(p => p.Reason == FolderSource.NotAnImage);
+}
 
 /// <summary>
 /// Expands the command line's inputs: files are taken as given (whatever their extension), folders are walked
 /// recursively for image files, in ordinal path order so that row order is the same on every machine,
 /// <c>@LIST.txt</c> names a file with one input per line (relative paths are relative to the list's folder; blank
-/// lines and lines starting with # are ignored), and <c>.tar</c> files are WebDataset-style shards whose image members
-/// are read in place. Unreadable folders, symlink loops, missing paths and duplicates are reported, never fatal.
+/// lines and lines starting with # are ignored; it may be a pipe, e.g. <c>@/dev/stdin</c>), and <c>.tar</c> files are
+/// WebDataset-style shards whose image members are read in place. Unreadable folders, symlink loops, missing paths,
+/// duplicates, entries that are not regular files (FIFOs, sockets, devices), files above the size limit and files in
+/// folders that are not images are reported (errors.csv), never fatal. Every path is looked at through
+/// <see cref="InputFile"/>, which never opens what it will not read; keys of names that are not UTF-8 are
+/// <see cref="FileNameBytes.Escaped"/>.
 /// </summary>
 public static class FolderSource
 {
+    /// <summary>The errors.csv reason of a file in a walked folder whose extension is not an image's.</summary>
+    public const string NotAnImage = "not an image (by its extension)";
+
     /// <summary>File extensions taken from folders (case-insensitive). Files named explicitly are always tried.</summary>
     public static IReadOnlySet<string> ImageExtensions { get; } = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
     {
         ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".dib", ".gif", ".tif", ".tiff", ".webp", ".tga", ".pbm", ".pgm", ".ppm", ".pnm",
     };
 
-    /// <summary>Enumerates <paramref name="inputs"/> (files and folders).</summary>
-    public static InputListing Enumerate(IEnumerable<string> inputs)
+    /// <summary>Enumerates <paramref name="inputs"/> (files, folders, @lists, tar shards); files and tar members above <paramref name="maxFileBytes"/> are refused from their size.</summary>
+    /// <exception cref="ArgumentException"><paramref name="maxFileBytes"/> is not a valid limit (<see cref="InputFile.CheckLimit"/>).</exception>
+    public static InputListing Enumerate(IEnumerable<string> inputs, long maxFileBytes = InputFile.DefaultMaxFileBytes)
     {
+        InputFile.CheckLimit(maxFileBytes);
         var items = new List<InputItem>();
         var problems = new List<InputProblem>();
         var seen = new Dictionary<string, string>(StringComparer.Ordinal); // full path -> key first seen
         var skipped = 0;
 
-        void Add(string key, string path)
+        void Add(string path, InputFileStatus status)
         {
+            var key = FileNameBytes.Escaped(path);
+            if (InputFile.SizeRefusal(status.Size, maxFileBytes) is { } tooLarge)
+            {
+                problems.Add(new InputProblem(key, tooLarge));
+                return;
+            }
             var full = System.IO.Path.GetFullPath(path);
             if (seen.TryGetValue(full, out var first))
             {
@@ -72,17 +85,17 @@ public static class FolderSource
             if (input.StartsWith('@'))
             {
                 var list = input[1..];
-                string[] lines;
+                if (depth > 4) { problems.Add(new InputProblem(FileNameBytes.Escaped(input), "list files nested more than 4 deep")); return; }
+                List<string> lines;
                 try
                 {
-                    lines = File.ReadAllLines(list);
+                    lines = ReadList(list, maxFileBytes);
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
-                    problems.Add(new InputProblem(input, $"unreadable list file: {e.Message}"));
+                    problems.Add(new InputProblem(FileNameBytes.Escaped(input), $"unreadable list file: {e.Message}"));
                     return;
                 }
-                if (depth > 4) { problems.Add(new InputProblem(input, "list files nested more than 4 deep")); return; }
                 var baseDir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(list))!;
                 foreach (var raw in lines)
                 {
@@ -92,32 +105,35 @@ public static class FolderSource
                 }
                 return;
             }
-            if (File.Exists(input) && TarShardSource.IsTar(input))
+            var status = InputFile.Stat(input);
+            switch (status.Kind)
             {
-                var full = System.IO.Path.GetFullPath(input);
-                if (seen.TryGetValue(full, out var first))
-                {
-                    problems.Add(new InputProblem(input, $"duplicate input: same tar shard as '{first}', read once"));
+                case InputFileKind.Regular when TarShardSource.IsTar(input):
+                    var full = System.IO.Path.GetFullPath(input);
+                    var key = FileNameBytes.Escaped(input);
+                    if (seen.TryGetValue(full, out var first))
+                    {
+                        problems.Add(new InputProblem(key, $"duplicate input: same tar shard as '{first}', read once"));
+                        return;
+                    }
+                    seen[full] = key;
+                    TarShardSource.Enumerate(input, key, items, problems, ref skipped, maxFileBytes);
                     return;
-                }
-                seen[full] = input;
-                TarShardSource.Enumerate(input, input, items, problems, ref skipped);
-                return;
-            }
-            if (File.Exists(input))
-            {
-                Add(input, input);
-            }
-            else if (Directory.Exists(input))
-            {
-                var found = new List<string>();
-                Walk(input, found, problems, ref skipped);
-                found.Sort(StringComparer.Ordinal);
-                foreach (var f in found) Add(f, f);
-            }
-            else
-            {
-                problems.Add(new InputProblem(input, "no such file or folder"));
+                case InputFileKind.Regular:
+                    Add(input, status);
+                    return;
+                case InputFileKind.Directory:
+                    var found = new List<(string Path, InputFileStatus Status)>();
+                    Walk(input, status, found, problems, ref skipped);
+                    found.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
+                    foreach (var (path, fileStatus) in found) Add(path, fileStatus);
+                    return;
+                case InputFileKind.Missing:
+                    problems.Add(new InputProblem(FileNameBytes.Escaped(input), "no such file or folder"));
+                    return;
+                default:
+                    problems.Add(new InputProblem(FileNameBytes.Escaped(input), InputFile.Refusal(input, status)!));
+                    return;
             }
         }
 
@@ -125,58 +141,79 @@ public static class FolderSource
         return new InputListing(items, problems, skipped);
     }
 
-    private static void Walk(string root, List<string> found, List<InputProblem> problems, ref int skipped)
+    // A list's lines, names that are not UTF-8 kept; read as a stream so that a pipe works, up to the file size limit.
+    private static List<string> ReadList(string path, long maxBytes)
     {
-        var visited = new HashSet<string>(StringComparer.Ordinal);
-        var stack = new Stack<string>();
-        stack.Push(root);
+        var status = InputFile.Stat(path);
+        if (status.Kind is not (InputFileKind.Regular or InputFileKind.Fifo))
+            throw new IOException(status.Kind == InputFileKind.Missing ? "no such file" : InputFile.Refusal(path, status) ?? "not a file");
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        using var bytes = new MemoryStream();
+        var buffer = new byte[1 << 16];
+        int n;
+        while ((n = stream.Read(buffer)) > 0)
+        {
+            if (bytes.Length + n > maxBytes) throw new IOException(InputFile.SizeRefusal(bytes.Length + n, maxBytes, "list file"));
+            bytes.Write(buffer, 0, n);
+        }
+        var lines = new List<string>();
+        var rest = bytes.GetBuffer().AsSpan(0, (int)bytes.Length);
+        while (rest.Length > 0)
+        {
+            var end = rest.IndexOf((byte)'\n');
+            var line = end < 0 ? rest : rest[..end];
+            if (line.Length > 0 && line[^1] == '\r') line = line[..^1];
+            lines.Add(FileNameBytes.Decode(line));
+            rest = end < 0 ? [] : rest[(end + 1)..];
+        }
+        return lines;
+    }
+
+    private static void Walk(string root, InputFileStatus rootStatus, List<(string, InputFileStatus)> found, List<InputProblem> problems, ref int skipped)
+    {
+        var visited = new Dictionary<string, string>(StringComparer.Ordinal); // file identity -> first path it was walked as
+        var stack = new Stack<(string Path, InputFileStatus Status)>();
+        stack.Push((root, rootStatus));
         while (stack.Count > 0)
         {
-            var dir = stack.Pop();
-            var real = RealPath(dir);
-            if (!visited.Add(real))
+            var (dir, status) = stack.Pop();
+            if (!visited.TryAdd(status.Identity, dir))
             {
-                problems.Add(new InputProblem(dir, $"symlink loop or repeated folder (resolves to '{real}'), not walked again"));
+                problems.Add(new InputProblem(FileNameBytes.Escaped(dir), $"symlink loop or repeated folder (same folder as '{FileNameBytes.Escaped(visited[status.Identity])}'), not walked again"));
                 continue;
             }
-            string[] entries;
+            List<string> names;
             try
             {
-                entries = Directory.GetFileSystemEntries(dir);
+                names = InputFile.List(dir);
             }
             catch (Exception e) when (e is UnauthorizedAccessException or IOException)
             {
-                problems.Add(new InputProblem(dir, $"unreadable folder: {e.Message}"));
+                problems.Add(new InputProblem(FileNameBytes.Escaped(dir), $"unreadable folder: {e.Message}"));
                 continue;
             }
-            foreach (var entry in entries)
+            names.Sort(StringComparer.Ordinal);
+            foreach (var name in names)
             {
-                if (Directory.Exists(entry)) { stack.Push(entry); continue; }
-                if (!File.Exists(entry))
+                var entry = System.IO.Path.Combine(dir, name);
+                var entryStatus = InputFile.Stat(entry);
+                switch (entryStatus.Kind)
                 {
-                    problems.Add(new InputProblem(entry, "broken symlink or vanished file"));
-                    continue;
+                    case InputFileKind.Directory:
+                        stack.Push((entry, entryStatus));
+                        break;
+                    case InputFileKind.Regular when ImageExtensions.Contains(System.IO.Path.GetExtension(name)):
+                        found.Add((entry, entryStatus));
+                        break;
+                    case InputFileKind.Regular:
+                        problems.Add(new InputProblem(FileNameBytes.Escaped(entry), NotAnImage));
+                        skipped++;
+                        break;
+                    default:
+                        problems.Add(new InputProblem(FileNameBytes.Escaped(entry), InputFile.Refusal(entry, entryStatus)!));
+                        break;
                 }
-                if (ImageExtensions.Contains(System.IO.Path.GetExtension(entry))) found.Add(entry);
-                else skipped++;
             }
-        }
-    }
-
-    private static string RealPath(string dir)
-    {
-        try
-        {
-            var info = new DirectoryInfo(dir);
-            var target = info.ResolveLinkTarget(returnFinalTarget: true);
-            var resolved = target?.FullName ?? info.FullName;
-            // Resolve links in parent folders too, so that two routes to one folder compare equal.
-            var parent = System.IO.Path.GetDirectoryName(resolved);
-            return parent is null || parent == resolved ? resolved : System.IO.Path.Combine(RealPath(parent), System.IO.Path.GetFileName(resolved));
-        }
-        catch (IOException)
-        {
-            return System.IO.Path.GetFullPath(dir);
         }
     }
 }

@@ -6,8 +6,11 @@ namespace FeatureOnnx.Sources;
 /// <summary>
 /// WebDataset-style tar shards: lists the image members of a .tar by reading its 512-byte headers in one sequential
 /// pass (the data is skipped, never unpacked), so that decode workers can read each member's bytes in place.
-/// Keys are <c>SHARD.tar/member/name.jpg</c>. Members with an absolute path or a <c>..</c> component are reported,
-/// never read; nothing is ever written to disk. Handles ustar prefixes, GNU long names and pax <c>path</c> records.
+/// Keys are <c>SHARD.tar/member/name.jpg</c> (bytes of a name that are not UTF-8 as <c>\xNN</c>, <see cref="FileNameBytes"/>).
+/// Members with an absolute path or a <c>..</c> component are reported, never read; members larger than the file size
+/// limit are refused from the size in their header; nothing is ever written to disk. Members that are not images
+/// (a WebDataset sample's .cls or .json) are counted, not listed. Handles ustar prefixes, GNU long names and pax
+/// <c>path</c> records.
 /// </summary>
 public static class TarShardSource
 {
@@ -16,13 +19,16 @@ public static class TarShardSource
     /// <summary>Whether a path names a tar shard.</summary>
     public static bool IsTar(string path) => path.EndsWith(".tar", StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>Lists the members of <paramref name="tarPath"/>; <paramref name="key"/> is the shard's name as the user gave it.</summary>
-    public static void Enumerate(string tarPath, string key, List<InputItem> items, List<InputProblem> problems, ref int skipped)
+    /// <summary>
+    /// Lists the members of <paramref name="tarPath"/>; <paramref name="key"/> is the shard's name as the user gave it;
+    /// members above <paramref name="maxFileBytes"/> are refused.
+    /// </summary>
+    public static void Enumerate(string tarPath, string key, List<InputItem> items, List<InputProblem> problems, ref int skipped, long maxFileBytes = InputFile.DefaultMaxFileBytes)
     {
         FileStream stream;
         try
         {
-            stream = new FileStream(tarPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+            stream = new FileStream(InputFile.OpenRegular(tarPath, out _), FileAccess.Read, 1 << 16);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -63,7 +69,7 @@ public static class TarShardSource
                     var data = new byte[size];
                     stream.ReadExactly(data);
                     stream.Position = dataOffset + padded;
-                    if (type == 'L') longName = Encoding.UTF8.GetString(data).TrimEnd('\0');
+                    if (type == 'L') longName = Text(data.AsSpan()).TrimEnd('\0');
                     else paxPath = PaxPath(data);
                     continue;
                 }
@@ -77,6 +83,11 @@ public static class TarShardSource
                     continue;
                 }
                 if (!FolderSource.ImageExtensions.Contains(Path.GetExtension(name))) { skipped++; continue; }
+                if (InputFile.SizeRefusal(size, maxFileBytes, "tar member") is { } tooLarge)
+                {
+                    problems.Add(new InputProblem($"{key}/{name}", tooLarge));
+                    continue;
+                }
                 found.Add(new InputItem($"{key}/{name}", Path.GetFullPath(tarPath), dataOffset, size));
             }
             items.AddRange(found);
@@ -106,8 +117,11 @@ public static class TarShardSource
     private static string CString(ReadOnlySpan<byte> field)
     {
         var end = field.IndexOf((byte)0);
-        return Encoding.UTF8.GetString(end < 0 ? field : field[..end]);
+        return Text(end < 0 ? field : field[..end]);
     }
+
+    // Member names are bytes: what is not UTF-8 is kept as \xNN, as for file names.
+    private static string Text(ReadOnlySpan<byte> bytes) => FileNameBytes.Escaped(FileNameBytes.Decode(bytes));
 
     private static long ParseOctal(ReadOnlySpan<byte> field)
     {
@@ -132,7 +146,7 @@ public static class TarShardSource
     private static string? PaxPath(byte[] data)
     {
         // Records: "LEN key=value\n"
-        var text = Encoding.UTF8.GetString(data);
+        var text = Text(data);
         foreach (var record in text.Split('\n'))
         {
             var space = record.IndexOf(' ');
