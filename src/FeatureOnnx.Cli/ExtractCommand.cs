@@ -160,7 +160,8 @@ internal static class ExtractCommand
                 return result.Failed > 0 ? CliErrors.SomeInputsFailed : CliErrors.Ok;
             }
             foreach (var warning in result.Warnings) Console.Error.WriteLine($"warning: {warning}");
-            if (result.Inputs == 0 && options.TensorsIn is null && result.Status == "completed")
+            // Non-image files of walked folders are inputs too (errors.csv lists them), but not images.
+            if (result.Inputs - result.SkippedNonImageFiles == 0 && options.TensorsIn is null && result.Status == "completed")
             {
                 // A shard may get no inputs when there are few; without shards nothing was found at all.
                 if (options.Shard.Count > 1)
