@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using FeatureOnnx.Sinks;
+using FeatureOnnx.Formats;
 using MathNet.Numerics.LinearAlgebra;
 
 namespace FeatureOnnx.PostProcessing;

@@ -86,7 +86,7 @@ public sealed class ExtractionPipelineTests(ITestOutputHelper output)
         var photos = new[] { "opencv_apple.jpg", "skimage_coffee.png", "opencv_home.jpg" }.Select(p => Fixtures.PathOf("photos", p)).ToArray();
         var manifest = new FeatureOnnx.Models.ModelCatalog().Resolve("resnet18");
         var pre = new FeatureOnnx.Preprocessing.ImagePreprocessor(manifest);
-        using (var w = new FeatureOnnx.Sinks.NpyWriter(tmp.File("x.npy"), [3, 224, 224]))
+        using (var w = new FeatureOnnx.Formats.NpyWriter(tmp.File("x.npy"), [3, 224, 224]))
         {
             foreach (var p in photos)
             {

@@ -107,7 +107,7 @@ public sealed class ResumeTests(ITestOutputHelper output)
         using var tmp = new Fixtures.TempDir();
         var path = tmp.File("index.csv");
         File.WriteAllText(path + ".partial", "row,path\n0,a.jpg\n1,\"b,\"\"quoted\"\".jpg\"\n2,c.jp");
-        using (var log = FeatureOnnx.Sinks.CsvLog.Resume(path, 2, 1, out var keys))
+        using (var log = FeatureOnnx.Formats.CsvLog.Resume(path, 2, 1, out var keys))
         {
             Assert.Equal(["a.jpg", "b,\"quoted\".jpg"], keys);
             log.Write("2", "d.jpg");
@@ -121,9 +121,9 @@ public sealed class ResumeTests(ITestOutputHelper output)
     {
         using var tmp = new Fixtures.TempDir();
         var path = tmp.File("x.npy");
-        using (var w = new FeatureOnnx.Sinks.NpyWriter(path, [2]))
+        using (var w = new FeatureOnnx.Formats.NpyWriter(path, [2]))
             w.Append([1, 2, 3, 4, 5, 6]); // 3 rows, never completed (as after SIGKILL)
-        using (var w = FeatureOnnx.Sinks.NpyWriter.Resume(path, 2))
+        using (var w = FeatureOnnx.Formats.NpyWriter.Resume(path, 2))
         {
             w.Append([7, 8]);
             w.Complete();

@@ -1,6 +1,6 @@
 using System.CommandLine;
 using FeatureOnnx.Cli;
-using FeatureOnnx.Sinks;
+using FeatureOnnx.Formats;
 using Xunit;
 
 namespace FeatureOnnx.Tests.PostProcessing;

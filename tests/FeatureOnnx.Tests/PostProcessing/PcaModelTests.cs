@@ -1,6 +1,6 @@
 using Xunit;
 using FeatureOnnx.PostProcessing;
-using FeatureOnnx.Sinks;
+using FeatureOnnx.Formats;
 
 namespace FeatureOnnx.Tests.PostProcessing;
 

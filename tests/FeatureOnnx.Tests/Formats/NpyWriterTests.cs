@@ -1,7 +1,7 @@
 using System.Text;
-using FeatureOnnx.Sinks;
+using FeatureOnnx.Formats;
 
-namespace FeatureOnnx.Tests.Sinks;
+namespace FeatureOnnx.Tests.Formats;
 
 public sealed class NpyWriterTests
 {
