@@ -1,9 +1,10 @@
 using System.CommandLine;
 using FeatureOnnx.Cli;
 using FeatureOnnx.Formats;
+using PcaFixtures = FeatureOnnx.Tests.PostProcessing.Fixtures;
 using Xunit;
 
-namespace FeatureOnnx.Tests.PostProcessing;
+namespace FeatureOnnx.Tests.Cli;
 
 public sealed class PcaCommandTests : IDisposable
 {
@@ -23,12 +24,12 @@ public sealed class PcaCommandTests : IDisposable
     {
         var model = Path.Combine(_dir, "pca.npz");
         var output = Path.Combine(_dir, "out.npy");
-        Assert.Equal(0, Run("pca", "fit", Fixtures.Path("features_200x40.npy"), "--variance", "0.9", "--whiten", "-o", model, "-q", "--backend", "managed", "--chunk-rows", "13"));
-        Assert.Equal(0, Run("pca", "transform", model, Fixtures.Path("test_200x40.npy"), "-o", output));
-        var reference = Fixtures.Npz("case_var90_whiten.npz");
+        Assert.Equal(0, Run("pca", "fit", PcaFixtures.Path("features_200x40.npy"), "--variance", "0.9", "--whiten", "-o", model, "-q", "--backend", "managed", "--chunk-rows", "13"));
+        Assert.Equal(0, Run("pca", "transform", model, PcaFixtures.Path("test_200x40.npy"), "-o", output));
+        var reference = PcaFixtures.Npz("case_var90_whiten.npz");
         using var reader = NpyReader.Open(output);
         Assert.Equal([4L], reader.RowShape);
-        Assert.True(Fixtures.ColumnRelativeError(Fixtures.ToDoubles(reader.ReadAll()), reference["transformed_test"].ToDoubles(), 4) <= 1e-6);
+        Assert.True(PcaFixtures.ColumnRelativeError(PcaFixtures.ToDoubles(reader.ReadAll()), reference["transformed_test"].ToDoubles(), 4) <= 1e-6);
     }
 
     [Fact]
@@ -36,7 +37,7 @@ public sealed class PcaCommandTests : IDisposable
     {
         var maps = Path.Combine(_dir, "maps.npy");
         var pooled = Path.Combine(_dir, "pooled.npy");
-        var r = Fixtures.Npz("postprocess.npz");
+        var r = PcaFixtures.Npz("postprocess.npz");
         using (var writer = new NpyWriter(maps, [8, 3, 4]))
         {
             writer.Append(r["maps"].ToDoubles().Select(v => (float)v).ToArray());
@@ -55,7 +56,7 @@ public sealed class PcaCommandTests : IDisposable
     {
         var maps = Path.Combine(_dir, "maps.npy");
         var flat = Path.Combine(_dir, "flat.npy");
-        var r = Fixtures.Npz("postprocess.npz");
+        var r = PcaFixtures.Npz("postprocess.npz");
         using (var writer = new NpyWriter(maps, [8, 3, 4]))
         {
             writer.Append(r["maps"].ToDoubles().Select(v => (float)v).ToArray());
@@ -65,7 +66,7 @@ public sealed class PcaCommandTests : IDisposable
         using var reader = NpyReader.Open(flat);
         Assert.Equal(5, reader.Rows);
         Assert.Equal([96L], reader.RowShape);
-        Assert.Equal(r["flatten"].ToDoubles(), Fixtures.ToDoubles(reader.ReadAll()));
+        Assert.Equal(r["flatten"].ToDoubles(), PcaFixtures.ToDoubles(reader.ReadAll()));
         Assert.Equal(1, Run("postprocess", maps, "-o", flat)); // nothing asked
     }
 
@@ -73,9 +74,9 @@ public sealed class PcaCommandTests : IDisposable
     public void Bad_arguments_exit_1_or_fail_validation()
     {
         var model = Path.Combine(_dir, "pca.npz");
-        Assert.NotEqual(0, Run("pca", "fit", Fixtures.Path("features_200x40.npy"), "-o", model)); // neither -k nor --variance
+        Assert.NotEqual(0, Run("pca", "fit", PcaFixtures.Path("features_200x40.npy"), "-o", model)); // neither -k nor --variance
         Assert.Equal(1, Run("pca", "fit", Path.Combine(_dir, "missing.npy"), "-k", "2", "-o", model));
-        Assert.Equal(1, Run("pca", "fit", Fixtures.Path("features_200x40.npy"), "-k", "99", "-o", model));
+        Assert.Equal(1, Run("pca", "fit", PcaFixtures.Path("features_200x40.npy"), "-k", "99", "-o", model));
         Assert.False(File.Exists(model));
     }
 }
