@@ -6,6 +6,7 @@ using Xunit;
 
 namespace FeatureOnnx.Tests.Cli;
 
+[Trait("Category", TestCategory.Fast)]
 public sealed class PcaCommandTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("featureonnx-pcacli-").FullName;

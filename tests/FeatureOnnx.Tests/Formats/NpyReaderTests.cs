@@ -4,6 +4,7 @@ using PcaFixtures = FeatureOnnx.Tests.PostProcessing.Fixtures;
 
 namespace FeatureOnnx.Tests.Formats;
 
+[Trait("Category", TestCategory.Fast)]
 public sealed class NpyReaderTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("featureonnx-npy-").FullName;

@@ -3,6 +3,7 @@ using FeatureOnnx.Formats;
 
 namespace FeatureOnnx.Tests.Formats;
 
+[Trait("Category", TestCategory.Fast)]
 public sealed class NpyWriterTests
 {
     [Fact]

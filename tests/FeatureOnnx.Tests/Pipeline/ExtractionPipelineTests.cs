@@ -3,6 +3,7 @@ using FeatureOnnx.Tests.Preprocessing;
 
 namespace FeatureOnnx.Tests.Pipeline;
 
+[Trait("Category", TestCategory.Slow)]
 public sealed class ExtractionPipelineTests(ITestOutputHelper output)
 {
     private static string[] CsvLines(string path) => File.ReadAllLines(path).Skip(1).ToArray();

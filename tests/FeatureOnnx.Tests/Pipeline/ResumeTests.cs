@@ -29,6 +29,7 @@ public sealed class ResumeTests(ITestOutputHelper output)
         return input;
     }
 
+    [Trait("Category", TestCategory.Process)]
     [Fact]
     public async Task Five_sigkills_and_resumes_give_the_uninterrupted_result()
     {
@@ -72,6 +73,7 @@ public sealed class ResumeTests(ITestOutputHelper output)
         Assert.Empty(Directory.EnumerateFiles(resumed, "*.partial"));
     }
 
+    [Trait("Category", TestCategory.Fast)]
     [Fact]
     public async Task Resume_refuses_other_settings_and_plain_rerun_refuses_an_unfinished_folder()
     {
@@ -86,6 +88,7 @@ public sealed class ResumeTests(ITestOutputHelper output)
         Assert.Contains("model: was 'something else'", mismatch.Message);
     }
 
+    [Trait("Category", TestCategory.Fast)]
     [Fact]
     public void A_torn_last_progress_line_is_ignored()
     {
@@ -101,6 +104,7 @@ public sealed class ResumeTests(ITestOutputHelper output)
         Assert.Equal((6L, 1L), (rows, errors));
     }
 
+    [Trait("Category", TestCategory.Fast)]
     [Fact]
     public void Csv_resume_keeps_committed_records_and_cuts_a_torn_one()
     {
@@ -116,6 +120,7 @@ public sealed class ResumeTests(ITestOutputHelper output)
         Assert.Equal("row,path\n0,a.jpg\n1,\"b,\"\"quoted\"\".jpg\"\n2,d.jpg\n", File.ReadAllText(path));
     }
 
+    [Trait("Category", TestCategory.Fast)]
     [Fact]
     public void Npy_resume_cuts_rows_beyond_the_commit()
     {

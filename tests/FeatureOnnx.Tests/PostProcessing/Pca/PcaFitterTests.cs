@@ -5,6 +5,7 @@ using Xunit.Abstractions;
 
 namespace FeatureOnnx.Tests.PostProcessing;
 
+[Trait("Category", TestCategory.Fast)]
 public sealed class PcaFitterTests(ITestOutputHelper output)
 {
     private const double Tolerance = 1e-6; // the bar: relative to sklearn, per row / column scale

@@ -4,6 +4,7 @@ using FeatureOnnx.Formats;
 
 namespace FeatureOnnx.Tests.PostProcessing;
 
+[Trait("Category", TestCategory.Fast)]
 public sealed class PcaModelTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("featureonnx-pca-").FullName;
