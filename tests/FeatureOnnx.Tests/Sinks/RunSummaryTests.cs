@@ -66,8 +66,11 @@ public sealed class RunSummaryTests
         var path = tmp.File("run.json");
         RunSummary.Write(path, new ExtractionResult
         {
-            Status = "completed", Model = "resnet18", Provider = "cpu",
-            Layers = new Dictionary<string, long[]>(), Seconds = new Dictionary<string, double>(),
+            Status = "completed",
+            Model = "resnet18",
+            Provider = "cpu",
+            Layers = new Dictionary<string, long[]>(),
+            Seconds = new Dictionary<string, double>(),
         });
         var text = File.ReadAllText(path);
         Assert.Contains("\"provider\": \"cpu\"", text);
