@@ -48,9 +48,17 @@ public sealed class ExifOrientationTests
     [InlineData(4)]
     [InlineData(5)]
     [InlineData(7)]
-    public void Mirrors_and_half_turns_undo_themselves(int orientation)
+    public void Mirrors_transposes_and_half_turns_undo_themselves(int orientation)
     {
         var stored = Stored();
         Assert.Equal(stored.Pixels, ExifOrientation.Apply(ExifOrientation.Apply(stored, orientation), orientation).Pixels);
+    }
+
+    [Fact]
+    public void Quarter_turns_6_and_8_undo_each_other()
+    {
+        var stored = Stored();
+        Assert.Equal(stored.Pixels, ExifOrientation.Apply(ExifOrientation.Apply(stored, 6), 8).Pixels);
+        Assert.Equal(stored.Pixels, ExifOrientation.Apply(ExifOrientation.Apply(stored, 8), 6).Pixels);
     }
 }
