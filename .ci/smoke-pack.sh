@@ -84,7 +84,7 @@ EOF
   cp "$repo/tests/FeatureOnnx.Tests/Examples/ReadmeExample.cs" "$1/"
   cat >"$1/Program.cs" <<'EOF'
 using FeatureOnnx.Examples;
-using FeatureOnnx.Sinks;
+using FeatureOnnx.Formats;
 
 // args: IMAGES OUT. The folder through the pipeline, then the first indexed image again through Embed.
 var result = await ReadmeExample.ExtractFolder(args[0], args[1]);

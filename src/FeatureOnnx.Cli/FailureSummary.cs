@@ -1,5 +1,5 @@
+using FeatureOnnx.Formats;
 using System.Text.RegularExpressions;
-using FeatureOnnx.Sinks;
 
 namespace FeatureOnnx.Cli;
 

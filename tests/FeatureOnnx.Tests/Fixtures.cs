@@ -1,6 +1,6 @@
 using TurboJpeg = FeatureOnnx.Preprocessing.TurboJpegDecoder;
 using FeatureOnnx.Models;
-using FeatureOnnx.Sinks;
+using FeatureOnnx.Formats;
 
 namespace FeatureOnnx.Tests;
 

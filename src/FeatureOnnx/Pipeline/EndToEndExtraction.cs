@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
+using FeatureOnnx.Formats;
 using FeatureOnnx.Preprocessing;
 using FeatureOnnx.Runtime;
 using FeatureOnnx.Sinks;

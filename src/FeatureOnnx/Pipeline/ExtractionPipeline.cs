@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Threading.Channels;
+using FeatureOnnx.Formats;
 using FeatureOnnx.Models;
 using FeatureOnnx.PostProcessing;
 using FeatureOnnx.Preprocessing;

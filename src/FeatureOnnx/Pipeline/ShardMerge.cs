@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using FeatureOnnx.Formats;
 using FeatureOnnx.Sinks;
 using FeatureOnnx.Sources;
 

@@ -1,5 +1,5 @@
 using System.Buffers;
-using FeatureOnnx.Sinks;
+using FeatureOnnx.Formats;
 
 namespace FeatureOnnx.PostProcessing;
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using FeatureOnnx.Cuda;
 using FeatureOnnx.Models;
 using FeatureOnnx.Preprocessing;
 using Microsoft.ML.OnnxRuntime;

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using FeatureOnnx.Cuda;
 using FeatureOnnx.Models;
 using Microsoft.ML.OnnxRuntime;
 

@@ -1,3 +1,4 @@
+using FeatureOnnx.Cuda;
 using Microsoft.ML.OnnxRuntime;
 using OrtElementType = Microsoft.ML.OnnxRuntime.Tensors.TensorElementType;
 
@@ -96,7 +97,11 @@ public sealed class ResidentBatch : IDisposable
         {
             var values = new float[shape.Aggregate(1L, (a, b) => a * b)];
             var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan());
-            if (_cuda is not null) _cuda.CopyToHost(_device, bytes, buffer.DangerousGetHandle());
+            if (_cuda is not null)
+            {
+                try { _cuda.CopyToHost(_device, bytes, buffer.DangerousGetHandle()); }
+                catch (CudaException e) { throw new ExecutionProviderException(e.Message, e); }
+            }
             else unsafe { new ReadOnlySpan<byte>((void*)buffer.DangerousGetHandle(), bytes.Length).CopyTo(bytes); }
             copies[name] = new HostTensor(shape, values);
         }
@@ -120,7 +125,11 @@ public sealed class ResidentBatch : IDisposable
 
     private void CopyIn(OrtMemoryAllocation destination, ReadOnlySpan<byte> source)
     {
-        if (_cuda is not null) _cuda.CopyToDevice(_device, destination.DangerousGetHandle(), source);
+        if (_cuda is not null)
+        {
+            try { _cuda.CopyToDevice(_device, destination.DangerousGetHandle(), source); }
+            catch (CudaException e) { throw new ExecutionProviderException(e.Message, e); }
+        }
         else unsafe { source.CopyTo(new Span<byte>((void*)destination.DangerousGetHandle(), source.Length)); }
     }
 

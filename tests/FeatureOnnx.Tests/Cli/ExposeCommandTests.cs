@@ -4,6 +4,7 @@ using FeatureOnnx.Models;
 
 namespace FeatureOnnx.Tests.Cli;
 
+[Trait("Category", TestCategory.Fast)]
 public sealed class ExposeCommandTests
 {
     private static int Run(params string[] args)

@@ -1,3 +1,4 @@
+using FeatureOnnx.Formats;
 using System.CommandLine;
 using System.Security.Cryptography;
 using System.Text.Json;

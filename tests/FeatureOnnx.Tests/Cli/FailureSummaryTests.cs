@@ -1,3 +1,4 @@
+using FeatureOnnx.Formats;
 using FeatureOnnx.Cli;
 using FeatureOnnx.Sinks;
 

@@ -16,7 +16,7 @@ public sealed class PostprocessCommandTests
         Assert.Equal("mine", File.ReadAllText(output));
 
         Assert.Equal(0, CliProcess.Run("postprocess", features, "--l2", "-o", output, "--overwrite").ExitCode);
-        using var reader = FeatureOnnx.Sinks.NpyReader.Open(output);
+        using var reader = FeatureOnnx.Formats.NpyReader.Open(output);
         var row = reader.ReadAll().AsSpan(0, 40).ToArray();
         Assert.Equal(1.0, Math.Sqrt(row.Sum(v => (double)v * v)), 6);
     }

@@ -8,6 +8,7 @@ public sealed class ReadmeExampleTests
 {
     private static string ThisFolder([CallerFilePath] string path = "") => Path.GetDirectoryName(path)!;
 
+    [Trait("Category", TestCategory.Fast)]
     [Fact]
     public void Readme_quotes_the_example_file()
     {
@@ -23,6 +24,7 @@ public sealed class ReadmeExampleTests
         Assert.Equal(file, quoted);
     }
 
+    [Trait("Category", TestCategory.Slow)]
     [Fact]
     public async Task Example_extracts_a_folder_and_embeds_one_image_alike()
     {

@@ -35,6 +35,7 @@ public sealed class BuiltInResNet18Tests(ITestOutputHelper output)
         return netOut[0].GetTensorDataAsSpan<float>().ToArray();
     }
 
+    [Trait("Category", TestCategory.Slow)]
     [Theory]
     [InlineData("opencv_baboon.jpg")]
     [InlineData("skimage_chelsea.png")]
@@ -49,10 +50,12 @@ public sealed class BuiltInResNet18Tests(ITestOutputHelper output)
         var cosine = Fixtures.Cosine(actual, expected);
         var maxAbs = actual.Zip(expected, (a, b) => Math.Abs(a - b)).Max();
         output.WriteLine($"{photo}: cosine {cosine:0.0000000}, max |diff| {maxAbs:g3}, max value {expected.Max():0.00}");
+        // Issue 1's bar: folding the BGR/mean-image step into one graph reorders float sums, nothing more.
         Assert.True(cosine >= 0.99999, $"cosine {cosine}");
         Assert.True(maxAbs <= 1e-3 * expected.Max(), $"max |diff| {maxAbs}");
     }
 
+    [Trait("Category", TestCategory.Fast)]
     [Fact]
     public void Batch_axis_is_dynamic_and_rows_equal_single_runs()
     {
@@ -71,6 +74,7 @@ public sealed class BuiltInResNet18Tests(ITestOutputHelper output)
         }
     }
 
+    [Trait("Category", TestCategory.Slow)]
     [Fact]
     public void Every_manifest_output_has_its_declared_shape()
     {
@@ -81,6 +85,7 @@ public sealed class BuiltInResNet18Tests(ITestOutputHelper output)
             Assert.Equal([2L, .. o.Shape!], outputs.Shape(o.Name));
     }
 
+    [Trait("Category", TestCategory.Slow)]
     [Fact]
     public void Early_layers_run_a_pruned_graph_that_gives_the_same_values()
     {
@@ -96,6 +101,7 @@ public sealed class BuiltInResNet18Tests(ITestOutputHelper output)
         Assert.True(o1.Values("layer1").SequenceEqual(o2.Values("layer1")));
     }
 
+    [Trait("Category", TestCategory.Fast)]
     [Fact]
     public void Any_graph_tensor_can_be_requested_with_an_alias()
     {
@@ -104,6 +110,7 @@ public sealed class BuiltInResNet18Tests(ITestOutputHelper output)
         Assert.Equal(new long[] { 1, 64, 112, 112 }, outputs.Shape("stem"));
     }
 
+    [Trait("Category", TestCategory.Fast)]
     [Fact]
     public void A_flattened_output_may_keep_its_tensor_name()
     {
@@ -114,6 +121,7 @@ public sealed class BuiltInResNet18Tests(ITestOutputHelper output)
         Assert.Equal(new long[] { 1, 512 }, outputs.Shape("Pooling395_Output_0"));
     }
 
+    [Trait("Category", TestCategory.Fast)]
     [Fact]
     public void Unknown_tensor_names_fail_with_close_names()
     {

@@ -10,6 +10,7 @@ public sealed class Uint8InputGraphTests(ITestOutputHelper output)
 {
     private static readonly ModelCatalog Catalog = new();
 
+    [Trait("Category", TestCategory.Fast)]
     [Theory]
     [InlineData(TensorLayout.Nchw, ChannelOrder.Rgb)]
     [InlineData(TensorLayout.Nchw, ChannelOrder.Bgr)]
@@ -42,6 +43,7 @@ public sealed class Uint8InputGraphTests(ITestOutputHelper output)
         Assert.Equal(expected, actual); // exact: the same float32 operations in the same order
     }
 
+    [Trait("Category", TestCategory.Fast)]
     [Fact]
     public void Identity_steps_are_left_out()
     {
@@ -51,6 +53,7 @@ public sealed class Uint8InputGraphTests(ITestOutputHelper output)
         Assert.Equal(["Cast", "Transpose"], graph.Proto.Graph.Node.Select(n => n.OpType));
     }
 
+    [Trait("Category", TestCategory.Fast)]
     [Fact]
     public void Opsets_before_7_are_refused()
     {
@@ -58,6 +61,7 @@ public sealed class Uint8InputGraphTests(ITestOutputHelper output)
         Assert.Contains("opset 6", e.Message);
     }
 
+    [Trait("Category", TestCategory.Fast)]
     [Fact]
     public void Prepared_model_takes_uint8_nhwc_crops()
     {
@@ -71,6 +75,7 @@ public sealed class Uint8InputGraphTests(ITestOutputHelper output)
         Assert.Contains("RunBound", e.Message);
     }
 
+    [Trait("Category", TestCategory.Slow)]
     [Fact]
     public void Builtin_resnet18_uint8_input_gives_the_float_path_features_on_every_photo()
     {

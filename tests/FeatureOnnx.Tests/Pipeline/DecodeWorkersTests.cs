@@ -3,6 +3,7 @@ using FeatureOnnx.Pipeline;
 
 namespace FeatureOnnx.Tests.Pipeline;
 
+[Trait("Category", TestCategory.Fast)]
 public class DecodeWorkersTests
 {
     [Fact]

@@ -33,6 +33,7 @@ public sealed class EndToEndModelFile : IDisposable
 /// file must be one line of errors.csv and the good ones must be extracted, whether the checks stop it before the
 /// decoder or the worker process dies or hangs on it.
 /// </summary>
+[Trait("Category", TestCategory.Process)]
 public sealed class EndToEndExtractionTests(EndToEndModelFile model, ITestOutputHelper output) : IClassFixture<EndToEndModelFile>
 {
     private static string[] CsvLines(string path) => File.ReadAllLines(path).Skip(1).ToArray();

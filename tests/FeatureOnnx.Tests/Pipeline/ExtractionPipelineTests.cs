@@ -3,6 +3,7 @@ using FeatureOnnx.Tests.Preprocessing;
 
 namespace FeatureOnnx.Tests.Pipeline;
 
+[Trait("Category", TestCategory.Slow)]
 public sealed class ExtractionPipelineTests(ITestOutputHelper output)
 {
     private static string[] CsvLines(string path) => File.ReadAllLines(path).Skip(1).ToArray();
@@ -87,7 +88,7 @@ public sealed class ExtractionPipelineTests(ITestOutputHelper output)
         var photos = new[] { "opencv_apple.jpg", "skimage_coffee.png", "opencv_home.jpg" }.Select(p => Fixtures.PathOf("photos", p)).ToArray();
         var manifest = new FeatureOnnx.Models.ModelCatalog().Resolve("resnet18");
         var pre = new FeatureOnnx.Preprocessing.ImagePreprocessor(manifest);
-        using (var w = new FeatureOnnx.Sinks.NpyWriter(tmp.File("x.npy"), [3, 224, 224]))
+        using (var w = new FeatureOnnx.Formats.NpyWriter(tmp.File("x.npy"), [3, 224, 224]))
         {
             foreach (var p in photos)
             {

@@ -29,6 +29,7 @@ public sealed class ResumeTests(ITestOutputHelper output)
         return input;
     }
 
+    [Trait("Category", TestCategory.Process)]
     [Fact]
     public async Task Five_sigkills_and_resumes_give_the_uninterrupted_result()
     {
@@ -72,6 +73,7 @@ public sealed class ResumeTests(ITestOutputHelper output)
         Assert.Empty(Directory.EnumerateFiles(resumed, "*.partial"));
     }
 
+    [Trait("Category", TestCategory.Fast)]
     [Fact]
     public async Task Resume_refuses_other_settings_and_plain_rerun_refuses_an_unfinished_folder()
     {
@@ -86,6 +88,7 @@ public sealed class ResumeTests(ITestOutputHelper output)
         Assert.Contains("model: was 'something else'", mismatch.Message);
     }
 
+    [Trait("Category", TestCategory.Fast)]
     [Fact]
     public void A_torn_last_progress_line_is_ignored()
     {
@@ -101,13 +104,14 @@ public sealed class ResumeTests(ITestOutputHelper output)
         Assert.Equal((6L, 1L), (rows, errors));
     }
 
+    [Trait("Category", TestCategory.Fast)]
     [Fact]
     public void Csv_resume_keeps_committed_records_and_cuts_a_torn_one()
     {
         using var tmp = new Fixtures.TempDir();
         var path = tmp.File("index.csv");
         File.WriteAllText(path + ".partial", "row,path\n0,a.jpg\n1,\"b,\"\"quoted\"\".jpg\"\n2,c.jp");
-        using (var log = FeatureOnnx.Sinks.CsvLog.Resume(path, 2, 1, out var keys))
+        using (var log = FeatureOnnx.Formats.CsvLog.Resume(path, 2, 1, out var keys))
         {
             Assert.Equal(["a.jpg", "b,\"quoted\".jpg"], keys);
             log.Write("2", "d.jpg");
@@ -116,14 +120,15 @@ public sealed class ResumeTests(ITestOutputHelper output)
         Assert.Equal("row,path\n0,a.jpg\n1,\"b,\"\"quoted\"\".jpg\"\n2,d.jpg\n", File.ReadAllText(path));
     }
 
+    [Trait("Category", TestCategory.Fast)]
     [Fact]
     public void Npy_resume_cuts_rows_beyond_the_commit()
     {
         using var tmp = new Fixtures.TempDir();
         var path = tmp.File("x.npy");
-        using (var w = new FeatureOnnx.Sinks.NpyWriter(path, [2]))
+        using (var w = new FeatureOnnx.Formats.NpyWriter(path, [2]))
             w.Append([1, 2, 3, 4, 5, 6]); // 3 rows, never completed (as after SIGKILL)
-        using (var w = FeatureOnnx.Sinks.NpyWriter.Resume(path, 2))
+        using (var w = FeatureOnnx.Formats.NpyWriter.Resume(path, 2))
         {
             w.Append([7, 8]);
             w.Complete();

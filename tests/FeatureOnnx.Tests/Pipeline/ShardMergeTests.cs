@@ -2,6 +2,7 @@ using FeatureOnnx.Pipeline;
 
 namespace FeatureOnnx.Tests.Pipeline;
 
+[Trait("Category", TestCategory.Slow)]
 public sealed class ShardMergeTests
 {
     [Fact]

@@ -2,6 +2,7 @@ using FeatureOnnx.Pipeline;
 
 namespace FeatureOnnx.Tests.Pipeline;
 
+[Trait("Category", TestCategory.Fast)]
 public sealed class ShardingTests
 {
     [Fact]
@@ -20,6 +21,7 @@ public sealed class ShardingTests
         var shards = Enumerable.Range(0, 4).Select(i => new Shard(i, 4)).ToList();
         var owners = keys.Select(k => shards.Count(s => s.Contains(k))).ToList();
         Assert.All(owners, n => Assert.Equal(1, n));
+        // A hash split of 1000 keys into 4: binomial sd 13.7 around 250, so 200..300 is 3.6 sd either side.
         Assert.All(shards, s => Assert.InRange(keys.Count(s.Contains), 200, 300));
         var shuffled = keys.OrderBy(k => Shard.Fnv1a64(k + "x")).ToList();
         Assert.Equal(keys.Where(shards[2].Contains).Order(), shuffled.Where(shards[2].Contains).Order());

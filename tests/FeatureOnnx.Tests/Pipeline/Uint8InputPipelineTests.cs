@@ -7,6 +7,7 @@ namespace FeatureOnnx.Tests.Pipeline;
 /// <summary>The extraction pipeline feeding uint8 crops (normalised in the graph) against float32 tensors.</summary>
 public sealed class Uint8InputPipelineTests
 {
+    [Trait("Category", TestCategory.Slow)]
     [Fact]
     public async Task Uint8_input_writes_the_same_rows_as_float_input_and_says_so_in_run_json()
     {
@@ -34,6 +35,7 @@ public sealed class Uint8InputPipelineTests
         Assert.Equal(File.ReadAllText(tmp.File("f32/index.csv")), File.ReadAllText(tmp.File("u8/index.csv")));
     }
 
+    [Trait("Category", TestCategory.Slow)]
     [Fact]
     public async Task Default_is_off_on_the_cpu()
     {
@@ -42,6 +44,7 @@ public sealed class Uint8InputPipelineTests
         Assert.False(result.Uint8Input);
     }
 
+    [Trait("Category", TestCategory.Fast)]
     [Fact]
     public async Task Uint8_input_with_tensors_in_is_refused()
     {
@@ -56,6 +59,7 @@ public sealed class Uint8InputPipelineTests
         Assert.Contains("--tensors-in", e.Message);
     }
 
+    [Trait("Category", TestCategory.Fast)]
     [Fact]
     public void Extract_takes_uint8_input_on_and_refuses_other_words()
     {

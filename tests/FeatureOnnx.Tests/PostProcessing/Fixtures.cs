@@ -1,5 +1,5 @@
 using Xunit;
-using FeatureOnnx.Sinks;
+using FeatureOnnx.Formats;
 
 namespace FeatureOnnx.Tests.PostProcessing;
 

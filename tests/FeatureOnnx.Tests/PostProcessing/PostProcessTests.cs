@@ -1,9 +1,10 @@
 using Xunit;
 using FeatureOnnx.PostProcessing;
-using FeatureOnnx.Sinks;
+using FeatureOnnx.Formats;
 
 namespace FeatureOnnx.Tests.PostProcessing;
 
+[Trait("Category", TestCategory.Fast)]
 public sealed class PostProcessTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("featureonnx-post-").FullName;

@@ -3,6 +3,7 @@ using FeatureOnnx.Preprocessing;
 
 namespace FeatureOnnx.Tests.Preprocessing;
 
+[Trait("Category", TestCategory.Fast)]
 public sealed class BenchmarkInputsTests
 {
     private static readonly ModelManifest ResNet18 = new ModelCatalog().Resolve("resnet18", []);

@@ -7,6 +7,7 @@ namespace FeatureOnnx.Tests.Preprocessing;
 /// Which JPEG decoder a run uses, as a user sees it: the CLI in a child process (FEATUREONNX_TURBOJPEG is read once per
 /// process), run.json's <c>decoders</c> and <c>warnings</c>, and the exit code.
 /// </summary>
+[Trait("Category", TestCategory.Process)]
 public sealed class DecoderSelectionTests(ITestOutputHelper output)
 {
     private static string Cli => Path.Combine(AppContext.BaseDirectory, "featureonnx.dll");

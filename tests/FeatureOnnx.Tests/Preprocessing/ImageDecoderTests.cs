@@ -5,6 +5,7 @@ using FeatureOnnx.Preprocessing;
 namespace FeatureOnnx.Tests.Preprocessing;
 
 /// <summary>Malformed inputs must be refused with a reason, never crash or yield a half-black image.</summary>
+[Trait("Category", TestCategory.Fast)]
 public sealed class ImageDecoderTests
 {
     private readonly ImageDecoder _decoder = new();

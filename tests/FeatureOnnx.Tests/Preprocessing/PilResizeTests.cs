@@ -3,6 +3,7 @@ using FeatureOnnx.Preprocessing;
 
 namespace FeatureOnnx.Tests.Preprocessing;
 
+[Trait("Category", TestCategory.Fast)]
 public sealed class PilResizeTests
 {
     private static byte[] Row(params byte[] greys) => greys.SelectMany(g => new[] { g, g, g }).ToArray();
@@ -58,6 +59,7 @@ public sealed class PilResizeTests
     }
 }
 
+[Trait("Category", TestCategory.Fast)]
 public sealed class CenterCropTests
 {
     [Theory]

@@ -8,6 +8,7 @@ namespace FeatureOnnx.Tests.Preprocessing;
 /// Our 224x224 crops (before normalisation) against PIL 9.4 + torchvision 0.14 references made by
 /// export-scripts/make_preprocess_fixtures.py: PIL.open -> exif_transpose -> convert('RGB') -> Resize(256) -> CenterCrop(224).
 /// </summary>
+[Trait("Category", TestCategory.Fast)]
 public sealed class PreprocessParityTests(ITestOutputHelper output)
 {
     public sealed record Entry(string File, string Kind, string Format, string PilMode, string Variant, string Reference);
@@ -46,6 +47,7 @@ public sealed class PreprocessParityTests(ITestOutputHelper output)
         if (format == "JPEG") Fixtures.RequireTurboJpeg();
         var (mean, max) = Compare(file, variant, reference);
         output.WriteLine($"{file} [{format} {pilMode} {variant}]: mean |diff| {mean:0.0000}, max {max}");
+        // Issue 1's bars (mean 0.5, max 2); measured: 63 of 64 crops identical to PIL's, the transparent GIF mean 0.47 (README).
         Assert.True(mean <= 0.5, $"mean |diff| {mean} > 0.5");
         if (file.EndsWith("palette_trns.gif", StringComparison.Ordinal))
         {

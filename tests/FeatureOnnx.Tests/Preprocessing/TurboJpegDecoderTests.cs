@@ -8,6 +8,7 @@ namespace FeatureOnnx.Tests.Preprocessing;
 /// Debian's Pillow 9.4 on libjpeg62-turbo 2.1.5 (export-scripts/make_jpeg_fixtures.py), against the libturbojpeg.so.0
 /// every linux-x64 build carries (src/FeatureOnnx/native/linux-x64): missing there is a failure, not a skip.
 /// </summary>
+[Trait("Category", TestCategory.Fast)]
 public sealed class TurboJpegDecoderTests(ITestOutputHelper output) : IDisposable
 {
     private readonly TurboJpegDecoder? _decoder = TurboJpegDecoder.TryCreate();

@@ -11,6 +11,7 @@ namespace FeatureOnnx.Tests.Runtime;
 public sealed class FourPathBenchRun() : BenchRunFixture("--model", "resnet18", "--providers", "cpu,cuda", "--batch", "1,3",
     "--input-path", "uint8,device,run,bound", "--warmup", "1", "--iters", "2");
 
+[Trait("Category", TestCategory.Slow)]
 public sealed class BenchmarkInputPathTests(FourPathBenchRun run) : IClassFixture<FourPathBenchRun>
 {
     private static readonly XNamespace Svg = "http://www.w3.org/2000/svg";

@@ -2,6 +2,7 @@ using FeatureOnnx.Runtime;
 
 namespace FeatureOnnx.Tests.Runtime;
 
+[Trait("Category", TestCategory.Fast)]
 public sealed class BenchmarkStatisticsTests
 {
     // Expected values: numpy 1.24 np.percentile(values, p) (default method 'linear'), and by hand:

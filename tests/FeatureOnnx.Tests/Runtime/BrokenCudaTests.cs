@@ -72,6 +72,7 @@ public sealed class CudaStubLibraries : IDisposable
     public void Dispose() => _dir.Dispose();
 }
 
+[Trait("Category", TestCategory.Process)]
 public sealed class BrokenCudaTests(CudaStubLibraries stubs, ITestOutputHelper output) : IClassFixture<CudaStubLibraries>
 {
     private static string Cli => Path.Combine(AppContext.BaseDirectory, "featureonnx.dll");

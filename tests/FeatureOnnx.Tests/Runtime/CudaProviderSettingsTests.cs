@@ -5,6 +5,7 @@ using FeatureOnnx.Runtime;
 
 namespace FeatureOnnx.Tests.Runtime;
 
+[Trait("Category", TestCategory.Fast)]
 public sealed class CudaProviderSettingsTests
 {
     [Fact]

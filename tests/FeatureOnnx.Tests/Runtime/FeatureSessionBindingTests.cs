@@ -20,6 +20,7 @@ public sealed class FeatureSessionBindingTests(ITestOutputHelper output)
         return batch;
     }
 
+    [Trait("Category", TestCategory.Slow)]
     [Fact]
     public void RunBound_equals_Run_bit_for_bit_on_the_cpu_whatever_the_batch_sizes()
     {
@@ -54,6 +55,7 @@ public sealed class FeatureSessionBindingTests(ITestOutputHelper output)
         }
     }
 
+    [Trait("Category", TestCategory.Fast)]
     [Fact]
     public void RunBound_checks_its_arguments()
     {
@@ -63,6 +65,7 @@ public sealed class FeatureSessionBindingTests(ITestOutputHelper output)
         Assert.Throws<ArgumentException>(() => session.RunBound(new byte[session.SlotBytes], 2));
     }
 
+    [Trait("Category", TestCategory.Fast)]
     [SkippableFact]
     public void On_cuda_the_input_buffer_is_pinned_and_bound_runs_match_plain_runs()
     {

@@ -12,6 +12,7 @@ public sealed class IntraOpThreadsTests(ITestOutputHelper output)
 {
     private static string Cli => Path.Combine(AppContext.BaseDirectory, "featureonnx.dll");
 
+    [Trait("Category", TestCategory.Fast)]
     [Fact]
     public void Zero_means_every_usable_core_and_an_explicit_count_is_kept()
     {
@@ -21,6 +22,7 @@ public sealed class IntraOpThreadsTests(ITestOutputHelper output)
     }
 
     /// <summary>The affinity mask limits the default: under <c>taskset -c 0</c> the run uses one thread, whatever the machine has.</summary>
+    [Trait("Category", TestCategory.Process)]
     [SkippableTheory]
     [InlineData(null, null)]
     [InlineData("0", null)]

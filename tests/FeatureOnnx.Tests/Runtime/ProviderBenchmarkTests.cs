@@ -34,6 +34,7 @@ public abstract class BenchRunFixture : IDisposable
 public sealed class SmallBenchRun() : BenchRunFixture("--model", "resnet18", "--providers", "cpu,cuda", "--batch", "1,2",
     "--warmup", "1", "--iters", "2", "--layers", "layer1");
 
+[Trait("Category", TestCategory.Slow)]
 public sealed class ProviderBenchmarkTests(SmallBenchRun run) : IClassFixture<SmallBenchRun>
 {
     internal static int Cli(params string[] args)

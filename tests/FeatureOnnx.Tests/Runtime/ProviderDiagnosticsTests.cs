@@ -3,6 +3,7 @@ using FeatureOnnx.Runtime;
 
 namespace FeatureOnnx.Tests.Runtime;
 
+[Trait("Category", TestCategory.Fast)]
 public sealed class ProviderDiagnosticsTests(ITestOutputHelper output)
 {
     private static PreparedModel Model() => PreparedModel.Build(new ModelCatalog().Resolve("resnet18"), ["layer1"]);

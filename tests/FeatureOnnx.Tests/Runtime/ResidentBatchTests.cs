@@ -9,6 +9,7 @@ using OrtElementType = Microsoft.ML.OnnxRuntime.Tensors.TensorElementType;
 namespace FeatureOnnx.Tests.Runtime;
 
 /// <summary><see cref="FeatureSession.CreateResident"/> (input and outputs kept in the provider's memory) against <see cref="FeatureSession.Run"/>.</summary>
+[Trait("Category", TestCategory.Fast)]
 public sealed class ResidentBatchTests
 {
     private static readonly ModelCatalog Catalog = new();

@@ -4,6 +4,7 @@ using FeatureOnnx.Sinks;
 
 namespace FeatureOnnx.Tests.Sinks;
 
+[Trait("Category", TestCategory.Fast)]
 public sealed class BenchmarkReportWriterTests(ITestOutputHelper output)
 {
     private static readonly XNamespace Svg = "http://www.w3.org/2000/svg";

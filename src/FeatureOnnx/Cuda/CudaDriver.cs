@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text;
 
-namespace FeatureOnnx.Runtime;
+namespace FeatureOnnx.Cuda;
 
 /// <summary>One GPU as the NVIDIA driver reports it.</summary>
 /// <param name="Ordinal">CUDA device number (<c>--provider cuda:N</c>).</param>

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace FeatureOnnx.Sinks;
+namespace FeatureOnnx.Formats;
 
 /// <summary>
 /// An append-only CSV file (RFC 4180 quoting) written as <c>NAME.partial</c> and renamed into place by

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace FeatureOnnx.Runtime;
+namespace FeatureOnnx.Cuda;
 
 /// <summary>
 /// The few CUDA runtime calls ONNX Runtime's C# API lacks: device memory in use (<c>cudaMemGetInfo</c>, device-wide)
@@ -51,14 +51,14 @@ internal sealed unsafe class CudaRuntime
     }
 
     /// <summary>Copies host bytes into device memory of <paramref name="device"/> (synchronous).</summary>
-    /// <exception cref="ExecutionProviderException">The CUDA runtime refused the copy.</exception>
+    /// <exception cref="CudaException">The CUDA runtime refused the copy.</exception>
     public void CopyToDevice(int device, nint destination, ReadOnlySpan<byte> source)
     {
         fixed (byte* s = source) Copy(device, (void*)destination, s, source.Length, HostToDevice);
     }
 
     /// <summary>Copies device memory of <paramref name="device"/> into host bytes (synchronous).</summary>
-    /// <exception cref="ExecutionProviderException">The CUDA runtime refused the copy.</exception>
+    /// <exception cref="CudaException">The CUDA runtime refused the copy.</exception>
     public void CopyToHost(int device, Span<byte> destination, nint source)
     {
         fixed (byte* d = destination) Copy(device, d, (void*)source, destination.Length, DeviceToHost);
@@ -69,6 +69,6 @@ internal sealed unsafe class CudaRuntime
         var status = _setDevice(device);
         if (status == 0) status = _memcpy(destination, source, (nuint)bytes, kind);
         if (status != 0)
-            throw new ExecutionProviderException($"cudaMemcpy of {bytes} bytes ({(kind == HostToDevice ? "host to device" : "device to host")}) on device {device} failed with cudaError {status}.");
+            throw new CudaException($"cudaMemcpy of {bytes} bytes ({(kind == HostToDevice ? "host to device" : "device to host")}) on device {device} failed with cudaError {status}.");
     }
 }

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace FeatureOnnx.Sinks;
+namespace FeatureOnnx.Formats;
 
 /// <summary>
 /// Streams the rows of a float32, C-order .npy file (as <see cref="NpyWriter"/> and <c>numpy.save</c> write them) in

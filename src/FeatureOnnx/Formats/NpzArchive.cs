@@ -2,7 +2,7 @@ using System.IO.Compression;
 using System.Runtime.InteropServices;
 using System.Text;
 
-namespace FeatureOnnx.Sinks;
+namespace FeatureOnnx.Formats;
 
 /// <summary>One array of an .npz archive: numpy dtype, shape and raw little-endian C-order bytes.</summary>
 /// <param name="DType">numpy dtype string: <c>&lt;f8</c>, <c>&lt;f4</c>, <c>&lt;i8</c>, <c>|b1</c> or <c>&lt;U</c>n.</param>

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace FeatureOnnx.Sinks;
+namespace FeatureOnnx.Formats;
 
 /// <summary>
 /// The .npy format (version 1.0): magic, header length, a Python dict literal with dtype, order and shape, padded

@@ -5,6 +5,7 @@ using Xunit.Abstractions;
 
 namespace FeatureOnnx.Tests.PostProcessing;
 
+[Trait("Category", TestCategory.Fast)]
 public sealed class SymmetricEigenTests(ITestOutputHelper output)
 {
     /// <summary>A = Q diag(values) Q^T with a random orthogonal Q (QR of a seeded Gaussian matrix).</summary>

@@ -1,8 +1,9 @@
 using System.Text;
-using FeatureOnnx.Sinks;
+using FeatureOnnx.Formats;
 
-namespace FeatureOnnx.Tests.Sinks;
+namespace FeatureOnnx.Tests.Formats;
 
+[Trait("Category", TestCategory.Fast)]
 public sealed class NpyWriterTests
 {
     [Fact]

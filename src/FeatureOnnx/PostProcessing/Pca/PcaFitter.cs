@@ -1,6 +1,5 @@
 using System.Diagnostics;
-using FeatureOnnx.Sinks;
-using MathNet.Numerics.LinearAlgebra;
+using FeatureOnnx.Formats;
 
 namespace FeatureOnnx.PostProcessing;
 
@@ -153,13 +152,7 @@ public sealed class PcaFitter
         if (_options.Components is { } requested && requested > maxComponents)
             throw new ArgumentException($"-k {requested}: {name} has {n} rows of {d} features, so at most {maxComponents} components.");
 
-        OpenBlas? blas = null;
-        var blasStatus = "";
-        if (_options.Backend != PcaBackend.Managed)
-        {
-            blas = OpenBlas.TryLoad(out blasStatus, _options.OpenBlasLibrary);
-            if (blas is null && _options.Backend == PcaBackend.OpenBlas) throw new ArgumentException($"--backend openblas: {blasStatus}. Use --backend managed or auto.");
-        }
+        var (blas, solver, blasStatus) = ChooseNumerics(d);
 
         var chunkRows = _options.ChunkRows > 0 ? _options.ChunkRows : Math.Max(16, (32 << 20) / (8 * d));
         chunkRows = (int)Math.Min(chunkRows, n);
@@ -176,33 +169,12 @@ public sealed class PcaFitter
         // Eigendecomposition, largest first.
         progress?.Report(new PcaFitProgress("eigen", 0, n, clock.Elapsed));
         var eigenStart = clock.Elapsed.TotalSeconds;
-        double[] values, vectors;
-        int k;
-        string eigenBackend;
-        if (blas is not null)
-        {
-            // Only the variance mode needs every eigenvalue; -k K asks LAPACK for the top K alone.
-            var count = _options.Components ?? maxComponents;
-            values = new double[count];
-            vectors = new double[(long)count * d];
-            blas.TopEigen(cov, d, count, values, vectors);
-            k = _options.Components ?? ComponentsFor(values, total, _options.VarianceRatio!.Value, maxComponents);
-            eigenBackend = $"openblas dsyevr ({blas.LibraryPath})";
-        }
-        else if (d <= _options.MathNetMaxDimension)
-        {
-            (values, vectors) = MathNetEigen(cov, d, maxComponents);
-            k = _options.Components ?? ComponentsFor(values, total, _options.VarianceRatio!.Value, maxComponents);
-            eigenBackend = "mathnet-managed";
-        }
-        else
-        {
-            var target = _options.VarianceRatio;
-            (values, vectors) = SymmetricEigen.Largest(cov, d, _options.Components ?? maxComponents, _options.MaxDegreeOfParallelism,
-                target is { } v ? all => ComponentsFor(all, total, v, maxComponents) : null);
-            k = _options.Components ?? ComponentsFor(values, total, target!.Value, maxComponents);
-            eigenBackend = "managed-simd householder+ql+inverse-iteration";
-        }
+        // Only the variance mode needs every eigenvalue; -k K asks the solver for the top K alone.
+        var target = _options.VarianceRatio;
+        var (values, vectors) = solver.Largest(cov, d, _options.Components ?? maxComponents,
+            target is { } v ? all => ComponentsFor(all, total, v, maxComponents) : null);
+        var k = _options.Components ?? ComponentsFor(values, total, target!.Value, maxComponents);
+        var eigenBackend = solver.Description;
         cov = [];
         var eigenSeconds = clock.Elapsed.TotalSeconds - eigenStart;
 
@@ -267,6 +239,26 @@ public sealed class PcaFitter
         return new PcaFitResult(model, info);
     }
 
+    /// <summary>
+    /// The one place that picks the numerics: OpenBLAS for the covariance and the eigendecomposition when it loads
+    /// (<see cref="PcaBackend.Auto"/>, required by <see cref="PcaBackend.OpenBlas"/>); otherwise the managed SIMD
+    /// covariance with MathNet's EVD up to <see cref="PcaFitOptions.MathNetMaxDimension"/> and <see cref="SymmetricEigen"/> above.
+    /// </summary>
+    private (OpenBlas? Blas, ISymmetricEigenSolver Solver, string BlasStatus) ChooseNumerics(int d)
+    {
+        OpenBlas? blas = null;
+        var blasStatus = "";
+        if (_options.Backend != PcaBackend.Managed)
+        {
+            blas = OpenBlas.TryLoad(out blasStatus, _options.OpenBlasLibrary);
+            if (blas is null && _options.Backend == PcaBackend.OpenBlas) throw new ArgumentException($"--backend openblas: {blasStatus}. Use --backend managed or auto.");
+        }
+        ISymmetricEigenSolver solver = blas is not null ? new OpenBlasEigenSolver(blas)
+            : d <= _options.MathNetMaxDimension ? new MathNetEigenSolver()
+            : new ManagedEigenSolver(_options.MaxDegreeOfParallelism);
+        return (blas, solver, blasStatus);
+    }
+
     private (double[] Mean, double[] Covariance) Accumulate(IRowSource source, int d, int chunkRows, OpenBlas? blas,
         IProgress<PcaFitProgress>? progress, Stopwatch clock, CancellationToken cancellation)
     {
@@ -291,23 +283,6 @@ public sealed class PcaFitter
             if (cumulative > target) break;
         }
         return Math.Min(k + 1, maxComponents);
-    }
-
-    private static (double[] Values, double[] Vectors) MathNetEigen(double[] cov, int d, int count)
-    {
-        var evd = Matrix<double>.Build.Dense(d, d, cov.Length == d * d ? cov : cov[..(d * d)]).Evd(Symmetricity.Symmetric);
-        var raw = evd.EigenValues.Select(c => c.Real).ToArray();
-        var order = Enumerable.Range(0, d).OrderByDescending(i => raw[i]).ThenBy(i => i).Take(count).ToArray();
-        var values = new double[count];
-        var vectors = new double[(long)count * d];
-        var v = evd.EigenVectors;
-        for (var c = 0; c < count; c++)
-        {
-            values[c] = raw[order[c]];
-            var column = v.Column(order[c]);
-            for (var i = 0; i < d; i++) vectors[(long)c * d + i] = column[i];
-        }
-        return (values, vectors);
     }
 
     /// <summary>For each component, the sign of the score with the largest magnitude over all rows (first one on ties), as numpy's argmax in svd_flip.</summary>

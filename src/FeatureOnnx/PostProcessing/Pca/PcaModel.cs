@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Globalization;
 using System.Runtime.CompilerServices;
-using FeatureOnnx.Sinks;
+using FeatureOnnx.Formats;
 
 namespace FeatureOnnx.PostProcessing;
 

@@ -1,9 +1,10 @@
 using Xunit;
-using FeatureOnnx.PostProcessing;
-using FeatureOnnx.Sinks;
+using FeatureOnnx.Formats;
+using PcaFixtures = FeatureOnnx.Tests.PostProcessing.Fixtures;
 
-namespace FeatureOnnx.Tests.PostProcessing;
+namespace FeatureOnnx.Tests.Formats;
 
+[Trait("Category", TestCategory.Fast)]
 public sealed class NpyReaderTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("featureonnx-npy-").FullName;
@@ -26,8 +27,8 @@ public sealed class NpyReaderTests : IDisposable
     [Fact]
     public void Reads_rows_in_chunks_and_seeks_back()
     {
-        var (all, rows, d) = Fixtures.Features("features_200x40.npy");
-        using var reader = NpyReader.Open(Fixtures.Path("features_200x40.npy"));
+        var (all, rows, d) = PcaFixtures.Features("features_200x40.npy");
+        using var reader = NpyReader.Open(PcaFixtures.Path("features_200x40.npy"));
         Assert.Equal(200, reader.Rows);
         Assert.Equal(40, reader.RowLength);
         var buffer = new float[7 * d + 3]; // not a whole number of rows: only whole rows are read
@@ -56,10 +57,5 @@ public sealed class NpyReaderTests : IDisposable
 
         var truncated = Write("short.npy", "<f4", false, [3, 4], 40);
         Assert.Contains("truncated", Assert.Throws<InvalidDataException>(() => NpyReader.Open(truncated)).Message);
-
-        var maps = Write("maps.npy", "<f4", false, [3, 2, 2, 2], 96);
-        e = Assert.Throws<InvalidDataException>(() => new PcaFitter(new PcaFitOptions { Components = 1 }).Fit(maps));
-        Assert.Contains("postprocess", e.Message);
-        Assert.Contains("--pool avg", e.Message);
     }
 }

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace FeatureOnnx.Sinks;
+namespace FeatureOnnx.Formats;
 
 /// <summary>
 /// Streams float32 rows to an .npy file without holding them in memory. Rows go to <c>NAME.npy.partial</c> behind a

@@ -1,16 +1,18 @@
 using Xunit;
+using FeatureOnnx.Formats;
 using FeatureOnnx.PostProcessing;
 using Xunit.Abstractions;
 
 namespace FeatureOnnx.Tests.PostProcessing;
 
+[Trait("Category", TestCategory.Fast)]
 public sealed class PcaFitterTests(ITestOutputHelper output)
 {
     private const double Tolerance = 1e-6; // the bar: relative to sklearn, per row / column scale
 
     public static TheoryData<string> Cases => new() { "k10", "k10_whiten", "var95", "var90_whiten", "k40_all", "k5_whiten", "rank_deficient_k20_whiten", "rank_deficient_var99", "odd_k7_whiten" };
 
-    private static PcaFitOptions OptionsFor(Dictionary<string, global::FeatureOnnx.Sinks.NpyArray> reference, PcaBackend backend = PcaBackend.Managed) => new()
+    private static PcaFitOptions OptionsFor(Dictionary<string, NpyArray> reference, PcaBackend backend = PcaBackend.Managed) => new()
     {
         Components = reference["is_ratio"].ToBoolean() ? null : (int)reference["n_components_param"].ToDoubles()[0],
         VarianceRatio = reference["is_ratio"].ToBoolean() ? reference["n_components_param"].ToDoubles()[0] : null,
@@ -92,6 +94,21 @@ public sealed class PcaFitterTests(ITestOutputHelper output)
         var fromFile = new PcaFitter(options).Fit(Fixtures.Path("features_300x64.npy")).Model;
         Assert.Equal(fromFile.Components, fromMemory.Components);
         Assert.True(Fixtures.RelativeError(fromMemory.ComponentMatrix, fromFile.ComponentMatrix.ToArray(), d) < 1e-10);
+    }
+
+    [Fact]
+    public void Feature_maps_are_refused_with_the_pooling_fix()
+    {
+        var dir = Directory.CreateTempSubdirectory("featureonnx-pca-").FullName;
+        try
+        {
+            var maps = Path.Combine(dir, "maps.npy");
+            File.WriteAllBytes(maps, [.. NpyFormat.Header("<f4", [3, 2, 2, 2]), .. new byte[96]]);
+            var e = Assert.Throws<InvalidDataException>(() => new PcaFitter(new PcaFitOptions { Components = 1 }).Fit(maps));
+            Assert.Contains("postprocess", e.Message);
+            Assert.Contains("--pool avg", e.Message);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
     }
 
     [Fact]
