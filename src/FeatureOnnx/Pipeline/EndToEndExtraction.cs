@@ -93,6 +93,7 @@ public sealed class EndToEndExtraction
         if (runners.Fallback is not null) warnings.Add(runners.Fallback);
 
         var listing = FolderSource.Enumerate(options.Inputs);
+        ExtractionPipeline.RefuseEmpty(listing, options.Inputs);
         if (options.Shard.Count > 1)
             listing = listing with
             {
