@@ -160,19 +160,6 @@ internal static class ExtractCommand
                 return result.Failed > 0 ? CliErrors.SomeInputsFailed : CliErrors.Ok;
             }
             foreach (var warning in result.Warnings) Console.Error.WriteLine($"warning: {warning}");
-            // Non-image files of walked folders are inputs too (errors.csv lists them), but not images.
-            if (result.Inputs - result.SkippedNonImageFiles == 0 && options.TensorsIn is null && result.Status == "completed")
-            {
-                // A shard may get no inputs when there are few; without shards nothing was found at all.
-                if (options.Shard.Count > 1)
-                {
-                    Console.Error.WriteLine($"warning: shard {options.Shard} got none of the inputs.");
-                    return CliErrors.Ok;
-                }
-                Console.Error.WriteLine($"error: no image found in {string.Join(", ", options.Inputs)}" +
-                                        (result.SkippedNonImageFiles > 0 ? $" ({result.SkippedNonImageFiles} file(s) without an image extension skipped)." : "."));
-                return CliErrors.Failed;
-            }
             var shapes = string.Join(", ", result.Layers.Select(p => $"{p.Key}.npy [{string.Join(",", p.Value)}]"));
             Console.WriteLine($"{result.Status}: {result.Extracted} extracted, {result.Failed} failed" +
                               (result.NotProcessed > 0 ? $", {result.NotProcessed} not processed" : "") +

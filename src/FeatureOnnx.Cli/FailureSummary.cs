@@ -12,9 +12,10 @@ internal static partial class FailureSummary
     private const int PathsPerReason = 3;
     private const int ReasonsShown = 8;
 
-    /// <summary>Lines to print for the errors.csv at <paramref name="errorsCsv"/>; empty when it lists nothing.</summary>
+    /// <summary>Lines to print for the errors.csv at <paramref name="errorsCsv"/>; empty when it lists nothing (or is not there).</summary>
     public static IReadOnlyList<string> Lines(string errorsCsv)
     {
+        if (!File.Exists(errorsCsv)) return [];
         var groups = new Dictionary<string, (long Count, List<string> Paths)>(StringComparer.Ordinal);
         long total = 0;
         using (var records = CsvLog.Read(errorsCsv))

@@ -99,6 +99,7 @@ public sealed class EndToEndExtraction
 
         // Listing stats every file (and reads @lists, which may be pipes): a hung file system must not hold up a stop.
         var listing = await Task.Run(() => FolderSource.Enumerate(options.Inputs, options.MaxFileBytes), CancellationToken.None).WaitAsync(cancellation);
+        ExtractionPipeline.RefuseEmpty(listing, options.Inputs);
         if (options.Shard.Count > 1)
             listing = listing with
             {

@@ -178,6 +178,7 @@ public sealed class ExtractionPipeline
     /// <exception cref="ManifestException">The model cannot be resolved.</exception>
     /// <exception cref="IOException">The output folder already holds a run and <see cref="ExtractionOptions.Overwrite"/> is false.</exception>
     /// <exception cref="OperationCanceledException">Cancelled while the inputs were being listed, before the output folder was touched.</exception>
+    /// <exception cref="FileNotFoundException">The inputs hold no image at all (nothing is written).</exception>
     public async Task<ExtractionResult> RunAsync(ExtractionOptions options, IProgress<ExtractionProgress>? progress = null, CancellationToken cancellation = default)
     {
         if (options.BatchSize <= 0) throw new ArgumentException("batch size must be positive.");
@@ -228,6 +229,7 @@ public sealed class ExtractionPipeline
         var listing = options.TensorsIn is null
             ? await Task.Run(() => FolderSource.Enumerate(options.Inputs, options.MaxFileBytes), CancellationToken.None).WaitAsync(cancellation)
             : TensorListing(options.TensorsIn, manifest);
+        if (options.TensorsIn is null) RefuseEmpty(listing, options.Inputs);
         if (options.Shard.Count > 1)
             listing = listing with
             {
@@ -451,6 +453,19 @@ public sealed class ExtractionPipeline
         };
         RunSummary.Write(Path.Combine(outDir, "run.json"), result);
         return result;
+    }
+
+    /// <summary>
+    /// Nothing found at all (an empty folder) is a mistake to report, not a completed run of 0 rows, and it is found
+    /// before the output folder is touched. Checked before sharding: a shard may get none of many inputs.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">The inputs hold no image and no input that could be listed as failed.</exception>
+    internal static void RefuseEmpty(InputListing listing, IReadOnlyList<string> inputs)
+    {
+        // Files of walked folders that are not images are listed as problems too, but they are not inputs that were asked for.
+        if (listing.Items.Count > 0 || listing.Problems.Any(p => p.Reason != FolderSource.NotAnImage)) return;
+        throw new FileNotFoundException($"no image found in {string.Join(", ", inputs.Take(5))}{(inputs.Count > 5 ? ", ..." : "")}" +
+                                        (listing.SkippedNonImageFiles > 0 ? $" ({listing.SkippedNonImageFiles} file(s) without an image extension skipped)." : "."));
     }
 
     private static InputListing TensorListing(string path, ModelManifest manifest)

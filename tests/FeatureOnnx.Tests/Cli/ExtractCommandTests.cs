@@ -70,7 +70,16 @@ public sealed class ExtractCommandTests
         var none = CliProcess.Run("extract", empty, "-o", tmp.File("out2"), "-q");
         Assert.Equal(1, none.ExitCode);
         Assert.Equal($"error: no image found in {empty} (1 file(s) without an image extension skipped).\n", none.Err);
-        Assert.DoesNotContain("completed", none.Out);
+        Assert.Equal("", none.Out);
+        Assert.False(Directory.Exists(tmp.File("out2"))); // refused before the output folder is made: rerunning needs no --overwrite
+        Assert.Equal(1, RunInProcess("extract", empty, "-o", tmp.File("out3"), "-q", "--shard", "0/2"));
+
+        // One image and two shards: the shard that gets none of it is not a mistake.
+        var one = Directory.CreateDirectory(tmp.File("one")).FullName;
+        File.Copy(Fixtures.PathOf("photos", "skimage_coffee.png"), Path.Combine(one, "a.png"));
+        Assert.Equal(0, RunInProcess("extract", one, "-o", tmp.File("s0"), "-q", "--shard", "0/2"));
+        Assert.Equal(0, RunInProcess("extract", one, "-o", tmp.File("s1"), "-q", "--shard", "1/2"));
+        Assert.Equal(3, File.ReadAllLines(tmp.File("s0/index.csv")).Length + File.ReadAllLines(tmp.File("s1/index.csv")).Length);
     }
 
     [Fact]

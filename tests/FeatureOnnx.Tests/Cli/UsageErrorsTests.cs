@@ -39,6 +39,7 @@ public sealed class UsageErrorsTests
     [InlineData("postprocess F.npy --pool avg --pcaa P.npz -o O.npy", "error: unknown option '--pcaa'; did you mean --pca?", "postprocess")]
     [InlineData("merge A B -o M --overwite", "error: unknown option '--overwite'", "merge")]
     [InlineData("bench --provider cpu -o R", "error: unknown option '--provider'; did you mean --providers?", "bench")]
+    [InlineData("export-e2e -o E.onnx --batchd", "error: unknown option '--batchd'; did you mean --batched?\n", "export-e2e")]
     [InlineData("inspect resnet18 --al", "error: unknown option '--al'; did you mean --all?", "inspect")]
     [InlineData("expose M.onnx --dynamic-bach -o O.onnx", "error: unknown option '--dynamic-bach'; did you mean --dynamic-batch?", "expose")]
     public void Every_command_refuses_unknown_options(string line, string firstLine, string command)
