@@ -7,4 +7,6 @@ var root = new RootCommand(
 foreach (var command in CommandSet.All())
     root.Subcommands.Add(command);
 // Commands that need to stop cleanly handle SIGINT/SIGTERM themselves (GracefulStop).
-return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
+// @LIST.txt is an input list (FolderSource: paths relative to the list, spaces and non-UTF-8 names kept, a pipe read
+// after the stop handler is in place), not a System.CommandLine response file, which would split it at spaces.
+return await root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null }).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });

@@ -159,6 +159,60 @@ public sealed class HostileFolderTests(ITestOutputHelper output)
         Assert.Equal(Fixtures.ReadFloatNpy(Path.Combine(tmp.File("ref"), "pooled.npy")).Data, Fixtures.ReadFloatNpy(Path.Combine(outDir, "pooled.npy")).Data);
     }
 
+    [SkippableFact]
+    public async Task Sigterm_while_an_input_list_pipe_never_delivers_exits_130_and_writes_nothing()
+    {
+        Skip.IfNot(OperatingSystem.IsLinux(), "FIFOs: Linux");
+        using var tmp = new Fixtures.TempDir();
+        var list = tmp.File("list.txt");
+        InputFileTests.MakeFifo(list); // no writer: reading the list blocks in open(2)
+        var outDir = tmp.File("out");
+        var psi = CliStart("extract", "@" + list, "-o", outDir);
+        psi.Environment["DOTNET_EnableDiagnostics"] = "0"; // else the runtime's debugger transport waits on a FIFO of its own
+        using var p = Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        // Wait until the CLI is blocked opening the list (after start-up and the model's session); where the kernel
+        // hides wchan, 30 s is far more than that takes.
+        var clock = Stopwatch.StartNew();
+        while (!ThreadsWaitOnFifo(p.Id) && clock.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(100);
+        clock.Restart();
+        Assert.Equal(0, Kill(p.Id, 15));
+        await Task.WhenAny(p.WaitForExitAsync(), Task.Delay(TimeSpan.FromSeconds(30)));
+        Assert.True(p.HasExited, "still running 30 s after SIGTERM");
+        output.WriteLine($"exited {clock.Elapsed.TotalSeconds:0.00} s after SIGTERM: {await stderr}");
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5));
+        Assert.Equal(130, p.ExitCode);
+        Assert.Contains("interrupted before any input was processed", await stderr);
+        Assert.False(Directory.Exists(outDir));
+    }
+
+    [Fact]
+    public async Task An_input_list_is_read_as_a_list_not_as_a_response_file()
+    {
+        using var tmp = new Fixtures.TempDir();
+        var folder = Directory.CreateDirectory(tmp.File("a b")).FullName;
+        File.Copy(Fixtures.PathOf("photos", "opencv_apple.jpg"), Path.Combine(folder, "x y.jpg"));
+        var list = tmp.File("list.txt");
+        File.WriteAllText(list, "# relative to this file, spaces kept\na b/x y.jpg\n");
+        using var p = Process.Start(CliStart("extract", "@" + list, "-o", tmp.File("out"), "-q"))!;
+        await p.WaitForExitAsync();
+        Assert.Equal(0, p.ExitCode);
+        Assert.Equal([$"0,{folder}/x y.jpg"], CsvLines(Path.Combine(tmp.File("out"), "index.csv")));
+    }
+
+    // A thread of the process sleeps in the kernel's FIFO open (wait_for_partner).
+    private static bool ThreadsWaitOnFifo(int pid)
+    {
+        try
+        {
+            return Directory.EnumerateDirectories($"/proc/{pid}/task").Any(t => File.ReadAllText(Path.Combine(t, "wchan")) == "wait_for_partner");
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
     private static string? ReadStat(int pid)
     {
         try
