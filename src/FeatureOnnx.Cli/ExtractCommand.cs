@@ -12,7 +12,7 @@ internal static class ExtractCommand
     {
         var inputs = new Argument<string[]>("inputs")
         {
-            Description = "Image files, folders (walked recursively for .jpg .png .bmp .gif .tif .webp .tga .pbm/.pgm/.ppm files), @LIST.txt files (one input per line) and .tar shards (image members read in place).",
+            Description = "Image files, folders (walked recursively for .jpg .png .bmp .gif .tif .webp .tga .pbm/.pgm/.ppm files; other files are listed in errors.csv as not images), @LIST.txt files (one input per line; @/dev/stdin reads a pipe) and .tar shards (image members read in place). Only regular files are read.",
             Arity = ArgumentArity.ZeroOrMore,
         };
         var output = new Option<string>("--output", "-o") { Description = "Output folder: LAYER.npy (float32, one row per image), index.csv (row,path), errors.csv (path,reason), run.json.", Required = true };

@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace FeatureOnnx.Cli;
 
 /// <summary>
-/// First SIGINT/SIGTERM: cancel <see cref="Token"/> so the run finishes its batches in flight and writes consistent,
+/// First SIGINT/SIGTERM: cancel <see cref="Token"/> so the run finishes the batch being run and writes consistent,
 /// resumable outputs. A second signal ends the process at once (the outputs stay resumable with --resume).
 /// </summary>
 internal sealed class GracefulStop : IDisposable
@@ -26,7 +26,7 @@ internal sealed class GracefulStop : IDisposable
     {
         if (Interlocked.Increment(ref _signals) > 1) return; // default action: terminate now
         context.Cancel = true;
-        Console.Error.WriteLine($"\n{context.Signal}: stopping after the batches in flight (signal again to abort; --resume continues either way)");
+        Console.Error.WriteLine($"\n{context.Signal}: stopping after the batch being run (signal again to abort; --resume continues either way)");
         _source.Cancel();
     }
 

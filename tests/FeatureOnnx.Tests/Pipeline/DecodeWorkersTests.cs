@@ -33,6 +33,33 @@ public class DecodeWorkersTests
         Assert.Equal(10, done);
     }
 
+    [Fact]
+    public async Task A_cancelled_batch_returns_at_once_though_an_item_never_ends_and_dispose_does_not_wait_for_it()
+    {
+        using var never = new ManualResetEventSlim();
+        using var started = new ManualResetEventSlim();
+        var workers = new DecodeWorkers(2, nice: 0);
+        using var cts = new CancellationTokenSource();
+        var ran = 0;
+        var batch = Task.Run(() => workers.For(50, i =>
+        {
+            if (i == 0) { started.Set(); never.Wait(); } // a read that never returns
+            else { Interlocked.Increment(ref ran); Thread.Sleep(10); }
+        }, cts.Token));
+        Assert.True(started.Wait(TimeSpan.FromSeconds(10)));
+        Thread.Sleep(50);
+        cts.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => batch.WaitAsync(TimeSpan.FromSeconds(5)));
+        var after = Volatile.Read(ref ran);
+        await Task.Run(workers.Dispose).WaitAsync(TimeSpan.FromSeconds(5)); // a TimeoutException if Dispose waited for the stuck item
+        Thread.Sleep(100);
+        Assert.InRange(Volatile.Read(ref ran), after, after + 1); // the free worker took no further item (at most the one it was on)
+        Assert.True(ran < 49);
+        Assert.Throws<ObjectDisposedException>(() => workers.For(1, _ => { }));
+        never.Set(); // the stuck item ends; its thread must not fail on the disposed workers
+        Thread.Sleep(100);
+    }
+
     [SkippableFact]
     public void On_linux_the_threads_run_at_the_requested_nice_value_and_the_caller_keeps_its_own()
     {

@@ -18,7 +18,7 @@ public sealed class ExtractionPipelineTests(ITestOutputHelper output)
         File.WriteAllBytes(Path.Combine(input, "empty.jpg"), []);
         File.WriteAllText(Path.Combine(input, "text.jpg"), "this is not a JPEG\n");
         File.WriteAllBytes(Path.Combine(input, "bomb.png"), ImageDecoderTests.PngDeclaring(30000, 30000));
-        File.WriteAllText(Path.Combine(input, "notes.txt"), "skipped: not an image extension");
+        File.WriteAllText(Path.Combine(input, "notes.txt"), "listed as not an image, not a failure");
         var outDir = Path.Combine(tmp.Path, "out");
 
         var result = await new ExtractionPipeline().RunAsync(new ExtractionOptions { Inputs = [input], OutputDirectory = outDir, BatchSize = 2 });
@@ -33,6 +33,7 @@ public sealed class ExtractionPipelineTests(ITestOutputHelper output)
         Assert.Contains("empty file", errors["empty.jpg"]);
         Assert.Contains("not a recognised image", errors["text.jpg"]);
         Assert.Contains("megapixels", errors["bomb.png"]);
+        Assert.Equal($"{input}/notes.txt,{FeatureOnnx.Sources.FolderSource.NotAnImage}", errors["notes.txt"]);
         var (shape, values) = Fixtures.ReadFloatNpy(Path.Combine(outDir, "pooled.npy"));
         Assert.Equal(new long[] { 1, 512 }, shape);
         Assert.All(values, v => Assert.True(float.IsFinite(v)));
