@@ -2,6 +2,7 @@ using FeatureOnnx.Cli;
 
 namespace FeatureOnnx.Tests.Cli;
 
+[Trait("Category", TestCategory.Fast)]
 public sealed class BenchCommandTests
 {
     private static string Help(string command, string option) =>

@@ -9,6 +9,7 @@ using FeatureOnnx.Sinks;
 namespace FeatureOnnx.Tests.Cli;
 
 /// <summary>What extract prints and refuses: the failure summary, no input, a foreign output folder, --resume on a completed run, run.json's post-processing.</summary>
+[Trait("Category", TestCategory.Process)]
 public sealed class ExtractCommandTests
 {
     private static int RunInProcess(params string[] args) =>

@@ -4,6 +4,7 @@ using FeatureOnnx.Sinks;
 
 namespace FeatureOnnx.Tests.Cli;
 
+[Trait("Category", TestCategory.Fast)]
 public sealed class FailureSummaryTests
 {
     [Theory]

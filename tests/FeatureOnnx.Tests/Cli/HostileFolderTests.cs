@@ -11,6 +11,7 @@ namespace FeatureOnnx.Tests.Cli;
 /// The acceptance check, as a user runs it: <c>featureonnx extract DIR -o OUT</c> on a folder with hostile
 /// entries beside good images, and SIGTERM while a read hangs.
 /// </summary>
+[Trait("Category", TestCategory.Process)]
 public sealed class HostileFolderTests(ITestOutputHelper output)
 {
     private static string Cli => Path.Combine(AppContext.BaseDirectory, "featureonnx.dll");

@@ -1,6 +1,7 @@
 namespace FeatureOnnx.Tests.Cli;
 
 /// <summary>postprocess refuses to replace an existing output file without --overwrite.</summary>
+[Trait("Category", TestCategory.Process)]
 public sealed class PostprocessCommandTests
 {
     [Fact]

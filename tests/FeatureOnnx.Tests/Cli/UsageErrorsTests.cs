@@ -4,6 +4,7 @@ using FeatureOnnx.Cli;
 namespace FeatureOnnx.Tests.Cli;
 
 /// <summary>Command lines with mistakes are refused before anything runs: exit 1, one line per mistake on stderr, nothing written.</summary>
+[Trait("Category", TestCategory.Fast)]
 public sealed class UsageErrorsTests
 {
     private static (int Code, string Out, string Error) Run(params string[] args)

@@ -2,6 +2,7 @@ using FeatureOnnx.Models;
 
 namespace FeatureOnnx.Tests.Models;
 
+[Trait("Category", TestCategory.Fast)]
 public sealed class PreparedModelTests
 {
     [Fact]

@@ -6,6 +6,7 @@ using FeatureOnnx.Tests.Sources;
 namespace FeatureOnnx.Tests.Pipeline;
 
 /// <summary>What goes wrong with one input is its errors.csv line; a stop does not wait for a read that never returns.</summary>
+[Trait("Category", TestCategory.Slow)]
 public sealed class HostileInputTests(ITestOutputHelper output)
 {
     private static string[] CsvLines(string path) => File.ReadAllLines(path).Skip(1).ToArray();
@@ -139,6 +140,7 @@ public sealed class HostileInputTests(ITestOutputHelper output)
 }
 
 /// <summary>extract --e2e reads its inputs through the same checks.</summary>
+[Trait("Category", TestCategory.Slow)]
 public sealed class EndToEndHostileInputTests(EndToEndModelFile model) : IClassFixture<EndToEndModelFile>
 {
     [SkippableFact]

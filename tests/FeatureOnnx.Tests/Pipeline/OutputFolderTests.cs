@@ -3,6 +3,7 @@ using FeatureOnnx.Pipeline;
 namespace FeatureOnnx.Tests.Pipeline;
 
 /// <summary>A run writes only into a new or empty folder or one holding a run, unless overwriting was asked for.</summary>
+[Trait("Category", TestCategory.Fast)]
 public sealed class OutputFolderTests
 {
     [Fact]

@@ -9,6 +9,7 @@ namespace FeatureOnnx.Tests.Sources;
 /// Hostile entries of an input folder: each is refused from a stat, never opened for reading where opening or reading
 /// would block, loop or fill memory, and the reason is what errors.csv gets.
 /// </summary>
+[Trait("Category", TestCategory.Process)]
 public sealed class InputFileTests
 {
     // A regression must fail the test, not hang it.
