@@ -15,10 +15,16 @@ public sealed class ConversionCache
     public const string FolderName = ".featureonnx-cache";
 
     private readonly string? _directory;
+    private readonly string? _userDirectory;
 
     /// <summary>Creates a cache.</summary>
     /// <param name="directory">Where to keep every file; default null: next to each model, else the user cache folder.</param>
-    public ConversionCache(string? directory = null) => _directory = directory;
+    /// <param name="userDirectory">The folder used when the model's is not writable; default null: <see cref="UserDirectory"/>.</param>
+    public ConversionCache(string? directory = null, string? userDirectory = null)
+    {
+        _directory = directory;
+        _userDirectory = userDirectory;
+    }
 
     /// <summary>The user cache folder: <c>$XDG_CACHE_HOME/featureonnx</c>, or <c>~/.cache/featureonnx</c>.</summary>
     public static string UserDirectory()
@@ -38,7 +44,7 @@ public sealed class ConversionCache
     {
         var hash = Convert.ToHexString(SHA256.HashData([.. SHA256.HashData(source), .. Encoding.UTF8.GetBytes(variant)]))[..16].ToLowerInvariant();
         var fileName = $"{Safe(manifest.Name)}.{hash}.onnx";
-        var folders = _directory is not null ? [_directory] : new[] { Path.Combine(manifest.BaseDirectory, FolderName), UserDirectory() };
+        var folders = _directory is not null ? [_directory] : new[] { Path.Combine(manifest.BaseDirectory, FolderName), _userDirectory ?? UserDirectory() };
         foreach (var folder in folders)
         {
             var candidate = Path.Combine(folder, fileName);

@@ -424,7 +424,7 @@ public sealed class ProviderBenchmark
             DeviceMemoryNote = deviceAfter is null ? (string.IsNullOrEmpty(deviceNote) ? "not measured" : deviceNote) : null,
             AgreementReference = isReference
                 ? (total == 1 ? "cpu run: its only run (nothing to compare)" : "cpu run: its own first run on the same inputs (run-to-run determinism)")
-                : "cpu run fp32: the CPU provider's plain float32 Run of the fp32 model on the same inputs",
+                : "cpu run: the CPU provider's plain float32 Run of the fp32 model on the same inputs",
             Agreement = agreement,
         };
         return (result, last!);
