@@ -166,7 +166,7 @@ internal static class ExtractCommand
         "converted when the session is prepared and cached in .featureonnx-cache/ next to the model, else in $XDG_CACHE_HOME/featureonnx). " +
         "run.json records the precision and the rules applied. Default: the model's own (fp32 unless written by 'featureonnx convert').";
 
-    /// <summary>fp32|fp16|int8 as a precision.</summary>
+    /// <summary>fp32|fp16 as a precision (int8 is named, and refused, until it exists).</summary>
     internal static ModelPrecision ParsePrecision(string text) => text.Trim().ToLowerInvariant() switch
     {
         "fp32" => ModelPrecision.Fp32,

@@ -4,7 +4,7 @@ using System.Text;
 namespace FeatureOnnx.Models;
 
 /// <summary>
-/// Converted graphs (fp16, int8) kept on disk by content hash, so a session at another precision is converted once:
+/// Converted graphs (fp16) kept on disk by content hash, so a session at another precision is converted once:
 /// the key is the SHA-256 of the prepared float32 graph (outputs, pruning and input form included) and of the
 /// conversion's options. Files go to <c>.featureonnx-cache/</c> next to the model's manifest when that folder is
 /// writable, else to <c>$XDG_CACHE_HOME/featureonnx</c> (default <c>~/.cache/featureonnx</c>).

@@ -70,7 +70,7 @@ public sealed record ConversionRule(ConversionRuleKind Kind, IReadOnlyList<strin
 public sealed class CamelCaseEnumConverter<T>() : JsonStringEnumConverter<T>(JsonNamingPolicy.CamelCase) where T : struct, Enum;
 
 /// <summary>The precision a model runs at and the rules that made it (run.json and <c>inspect</c> show it).</summary>
-/// <param name="Precision">fp32, fp16 or int8.</param>
+/// <param name="Precision">The precision converted to (fp16).</param>
 /// <param name="Form">What was written (e.g. "float16", "float16-twin").</param>
 /// <param name="Rules">The rules applied, in order.</param>
 public sealed record PrecisionConversion(ModelPrecision Precision, string Form, IReadOnlyList<ConversionRule> Rules)
@@ -285,7 +285,6 @@ public static class Float16Conversion
             for (var i = 0; i < node.Input.Count; i++)
                 if (IsFloat(node.Input[i]) && _held[node.Input[i]] != target)
                     node.Input[i] = Convert(node.Input[i], target);
-            if (target == Held.Half && node.OpType == "Cast") throw new InvalidOperationException("unreachable: Cast is never a float16 op");
             _nodes.Add(node);
             foreach (var o in node.Output.Where(IsFloat))
             {
@@ -445,20 +444,7 @@ public static class Float16Conversion
     }
 
     /// <summary>The float32 values of an initializer.</summary>
-    internal static float[] WeightValues(TensorProto tensor)
-    {
-        var size = tensor.Dims.Aggregate(1L, (a, d) => a * d);
-        if (!tensor.RawData.IsEmpty)
-        {
-            var raw = tensor.RawData.Span;
-            if (raw.Length != size * 4) throw new InvalidDataException($"initializer '{tensor.Name}': {raw.Length} bytes of raw data for {size} float32 values.");
-            var values = new float[size];
-            for (var i = 0; i < values.Length; i++) values[i] = BinaryPrimitives.ReadSingleLittleEndian(raw[(i * 4)..]);
-            return values;
-        }
-        if (tensor.FloatData.Count != size) throw new InvalidDataException($"initializer '{tensor.Name}': {tensor.FloatData.Count} float values for shape [{string.Join(",", tensor.Dims)}].");
-        return tensor.FloatData.ToArray();
-    }
+    internal static float[] WeightValues(TensorProto tensor) => OnnxGraph.FloatValues(tensor, tensor.Dims.Aggregate(1L, (a, d) => a * d));
 
     private static TensorProto FloatTensor(string name, IReadOnlyList<long> dims, float[] values)
     {

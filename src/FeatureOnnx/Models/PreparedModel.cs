@@ -111,7 +111,7 @@ public sealed record PreparedModel
         }
         var pruned = graph.Prune();
         var precision = options.Precision ?? manifest.Precision;
-        var bytes = graph.ToBytes();
+        byte[] bytes;
         var conversion = PrecisionConversion.ReadFrom(graph);
         string? cachedAt = null;
         if (precision != manifest.Precision)
@@ -129,10 +129,14 @@ public sealed record PreparedModel
                 return graph.ToBytes();
             }
             bytes = options.Cache is { } cache
-                ? cache.GetOrConvert(manifest, bytes, $"fp16|{f16.Form}|{f16.FoldBatchNormalization}|{string.Join(",", f16.Float32Ops.Order(StringComparer.Ordinal))}|{Float16Conversion.RulesVersion}", Convert, out cachedAt)
+                ? cache.GetOrConvert(manifest, graph.ToBytes(), $"fp16|{f16.Form}|{f16.FoldBatchNormalization}|{string.Join(",", f16.Float32Ops.Order(StringComparer.Ordinal))}|{Float16Conversion.RulesVersion}", Convert, out cachedAt)
                 : Convert();
             conversion = made ?? PrecisionConversion.ReadFrom(OnnxGraph.FromBytes(bytes, cachedAt ?? graph.Origin))
                          ?? throw new InvalidDataException($"{cachedAt ?? graph.Origin}: converted graph lacks its '{PrecisionConversion.MetadataKey}' record; delete the file.");
+        }
+        else
+        {
+            bytes = graph.ToBytes();
         }
         return new PreparedModel
         {
@@ -149,6 +153,6 @@ public sealed record PreparedModel
         };
     }
 
-    /// <summary>The precision as typed on the command line and written in manifests (fp32, fp16, int8).</summary>
+    /// <summary>The precision as typed on the command line and written in manifests (fp32, fp16).</summary>
     public static string Name(ModelPrecision precision) => precision.ToString().ToLowerInvariant();
 }

@@ -139,7 +139,7 @@ public sealed record ExtractionResult
     public int PrunedNodes { get; init; }
     /// <summary>Set when the model's weights are not stored as trained (float16 storage in the deployment build).</summary>
     public string? WeightStorage { get; init; }
-    /// <summary>The precision the graph ran at: fp32, fp16 or int8 (never quantised silently).</summary>
+    /// <summary>The precision the graph ran at: fp32 or fp16 (never converted silently).</summary>
     public string Precision { get; init; } = "fp32";
     /// <summary>How the graph was converted to <see cref="Precision"/>: the typed list of rules applied; null for a model run as stored.</summary>
     public PrecisionConversion? PrecisionConversion { get; init; }

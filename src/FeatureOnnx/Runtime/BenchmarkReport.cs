@@ -11,7 +11,7 @@ public sealed record SkippedProvider(string Provider, string Reason)
     /// <summary>With <see cref="BatchSize"/>: the input path that failed (<c>run</c>, <c>bound</c>, <c>uint8</c>).</summary>
     public string? InputPath { get; init; }
 
-    /// <summary>With <see cref="BatchSize"/>: the precision that failed (fp32, fp16, int8).</summary>
+    /// <summary>With <see cref="BatchSize"/>: the precision that failed (fp32, fp16).</summary>
     public string? Precision { get; init; }
 }
 
@@ -31,7 +31,7 @@ public sealed record BenchmarkResult
     // The source-generated JSON reader sets a property missing from the file to null rather than keep its initialiser.
     private readonly string? _inputPath;
 
-    /// <summary>The precision the graph ran at: fp32, fp16 or int8. Reports from before precisions existed read as fp32.</summary>
+    /// <summary>The precision the graph ran at: fp32 or fp16. Reports from before precisions existed read as fp32.</summary>
     public string Precision { get => _precision ?? "fp32"; init => _precision = value; }
 
     private readonly string? _precision;

@@ -105,7 +105,7 @@ public sealed record BenchmarkProgress(string Provider, int BatchSize, Benchmark
     /// <summary>The input path (<c>run</c>, <c>bound</c>, <c>uint8</c>); null when a whole provider is skipped.</summary>
     public string? InputPath { get; init; }
 
-    /// <summary>The precision being run (fp32, fp16, int8); null when a whole provider is skipped.</summary>
+    /// <summary>The precision being run (fp32, fp16); null when a whole provider is skipped.</summary>
     public string? Precision { get; init; }
 
     /// <summary>With <see cref="BenchmarkStage.Finished"/>: the configuration's figures.</summary>
