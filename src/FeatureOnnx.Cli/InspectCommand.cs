@@ -35,7 +35,7 @@ internal static class InspectCommand
     {
         return CliErrors.Guard(() =>
         {
-            if (spec.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) && !File.Exists(Path.ChangeExtension(spec, ".json")))
+            if (spec.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) && !File.Exists(Path.ChangeExtension(spec, ".json")) && precision is null)
             {
                 PrintTensors(OnnxGraph.Load(spec));
                 return 0;

@@ -47,6 +47,8 @@ public enum ConversionRuleKind
     Float16Compute,
     /// <summary>Data-movement ops that keep the precision of their input (no Cast either side).</summary>
     FollowsInput,
+    /// <summary>Sigmoid(x) whose only consumers compute x * Sigmoid(x) (SiLU/Swish) runs in float16, as PyTorch's autocast runs silu.</summary>
+    SwishInFloat16,
     /// <summary>Ops kept in float32 because float16 loses accuracy there (reductions, exponentials, normalisations).</summary>
     Float32Island,
     /// <summary>Ops kept in float32 because the conversion does not know them to be safe in float16.</summary>
@@ -105,8 +107,8 @@ public sealed record PrecisionConversion(ModelPrecision Precision, string Form, 
 }
 
 /// <summary>
-/// Converts a float32 graph to float16 compute the way PyTorch's autocast runs a model: convolutions, matrix products
-/// and cheap element-wise ops in float16; reductions (GlobalAveragePool, AveragePool, Reduce*), exponentials (Sigmoid,
+/// Converts a float32 graph to float16 compute the way PyTorch's autocast runs a model: convolutions, matrix products,
+/// cheap element-wise ops and SiLU (x * Sigmoid(x)) in float16; reductions (GlobalAveragePool, AveragePool, Reduce*), exponentials (Sigmoid,
 /// Softmax, Exp, Log, Pow, ...), normalisations (BatchNormalization not folded, LayerNormalization, InstanceNormalization,
 /// GroupNormalization) and Resize in float32; unknown ops in float32; data movement (Reshape, Flatten, Concat, ...) in
 /// whatever its input is. Graph input and outputs stay float32. Casts go only where the two regions meet, one per
@@ -187,7 +189,7 @@ public static class Float16Conversion
 
     private enum Held { Float, Half }
 
-    private enum NodeClass { NoFloat, Float16, Follow, Island, Unlisted }
+    private enum NodeClass { NoFloat, Float16, Swish, Follow, Island, Unlisted }
 
     private sealed class Rewriter(OnnxGraph graph, Float16Options options)
     {
@@ -200,6 +202,8 @@ public static class Float16Conversion
         private readonly HashSet<string> _taken = [];
         private readonly List<NodeProto> _nodes = [];
         private readonly HashSet<string> _roundedWeights = [];
+        private readonly Dictionary<string, List<NodeProto>> _consumers = [];
+        private readonly HashSet<string> _graphOutputs = [];
         private int _casts;
         private int _roundedOutputs;
 
@@ -212,6 +216,10 @@ public static class Float16Conversion
                 _taken.Add(v.Name);
             }
             foreach (var n in _g.Node) foreach (var o in n.Output) _taken.Add(o);
+            foreach (var n in _g.Node)
+                foreach (var i in n.Input.Where(i => i.Length > 0).Distinct())
+                    (_consumers.TryGetValue(i, out var list) ? list : _consumers[i] = []).Add(n);
+            foreach (var o in _g.Output) _graphOutputs.Add(o.Name);
             foreach (var name in _types.Keys.Where(k => _types[k] == Float)) _held[name] = Held.Float;
 
             var counts = new Dictionary<NodeClass, Dictionary<string, int>>();
@@ -239,6 +247,7 @@ public static class Float16Conversion
                     ops.Values.Sum(), reason));
             }
             Add(NodeClass.Float16, ConversionRuleKind.Float16Compute, "float16 inputs, weights and output; GPU kernels accumulate in float32");
+            Add(NodeClass.Swish, ConversionRuleKind.SwishInFloat16, "x * Sigmoid(x) (SiLU): bounded output, computed in float32 inside the kernel; float16 as autocast runs silu, two Casts fewer each (same values: the Mul would round it anyway)");
             Add(NodeClass.Follow, ConversionRuleKind.FollowsInput, "data movement changes no value: runs in its input's precision");
             Add(NodeClass.Island, ConversionRuleKind.Float32Island, "reductions, exponentials and normalisations lose accuracy in float16 (PyTorch autocast keeps them float32)");
             Add(NodeClass.Unlisted, ConversionRuleKind.Float32Unlisted, "not known to be safe in float16: kept float32");
@@ -262,6 +271,7 @@ public static class Float16Conversion
             if (!floatIn && !floatOut) return NodeClass.NoFloat;
             if (AnyTypeOps.Contains(node.OpType) && !floatOut) return NodeClass.NoFloat;
             if (!floatIn) return NodeClass.NoFloat; // Constant, Cast from ints, ConstantOfShape: float32 sources, cast where consumed
+            if (node.OpType == "Sigmoid" && IsSwish(node)) return NodeClass.Swish;
             if (options.Float32Ops.Contains(node.OpType)) return NodeClass.Island;
             if (FollowOps.Contains(node.OpType))
                 return node.Input.Where(IsFloat).Any(i => _held[i] == Held.Half) ? NodeClass.Follow : NodeClass.NoFloat;
@@ -270,6 +280,14 @@ public static class Float16Conversion
             if (node.Input.Any(i => _initializers.TryGetValue(i, out var t) && t.DataType == Float && WeightValues(t).Any(v => Math.Abs(v) > (float)Half.MaxValue)))
                 return NodeClass.Unlisted;
             return NodeClass.Float16;
+        }
+
+        /// <summary>Sigmoid(x) read only by Mul(x, Sigmoid(x)) nodes, not a graph output.</summary>
+        private bool IsSwish(NodeProto sigmoid)
+        {
+            var output = sigmoid.Output[0];
+            if (_graphOutputs.Contains(output) || !_consumers.TryGetValue(output, out var readers)) return false;
+            return readers.All(m => m.OpType == "Mul" && m.Input.Count == 2 && m.Input.Contains(output) && m.Input.Contains(sigmoid.Input[0]));
         }
 
         private void Rewrite(NodeProto node, NodeClass cls)
@@ -281,7 +299,7 @@ public static class Float16Conversion
                 foreach (var o in node.Output.Where(IsFloat)) _held[o] = Held.Float;
                 return;
             }
-            var target = cls is NodeClass.Float16 or NodeClass.Follow ? Held.Half : Held.Float;
+            var target = cls is NodeClass.Float16 or NodeClass.Swish or NodeClass.Follow ? Held.Half : Held.Float;
             for (var i = 0; i < node.Input.Count; i++)
                 if (IsFloat(node.Input[i]) && _held[node.Input[i]] != target)
                     node.Input[i] = Convert(node.Input[i], target);
@@ -289,7 +307,7 @@ public static class Float16Conversion
             foreach (var o in node.Output.Where(IsFloat))
             {
                 _held[o] = target;
-                if (_twin && cls == NodeClass.Float16)
+                if (_twin && cls is NodeClass.Float16 or NodeClass.Swish)
                 {
                     // compute in float32 from rounded inputs, then round the output once, as a float16 kernel does
                     var unrounded = Unique(o + "/unrounded");

@@ -39,18 +39,19 @@ public sealed class Float16ConversionTests(ExportedBackbones exported, ITestOutp
     }
 
     [SkippableFact]
-    public void Float32_islands_are_no_worse_than_the_old_all_float16_rules_on_efficientnet_b0()
+    public void In_the_twin_float32_islands_and_the_old_all_float16_rules_agree_within_1e_6_on_efficientnet_b0()
     {
         // export.py --fp16 made every op float16, the squeeze-excitation pools and sigmoids included. The twin computes every
-        // op in float32 and rounds what it stores, so it shows only the islands' effect on storage (an island feeding a
-        // float16 op is rounded there anyway); float16 accumulation inside GPU kernels is measured on the GPU (deploy/gpu/h200-check.sh).
+        // op in float32 and rounds what it stores, and an island that feeds a float16 op is rounded there anyway, so the twin
+        // cannot tell the two rule sets apart (measured: 1e-7 either way, run to run); what the islands save on a GPU
+        // (float16 accumulation inside reductions) is measured there (deploy/gpu/h200-check.sh).
         var (manifest, layer) = Model("efficientnet_b0");
         var photos = Uint8Agreement.Photos();
         var fp32 = PrecisionAgreement.Features(manifest, Catalog, layer, PrecisionAgreement.Fp32, photos);
         var all = PrecisionAgreement.Compare(fp32, PrecisionAgreement.Features(manifest, Catalog, layer, PrecisionAgreement.AllFloat16Twin, photos), photos.Length);
         var islands = PrecisionAgreement.Compare(fp32, PrecisionAgreement.Features(manifest, Catalog, layer, PrecisionAgreement.Twin, photos), photos.Length);
         output.WriteLine($"efficientnet_b0 {layer}: all-float16 twin {all}; with float32 islands {islands}");
-        Assert.True(islands.MinCosine >= all.MinCosine - 1e-8, $"islands {islands.MinCosine} < all-float16 {all.MinCosine}");
+        Assert.True(Math.Abs(islands.MinCosine - all.MinCosine) <= 1e-6, $"islands {islands.MinCosine}, all-float16 {all.MinCosine}");
         Assert.True(islands.MinCosine >= 0.9999, $"islands: min cosine {islands.MinCosine}");
     }
 
@@ -113,6 +114,36 @@ public sealed class Float16ConversionTests(ExportedBackbones exported, ITestOutp
         Assert.Equal(["Cast10", "Conv", "Relu", "Cast1", "GlobalAveragePool", "Flatten"], nodes);
         Assert.Equal((int)TensorProto.Types.DataType.Float16, graph.Proto.Graph.Initializer.Single(t => t.Dims.Count == 4).DataType);
         Assert.Equal(2, c.Rules.Single(r => r.Kind == ConversionRuleKind.BoundaryCast).Count);
+        var fp16 = RunTiny(graph.ToBytes());
+        for (var i = 0; i < fp32.Length; i++) Assert.Equal(fp32[i], fp16[i], 2e-3f * Math.Abs(fp32[i]) + 1e-4f);
+    }
+
+    [Fact]
+    public void Silu_runs_in_float16_and_a_squeeze_excitation_gate_stays_float32()
+    {
+        // Conv -> SiLU (x * Sigmoid(x)) -> GlobalAveragePool -> gate Sigmoid -> Mul -> GlobalAveragePool -> Flatten, as in
+        // efficientnet's blocks; expected by hand: the SiLU's Sigmoid in float16 (no Casts), the pools and the gate in float32
+        var g = new GraphProto { Name = "silu" };
+        g.Input.Add(Value("x", [2, 3, 8, 8]));
+        g.Output.Add(Value("y", [2, 4]));
+        g.Initializer.Add(Tensor("w", [4, 3, 3, 3], i => MathF.Cos(i * 0.11f) * 0.3f));
+        g.Node.Add(Node("Conv", ["x", "w"], "c", new AttributeProto { Name = "pads", Type = AttributeProto.Types.AttributeType.Ints, Ints = { 1, 1, 1, 1 } }));
+        g.Node.Add(Node("Sigmoid", ["c"], "s"));
+        g.Node.Add(Node("Mul", ["c", "s"], "a"));
+        g.Node.Add(Node("GlobalAveragePool", ["a"], "p"));
+        g.Node.Add(Node("Sigmoid", ["p"], "gate"));
+        g.Node.Add(Node("Mul", ["a", "gate"], "m"));
+        g.Node.Add(Node("GlobalAveragePool", ["m"], "q"));
+        g.Node.Add(Node("Flatten", ["q"], "y"));
+        var model = new ModelProto { IrVersion = 8, Graph = g };
+        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = 17 });
+        var graph = OnnxGraph.FromBytes(model.ToByteArray(), "silu");
+        var fp32 = RunTiny(graph.ToBytes());
+        var c = Float16Conversion.Apply(graph);
+        var nodes = graph.Proto.Graph.Node.Select(n => n.OpType == "Cast" ? $"Cast{n.Attribute[0].I}" : n.OpType).ToList();
+        Assert.Equal(["Cast10", "Conv", "Sigmoid", "Mul", "Cast1", "GlobalAveragePool", "Sigmoid", "Cast10", "Mul", "Cast1", "GlobalAveragePool", "Flatten"], nodes);
+        Assert.Equal(["Sigmoid x1"], c.Rules.Single(r => r.Kind == ConversionRuleKind.SwishInFloat16).Ops);
+        Assert.Equal(["GlobalAveragePool x2", "Sigmoid x1"], c.Rules.Single(r => r.Kind == ConversionRuleKind.Float32Island).Ops);
         var fp16 = RunTiny(graph.ToBytes());
         for (var i = 0; i < fp32.Length; i++) Assert.Equal(fp32[i], fp16[i], 2e-3f * Math.Abs(fp32[i]) + 1e-4f);
     }
