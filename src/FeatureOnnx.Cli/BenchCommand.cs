@@ -101,6 +101,14 @@ internal static class BenchCommand
             var manifest = catalog.Resolve(parse.GetValue(model)!, warnings);
             var requested = parse.GetValue(layers) is { } l ? l.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [];
             var precisions = ParsePrecisions(parse.GetValue(precision)!);
+            if (manifest.Precision != ModelPrecision.Fp32)
+            {
+                // a converted model runs at its own precision only; its rows compare with its own CPU run
+                if (precisions.Any(p => p != manifest.Precision && p != ModelPrecision.Fp32) || parse.GetResult(precision) is { Implicit: false })
+                    throw new ArgumentException($"--precision: model '{manifest.Name}' is stored at {PreparedModel.Name(manifest.Precision)} and runs at that precision only; " +
+                                                "drop --precision, or bench the float32 model it was converted from with --precision fp32,fp16.");
+                precisions = [manifest.Precision];
+            }
             var cache = new ConversionCache();
             var models = precisions.Select(p => new BenchmarkModel(
                 PreparedModel.Build(manifest, requested, catalog, new PrepareOptions { Precision = p, Cache = cache }),

@@ -147,19 +147,19 @@ public sealed class ProviderBenchmark
     /// Runs the benchmark for each precision of <paramref name="models"/>, as an axis like providers: every row carries
     /// its precision and is compared with the CPU's fp32 run. Cancelling stops between runs and returns what was finished.
     /// </summary>
-    /// <param name="models">The model at each precision; the first is fp32 and is the reference.</param>
+    /// <param name="models">The model at each precision; the first is the reference (fp32 when there are several).</param>
     /// <param name="inputs">The images or random crops.</param>
     /// <param name="options">What to run.</param>
     /// <param name="progress">Told at every stage and run.</param>
     /// <param name="cancellation">Stops between runs.</param>
-    /// <exception cref="ArgumentException">Bad options, the first model not fp32, or inputs or models that do not fit each other.</exception>
+    /// <exception cref="ArgumentException">Bad options, several models and the first not fp32, or inputs or models that do not fit each other.</exception>
     public BenchmarkReport Run(IReadOnlyList<BenchmarkModel> models, BenchmarkInputs inputs, BenchmarkOptions options, IProgress<BenchmarkProgress>? progress = null, CancellationToken cancellation = default)
     {
         Validate(options);
         if (models.Count == 0) throw new ArgumentException("name at least one model.");
         var model = models[0].Model;
-        if (model.Precision != ModelPrecision.Fp32)
-            throw new ArgumentException($"the first model is the reference and must be fp32 (it is {PreparedModel.Name(model.Precision)}).");
+        if (models.Count > 1 && model.Precision != ModelPrecision.Fp32)
+            throw new ArgumentException($"the first model is the reference and must be fp32 when precisions are compared (it is {PreparedModel.Name(model.Precision)}).");
         if (models.Select(m => m.Model.Precision).Distinct().Count() != models.Count) throw new ArgumentException("a precision is listed twice.");
         var slot = (int)model.Manifest.Input.Shape.Aggregate(1L, (a, b) => a * b);
         if (inputs.SlotLength != slot)
@@ -233,7 +233,7 @@ public sealed class ProviderBenchmark
                         try
                         {
                             var pathModel = path == BenchmarkInputPath.Uint8 ? set.Uint8Model! : set.Model;
-                            var (result, last) = Measure(pathModel, provider, path, isReference, options, batchInputs, reference, cuda, cudaNote, progress, cancellation);
+                            var (result, last) = Measure(pathModel, provider, path, isReference, PreparedModel.Name(model.Precision), options, batchInputs, reference, cuda, cudaNote, progress, cancellation);
                             results.Add(result);
                             processPeak = Math.Max(processPeak, result.HostPeakBytes);
                             if (isReference) reference = last;
@@ -341,7 +341,7 @@ public sealed class ProviderBenchmark
     }
 
     private static (BenchmarkResult Result, Outputs Last) Measure(
-        PreparedModel model, ProviderChoice provider, BenchmarkInputPath path, bool isReference, BenchmarkOptions options, BatchInputs inputs, Outputs? reference,
+        PreparedModel model, ProviderChoice provider, BenchmarkInputPath path, bool isReference, string referencePrecision, BenchmarkOptions options, BatchInputs inputs, Outputs? reference,
         CudaRuntime? cuda, string cudaNote, IProgress<BenchmarkProgress>? progress, CancellationToken cancellation)
     {
         var name = provider.ToString();
@@ -424,7 +424,7 @@ public sealed class ProviderBenchmark
             DeviceMemoryNote = deviceAfter is null ? (string.IsNullOrEmpty(deviceNote) ? "not measured" : deviceNote) : null,
             AgreementReference = isReference
                 ? (total == 1 ? "cpu run: its only run (nothing to compare)" : "cpu run: its own first run on the same inputs (run-to-run determinism)")
-                : "cpu run: the CPU provider's plain float32 Run of the fp32 model on the same inputs",
+                : $"cpu run: the CPU provider's plain float32 Run of the {referencePrecision} model on the same inputs",
             Agreement = agreement,
         };
         return (result, last!);

@@ -30,6 +30,13 @@ public sealed class ConvertCommandTests
         var builtIn = catalog.Resolve("resnet18");
         Assert.InRange(new FileInfo(tmp.File("r18_fp16.onnx")).Length, 0.45 * new FileInfo(catalog.LocateFile(builtIn.Source, builtIn)).Length,
             0.6 * new FileInfo(catalog.LocateFile(builtIn.Source, builtIn)).Length);
+
+        // bench runs the converted model at its own precision, compared with its own CPU run; asking for another precision is an error
+        Assert.Equal(0, Run("bench", "--model", tmp.File("r18_fp16.json"), "--providers", "cpu", "--batch", "1", "--warmup", "0", "--iters", "2", "-q", "-o", tmp.File("bench")));
+        var report = FeatureOnnx.Sinks.BenchmarkReportWriter.Read(Path.Combine(tmp.File("bench"), "report.json"))!;
+        Assert.Equal(["fp16"], report.Precisions);
+        Assert.All(report.Results, r => Assert.Equal("fp16", r.Precision));
+        Assert.NotEqual(0, Run("bench", "--model", tmp.File("r18_fp16.json"), "--precision", "fp32,fp16", "--providers", "cpu", "-o", tmp.File("bench2")));
     }
 
     [Fact]
