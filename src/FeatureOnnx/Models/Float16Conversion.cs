@@ -153,7 +153,7 @@ public static class Float16Conversion
     private static readonly HashSet<string> ControlFlowOps = ["If", "Loop", "Scan"];
 
     /// <summary>Changes whenever the rules change, so cached conversions made by older rules are not reused.</summary>
-    public const int RulesVersion = 1;
+    public const int RulesVersion = 2;
 
     private const int Float = (int)TensorProto.Types.DataType.Float;
     private const int Float16 = (int)TensorProto.Types.DataType.Float16;
