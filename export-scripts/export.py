@@ -34,10 +34,10 @@ Weights:
   O(1) instead of vanishing. Calibrating on the very images you test gives the best-conditioned network: white noise
   leaves efficientnet_b0 with activations up to 1e4 on photos, where float32 rounding differences grow to 1e-3.
 
---fp16: the graph is exported in float32 and then converted: weights and all computation become float16, while the
-  graph input and outputs stay float32 (a Cast after the input, a Cast before every output), so the manifest and
-  callers do not change. (PyTorch 1.13 cannot trace float16 convolutions on the CPU, hence the ONNX-level rewrite.)
-  The manifest records it as "precision": "fp16" ("fp32" without --fp16).
+--fp16: retired. float16 is a run-time choice of FeatureOnnx, with one set of rules for every model (float32 islands
+  for reductions, exponentials and normalisations, as PyTorch's autocast keeps them): `featureonnx extract/bench
+  --precision fp16`, or `featureonnx convert NAME.json --precision fp16 -o NAME_fp16.json` to write it once. The old
+  all-float16 rewrite lost accuracy on efficientnet_b0 (issue 16). The manifest records "precision": "fp32".
 """
 from __future__ import annotations
 
@@ -246,49 +246,6 @@ class Extractor(nn.Module):
         return tuple(out[a] for a in self.aliases)
 
 
-def to_fp16(path: str) -> None:
-    """Rewrite a float32 ONNX graph to compute in float16, keeping float32 input and outputs (Casts at the edges)."""
-    import numpy as np
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    m = onnx.load(path)
-    g = m.graph
-    for init in g.initializer:
-        if init.data_type == TensorProto.FLOAT:
-            arr = numpy_helper.to_array(init).astype(np.float16)
-            init.CopyFrom(numpy_helper.from_array(arr, init.name))
-    for node in g.node:
-        if node.op_type == "Constant":
-            for a in node.attribute:
-                if a.name == "value" and a.t.data_type == TensorProto.FLOAT:
-                    a.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(a.t).astype(np.float16), a.t.name))
-        if node.op_type == "Cast":
-            for a in node.attribute:
-                if a.name == "to" and a.i == TensorProto.FLOAT:
-                    a.i = TensorProto.FLOAT16
-    float_ops = {n.op_type for n in g.node}
-    unsupported = float_ops & {"Resize", "Upsample", "RandomNormal", "RandomUniform", "ConstantOfShape", "EyeLike"}
-    if unsupported:
-        fail(f"--fp16: the graph uses {sorted(unsupported)}, which this simple converter does not handle")
-    inp = g.input[0].name
-    cast_in = inp + "_fp16"
-    for node in g.node:
-        node.input[:] = [cast_in if i == inp else i for i in node.input]
-    new_nodes = [helper.make_node("Cast", [inp], [cast_in], to=TensorProto.FLOAT16, name="cast_input_fp16")]
-    new_nodes += list(g.node)
-    for out in g.output:
-        internal = out.name + "_fp16"
-        for node in new_nodes:
-            node.output[:] = [internal if o == out.name else o for o in node.output]
-            node.input[:] = [internal if i == out.name else i for i in node.input]
-        new_nodes.append(helper.make_node("Cast", [internal], [out.name], to=TensorProto.FLOAT, name=f"cast_{out.name}_fp32"))
-    del g.node[:]
-    g.node.extend(new_nodes)
-    del g.value_info[:]
-    onnx.save(m, path)
-
-
 def check_onnx(path: str, aliases: list[str], shapes: dict[str, list[int]], input_shape: list[int]) -> None:
     """onnx.checker + strict shape inference; the graph outputs must be `aliases` (the ONNX output names, in order)
     with the expected shapes (batch axis symbolic)."""
@@ -328,15 +285,18 @@ def main(argv=None) -> int:
                     help="re-estimate BatchNorm statistics on N batches (default: 8 for random weights of BatchNorm models, else 0)")
     ap.add_argument("--calibration-images", metavar="DIR", help="images (folder, recursive) for --recalibrate-bn instead of seeded noise")
     ap.add_argument("--calibration-batch", type=int, default=8, help="inputs per calibration batch (default 8)")
-    ap.add_argument("--fp16", action="store_true", help="float16 weights and compute; input and outputs stay float32")
+    ap.add_argument("--fp16", action="store_true", help="retired: use featureonnx convert NAME.json --precision fp16 (or extract --precision fp16)")
     ap.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
-    ap.add_argument("--name", help="base name of the written files and the manifest's name (default: MODEL, plus _fp16 with --fp16)")
+    ap.add_argument("--name", help="base name of the written files and the manifest's name (default: MODEL)")
     ap.add_argument("--no-save-weights", action="store_true", help="do not write NAME.pth (the exported state_dict)")
     ap.add_argument("--no-check", action="store_true", help="skip onnx.checker and shape inference of the written file")
     ap.add_argument("--list-layers", action="store_true", help="print the node names (eval mode) usable in --layers, and exit")
     ap.add_argument("-o", "--output", help="output folder (created)")
     args = ap.parse_args(argv)
 
+    if args.fp16:
+        fail("--fp16 is retired: export in float32, then `featureonnx convert DIR/NAME.json --precision fp16 -o DIR/NAME_fp16.json` "
+             "(or `featureonnx extract/bench --precision fp16`): the same float16 rules for every model, float32 reductions included")
     warnings.filterwarnings("ignore", category=UserWarning)
     name = args.model
     if name not in models.list_models(module=models):
@@ -413,7 +373,7 @@ def main(argv=None) -> int:
         if flatten[a]:
             t = nodes[a] if nodes[a] not in aliases and not set(nodes[a]) & FORBIDDEN_IN_NAMES else a + "_unflattened"
         tensors[a] = t
-    out_name = args.name or (name + ("_fp16" if args.fp16 else ""))
+    out_name = args.name or name
     os.makedirs(args.output, exist_ok=True)
     onnx_path = os.path.join(args.output, out_name + ".onnx")
     te = time.time()
@@ -421,8 +381,6 @@ def main(argv=None) -> int:
         torch.onnx.export(wrapper, (dummy,), onnx_path, input_names=["input"], output_names=[tensors[a] for a in aliases],
                           dynamic_axes={"input": {0: "batch"}, **{tensors[a]: {0: "batch"} for a in aliases}},
                           opset_version=args.opset, do_constant_folding=True)
-    if args.fp16:
-        to_fp16(onnx_path)
     t_export = time.time() - te
     if not args.no_check:
         check_onnx(onnx_path, [tensors[a] for a in aliases],
@@ -443,16 +401,14 @@ def main(argv=None) -> int:
     notes.append(f"Preprocessing from {tsrc}.transforms().")
     if cal_desc:
         notes.append(f"BatchNorm running statistics re-estimated (momentum=None) on {cal_desc}; the exact weights are in {out_name}.pth.")
-    if args.fp16:
-        notes.append("float16 weights and compute; input and outputs are float32 (Cast nodes at the graph edges).")
     if not random_weights:
         notes.append("Pretrained torchvision weights are trained on ImageNet-1k; their use may be subject to the ImageNet terms.")
     manifest = {
         "name": out_name,
-        "description": (f"torchvision {name}{' (float16)' if args.fp16 else ''}, weights {args.weights}. Input: RGB, "
+        "description": (f"torchvision {name}, weights {args.weights}. Input: RGB, "
                         f"ImageNet-normalised. Outputs: " + ", ".join(f"{a} {shapes[a]}" for a in aliases) + "."),
         "source": {"file": out_name + ".onnx", "dynamicBatch": True},
-        "precision": "fp16" if args.fp16 else "fp32",
+        "precision": "fp32",
         "input": {"name": "input", "layout": "nchw", "elementType": "float32", "shape": [3] + crop_hw},
         "preprocess": {
             "resizeShorter": resize[0],

@@ -8,13 +8,16 @@
 #   OUT         output folder (created). At the end it holds summary.txt (the tables), steps.tsv (exit code and
 #               seconds per step), results.tar.gz (every report folder, log and run.json) and the resnet18 charts
 #               (bench-r18*.svg): the device returns at most 8 files from OUT. KEEP=1 leaves the folders unpacked too.
-#   MODELS_DIR  optional (may be ""): exported manifests (export.py, e.g. resnet18_fp16.json), each benched on cuda
+#   MODELS_DIR  optional (may be ""): exported float32 manifests (export.py), each benched on cuda at fp32 and fp16
 #   JPEG_DIR    optional: images for extract; default N JPEGs of 500x375 (q90, seeded random crops of the repo's
 #               photos, made with PIL when a python3 here has it; otherwise copies of samples/ and the test photos)
 # Steps, in order: providers; bench resnet18 on cuda x run,bound,uint8,device (compared with a CPU session); the CPU
 # provider alone (run); cuda with prefer_nhwc=1 (uint8, device); cuda with prefer_nhwc=1 and enable_cuda_graph=1
-# (device, batch 256); extract --provider cuda --batch 256 --workers 16 with --uint8-input on, then off; every
-# exported model on cuda at batch 256 (device, prefer_nhwc=1; float16 ones also with enable_cuda_graph=1).
+# (device, batch 256); precision fp32 and fp16 (the C# conversion, float32 islands) on cuda, device path, NHWC, then
+# fp16 with a CUDA graph, on the repo's photos (agreement with the CPU's fp32 run on real images); PyTorch fp32 and AMP
+# channels_last on the same GPU (export-scripts/bench_torch_amp.py, the fp16 peer); extract --provider cuda
+# --batch 256 --workers 16 with --uint8-input on, then off; every exported model on cuda at batch 256 (device,
+# prefer_nhwc=1) at fp32 and fp16, fp16 also with enable_cuda_graph=1.
 # Where CUDA is not usable the bench rows say why, and extract runs on the CPU as a dry run (labelled so).
 # env: N (default 4096), BATCH (1,32,256), BIG (256: the batch of the NHWC, CUDA graph and exported-model steps),
 #      WARMUP (3), ITERS (20), WORKERS (16), BUDGET (450)
@@ -119,6 +122,25 @@ bench bench-r18-nhwc 90 "32,$big" uint8,device --model resnet18 --providers cuda
 # 3b. NHWC and a CUDA graph (device path only: fixed addresses), batch BIG.
 bench bench-r18-graph 60 "$big" device --model resnet18 --providers cuda --cuda-options prefer_nhwc=1,enable_cuda_graph=1
 
+# 3c. Precision: fp16 converted by FeatureOnnx (float16 compute, float32 reductions/exponentials/normalisations) beside
+#     fp32, inference alone, NHWC; inputs are the repo's photos, so the agreement columns (vs the CPU's fp32 run) are
+#     the fp16 accuracy on real images. Then fp16 with a CUDA graph (the target: >= PyTorch AMP channels_last).
+photos=$repo/tests/FeatureOnnx.Tests/fixtures/photos
+bench bench-r18-fp16 120 "32,$big" device --model resnet18 --providers cuda --precision fp32,fp16 --images "$photos" --cuda-options prefer_nhwc=1
+bench bench-r18-fp16-graph 60 "$big" device --model resnet18 --providers cuda --precision fp16 --images "$photos" --cuda-options prefer_nhwc=1,enable_cuda_graph=1
+# 3d. PyTorch on the same GPU and batch: fp32, fp32 channels_last, AMP channels_last (inference alone, input on the GPU).
+torch_py=""
+for py in /opt/torch/.venv/bin/python3 python3 /usr/bin/python3; do
+  if command -v "$py" >/dev/null && "$py" -c 'import torch, torchvision' 2>/dev/null; then torch_py=$py; break; fi
+done
+if [ -n "$torch_py" ]; then
+  step torch-amp 120 "$torch_py" "$repo/export-scripts/bench_torch_amp.py" --batch "$big" --models resnet18,efficientnet_b0 \
+    --warmup "$warmup" --iters "$iters" --json "$out/torch-amp.json"
+  grep -E '^(torch|bench_torch_amp|\|)' "$out/torch-amp.log" | sed 's/^/   /' >>"$summary"
+else
+  say "== torch-amp: skipped, no python3 with torch and torchvision here"
+fi
+
 # 4. End to end: JPEG files to features, on CUDA with uint8 input on and off.
 if [ -z "$jpegs" ]; then
   jpegs=$out/.jpegs
@@ -185,17 +207,20 @@ EOF
   find "$out/$name" -name '*.npy' -delete 2>/dev/null
 done
 
-# 5. Exported models (export.py, with and without --fp16), CUDA alone at batch BIG, inference alone (device path),
-#    NHWC; float16 ones also with a CUDA graph (the fp16 target: resnet18 >= 46,443 img/s). Compared with a
-#    CPU session of the same model.
+# 5. Exported float32 models (export.py), CUDA alone at batch BIG, inference alone (device path), NHWC, at fp32 and
+#    fp16 (converted here, float32 islands); fp16 also with a CUDA graph (the fp16 target: >= PyTorch AMP
+#    channels_last, step 3d). Compared with a CPU session of the fp32 model on the repo's photos. A manifest already
+#    at fp16 (featureonnx convert) is benched as it is.
 if [ -n "$models" ]; then
   for manifest in "$models"/*.json; do
     [ -f "$manifest" ] || { say "== no manifest in $models"; break; }
     base=$(basename "$manifest" .json)
-    bench "bench-$base" 90 "$big" device,uint8 --model "$manifest" --providers cuda --cuda-options prefer_nhwc=1
-    case "$base" in *_fp16)
-      bench "bench-$base-graph" 60 "$big" device --model "$manifest" --providers cuda --cuda-options prefer_nhwc=1,enable_cuda_graph=1 ;;
-    esac
+    if grep -q '"precision": *"fp16"' "$manifest"; then
+      bench "bench-$base-graph" 60 "$big" device --model "$manifest" --providers cuda --images "$photos" --cuda-options prefer_nhwc=1,enable_cuda_graph=1
+      continue
+    fi
+    bench "bench-$base" 120 "$big" device,uint8 --model "$manifest" --providers cuda --precision fp32,fp16 --images "$photos" --cuda-options prefer_nhwc=1
+    bench "bench-$base-fp16-graph" 60 "$big" device --model "$manifest" --providers cuda --precision fp16 --images "$photos" --cuda-options prefer_nhwc=1,enable_cuda_graph=1
   done
 fi
 

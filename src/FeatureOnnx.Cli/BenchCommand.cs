@@ -40,6 +40,12 @@ internal static class BenchCommand
                           "Every row is compared with the CPU's run path on the same inputs. E.g. --input-path run,bound,uint8,device.",
             DefaultValueFactory = _ => string.Join(",", defaults.InputPaths.Select(ProviderBenchmark.InputPathName)),
         };
+        var precision = new Option<string>("--precision")
+        {
+            Description = "Comma-separated precisions to compare, an axis like --providers: fp32, fp16 (converted when the session is prepared and cached next to the model, " +
+                          "as 'extract --precision'). Every row is compared with the CPU's fp32 run; fp32 is always run, as that reference. E.g. --precision fp32,fp16.",
+            DefaultValueFactory = _ => "fp32",
+        };
         var images = new Option<string[]>("--images")
         {
             Description = "Image files or folders to use as inputs, preprocessed as the model's manifest says (the first max(--batch) images; fewer are reused in order). " +
@@ -68,7 +74,7 @@ internal static class BenchCommand
             "host and device memory, and the agreement of every output with the CPU provider on the same inputs. " +
             "A provider that cannot load is skipped with the reason. Exit code: 0 done, 1 could not run (or no provider could), 130 interrupted.")
         {
-            model, providers, batch, inputPath, images, warmup, iters, layers, threads, optimization, cudaOptions, seed, output, overwrite, quiet,
+            model, providers, batch, inputPath, precision, images, warmup, iters, layers, threads, optimization, cudaOptions, seed, output, overwrite, quiet,
         };
         command.SetAction((parse, cancellation) => Task.FromResult(CliErrors.Guard(() =>
         {
@@ -94,11 +100,25 @@ internal static class BenchCommand
             var warnings = new List<string>();
             var manifest = catalog.Resolve(parse.GetValue(model)!, warnings);
             var requested = parse.GetValue(layers) is { } l ? l.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [];
-            var prepared = PreparedModel.Build(manifest, requested, catalog);
-            var uint8 = options.InputPaths.Contains(BenchmarkInputPath.Uint8)
-                ? PreparedModel.Build(manifest, requested, catalog, new PrepareOptions { Uint8Input = true })
-                : null;
+            var precisions = ParsePrecisions(parse.GetValue(precision)!);
+            if (manifest.Precision != ModelPrecision.Fp32)
+            {
+                // a converted model runs at its own precision only; its rows compare with its own CPU run
+                if (precisions.Any(p => p != manifest.Precision && p != ModelPrecision.Fp32) || parse.GetResult(precision) is { Implicit: false })
+                    throw new ArgumentException($"--precision: model '{manifest.Name}' is stored at {PreparedModel.Name(manifest.Precision)} and runs at that precision only; " +
+                                                "drop --precision, or bench the float32 model it was converted from with --precision fp32,fp16.");
+                precisions = [manifest.Precision];
+            }
+            var cache = new ConversionCache();
+            var models = precisions.Select(p => new BenchmarkModel(
+                PreparedModel.Build(manifest, requested, catalog, new PrepareOptions { Precision = p, Cache = cache }),
+                options.InputPaths.Contains(BenchmarkInputPath.Uint8)
+                    ? PreparedModel.Build(manifest, requested, catalog, new PrepareOptions { Uint8Input = true, Precision = p, Cache = cache })
+                    : null)).ToList();
+            var prepared = models[0].Model;
             foreach (var warning in warnings.Concat(prepared.Warnings)) Console.Error.WriteLine($"warning: {warning}");
+            foreach (var m in models.Where(m => m.Model.Conversion is not null))
+                Console.WriteLine($"{PreparedModel.Name(m.Model.Precision)}: {string.Join("; ", m.Model.Conversion!.Describe())}{(m.Model.CachedAt is { } at ? $" (cached: {at})" : "")}");
 
             var needed = options.BatchSizes.Max();
             var inputs = parse.GetValue(images) is { Length: > 0 } paths
@@ -109,7 +129,7 @@ internal static class BenchCommand
 
             // SIGINT/SIGTERM stop between runs and still write the report of what finished (status "interrupted").
             using var stop = new GracefulStop(cancellation);
-            var report = new ProviderBenchmark().Run(prepared, uint8, inputs, options, new BenchProgress(parse.GetValue(quiet)), stop.Token);
+            var report = new ProviderBenchmark().Run(models, inputs, options, new BenchProgress(parse.GetValue(quiet)), stop.Token);
             BenchmarkReportWriter.Write(report, outDir);
             Console.WriteLine($"wrote {outDir}: {string.Join(", ", BenchmarkReportWriter.FileNames)}");
             if (report.Status == "interrupted") return CliErrors.Interrupted;
@@ -131,6 +151,19 @@ internal static class BenchCommand
                 ? n
                 : throw new ArgumentException($"--batch {text}: '{part}' is not a positive whole number (e.g. --batch 1,8,32)."));
         return sizes.Count > 0 ? sizes : throw new ArgumentException("--batch names no batch size.");
+    }
+
+    /// <summary>--precision fp32,fp16 as precisions, fp32 first (the reference; added when not listed).</summary>
+    internal static IReadOnlyList<ModelPrecision> ParsePrecisions(string text)
+    {
+        var list = new List<ModelPrecision> { ModelPrecision.Fp32 };
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var p = ExtractCommand.ParsePrecision(part);
+            if (p != ModelPrecision.Fp32 && list.Contains(p)) throw new ArgumentException($"--precision {text}: '{part}' is listed twice.");
+            if (!list.Contains(p)) list.Add(p);
+        }
+        return list;
     }
 
     internal static IReadOnlyList<BenchmarkInputPath> ParseInputPaths(string text)
@@ -157,20 +190,20 @@ internal static class BenchCommand
             switch (p.Stage)
             {
                 case BenchmarkStage.Skipped:
-                    Console.WriteLine($"skipped {p.Provider}{(p.InputPath is { } path ? $" {path}" : "")}{(p.BatchSize > 0 ? $" at batch {p.BatchSize}" : "")}: {p.Reason}");
+                    Console.WriteLine($"skipped {p.Provider}{(p.Precision is { } q ? $" {q}" : "")}{(p.InputPath is { } path ? $" {path}" : "")}{(p.BatchSize > 0 ? $" at batch {p.BatchSize}" : "")}: {p.Reason}");
                     break;
                 case BenchmarkStage.Finished when p.Result is { } r:
                     var worst = r.Agreement.Count == 0 ? null : r.Agreement.MinBy(a => a.MinCosine);
                     // The CLI runs with invariant globalization: numbers print with '.' everywhere.
                     Console.WriteLine(
-                        $"{r.Provider,-7} {r.InputPath,-5} batch {r.BatchSize,4}: session {r.SessionCreationMs / 1000:0.00}s, p50 {r.LatencyMs.P50:0.00} ms, p90 {r.LatencyMs.P90:0.00}, p99 {r.LatencyMs.P99:0.00}, " +
+                        $"{r.Provider,-7} {r.Precision,-4} {r.InputPath,-5} batch {r.BatchSize,4}: session {r.SessionCreationMs / 1000:0.00}s, p50 {r.LatencyMs.P50:0.00} ms, p90 {r.LatencyMs.P90:0.00}, p99 {r.LatencyMs.P99:0.00}, " +
                         $"{r.ImagesPerSecond:0.0} img/s, host peak {r.HostPeakBytes / 1048576.0:0} MiB (+{r.HostPeakDeltaBytes / 1048576.0:0})" +
                         (r.DeviceUsedBytes is { } d ? $", device {d / 1048576.0:0} MiB (+{(r.DeviceDeltaBytes ?? 0) / 1048576.0:0})" : "") +
-                        (worst is null ? "" : $"; vs cpu: max abs {worst.MaxAbs:0.0e+0}, min cosine {worst.MinCosine:0.0000000}"));
+                        (worst is null ? "" : $"; vs cpu fp32: max abs {worst.MaxAbs:0.0e+0}, min cosine {worst.MinCosine:0.0000000}"));
                     _sinceLine.Restart();
                     break;
                 case BenchmarkStage.CreatingSession when !quiet:
-                    Console.Error.WriteLine($"bench: {p.Provider} {p.InputPath} batch {p.BatchSize}: creating the session");
+                    Console.Error.WriteLine($"bench: {p.Provider} {p.Precision} {p.InputPath} batch {p.BatchSize}: creating the session");
                     _sinceLine.Restart();
                     break;
                 case BenchmarkStage.WarmingUp or BenchmarkStage.Timing when !quiet && _sinceLine.Elapsed >= Interval:

@@ -12,6 +12,7 @@ internal static class CommandSet
         ExportE2eCommand.Create(),
         InspectCommand.Create(),
         ExposeCommand.Create(),
+        ConvertCommand.Create(),
         PcaCommand.Create(),
         PostprocessCommand.Create(),
         MergeCommand.Create(),

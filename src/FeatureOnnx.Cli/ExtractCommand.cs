@@ -69,6 +69,8 @@ internal static class ExtractCommand
             DefaultValueFactory = _ => "auto",
         };
         uint8Input.AcceptOnlyFromAmong("auto", "on", "off");
+        var precision = new Option<string?>("--precision") { Description = PrecisionHelp };
+        precision.AcceptOnlyFromAmong("fp32", "fp16");
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace the results of an earlier run in the output folder, or write into a non-empty folder that holds no run (refused without it: index.csv, errors.csv and run.json there are replaced, *.npy deleted)." };
         var resume = new Option<bool>("--resume")
         {
@@ -106,6 +108,7 @@ internal static class ExtractCommand
         };
         command.Options.Add(cudaOptions);
         command.Options.Add(uint8Input);
+        command.Options.Add(precision);
         command.SetAction((parse, cancellation) => CliErrors.GuardAsync(async () =>
         {
             var (kind, device) = ParseProvider(parse.GetValue(provider)!);
@@ -114,6 +117,8 @@ internal static class ExtractCommand
             if (parse.GetValue(tensorsIn) is null && parse.GetValue(inputs)!.All(i => !Exists(i.StartsWith('@') ? i[1..] : i)))
                 throw new FileNotFoundException($"no input found: {string.Join(", ", parse.GetValue(inputs)!.Take(5))}{(parse.GetValue(inputs)!.Length > 5 ? ", ..." : "")} " +
                                                 $"{(parse.GetValue(inputs)!.Length == 1 ? "does" : "do")} not exist (paths are relative to {Environment.CurrentDirectory}).");
+            if (parse.GetValue(e2e) && parse.GetValue(precision) is not null)
+                throw new ArgumentException("--precision cannot be combined with --e2e; write the converted model once with 'featureonnx convert MODEL --precision fp16 -o NAME.json' and pass --model NAME.json.");
             var options = new ExtractionOptions
             {
                 Inputs = parse.GetValue(inputs)!,
@@ -129,6 +134,7 @@ internal static class ExtractCommand
                 Resume = parse.GetValue(resume),
                 TensorsIn = parse.GetValue(tensorsIn),
                 Uint8Input = parse.GetValue(uint8Input) switch { "on" => true, "off" => false, _ => null },
+                Precision = parse.GetValue(precision) is { } p ? ParsePrecision(p) : null,
                 PostProcess = new FeatureOnnx.PostProcessing.PostProcessOptions
                 {
                     Pooling = FeatureOnnx.PostProcessing.SpatialPooling.Parse(parse.GetValue(pool)!),
@@ -184,6 +190,20 @@ internal static class ExtractCommand
         "CUDA provider options as KEY=VALUE,...: cudnn_conv_algo_search=EXHAUSTIVE|HEURISTIC|DEFAULT (ONNX Runtime's default EXHAUSTIVE: slow first batch), " +
         "prefer_nhwc=1 (channels-last convolutions), enable_cuda_graph=1 (fixed shapes and device-bound buffers only), gpu_mem_limit=BYTES[K|M|G], " +
         "use_tf32=0 (full fp32 math), or any other key of ONNX Runtime's CUDA provider. The device is " + deviceOption + ". Default: ONNX Runtime's defaults.";
+
+    /// <summary>Help of --precision (extract).</summary>
+    internal const string PrecisionHelp =
+        "Precision to run at: fp32, or fp16 (float16 weights and compute with float32 reductions, exponentials and normalisations, for CUDA; " +
+        "converted when the session is prepared and cached in .featureonnx-cache/ next to the model, else in $XDG_CACHE_HOME/featureonnx). " +
+        "run.json records the precision and the rules applied. Default: the model's own (fp32 unless written by 'featureonnx convert').";
+
+    /// <summary>fp32|fp16 as a precision (int8 is named, and refused, until it exists).</summary>
+    internal static ModelPrecision ParsePrecision(string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "fp32" => ModelPrecision.Fp32,
+        "fp16" => ModelPrecision.Fp16,
+        _ => throw new ArgumentException($"--precision {text}: use fp32 or fp16 (int8 is not available yet)."),
+    };
 
     /// <summary>--optimization all|extended|basic|none as ONNX Runtime's level.</summary>
     internal static Microsoft.ML.OnnxRuntime.GraphOptimizationLevel ParseOptimization(string text) => text switch

@@ -10,6 +10,7 @@ namespace FeatureOnnx;
 /// (naming, enums as strings, comments) stay in the <see cref="System.Text.Json.JsonSerializerOptions"/> that use it.
 /// </summary>
 [JsonSerializable(typeof(ModelManifest))]
+[JsonSerializable(typeof(PrecisionConversion))]
 [JsonSerializable(typeof(ExtractionResult))]
 [JsonSerializable(typeof(MergeResult))]
 [JsonSerializable(typeof(Dictionary<string, string>))]

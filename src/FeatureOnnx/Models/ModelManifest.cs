@@ -187,7 +187,8 @@ public enum TensorLayout
     Nhwc,
 }
 
-/// <summary>Precision of a model's weights and compute.</summary>
+/// <summary>Precision of a model's weights and compute (fp32, fp16 in JSON).</summary>
+[JsonConverter(typeof(CamelCaseEnumConverter<ModelPrecision>))]
 public enum ModelPrecision
 {
     /// <summary>32-bit float.</summary>

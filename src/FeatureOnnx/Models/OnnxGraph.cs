@@ -442,7 +442,7 @@ public sealed class OnnxGraph
     /// <summary>What <see cref="StoreWeightsAsFloat16"/> recorded in the model, or null.</summary>
     public string? WeightStorage => _model.MetadataProps.FirstOrDefault(e => e.Key == WeightStorageMetadataKey)?.Value;
 
-    private static float[] FloatValues(TensorProto tensor, long size)
+    internal static float[] FloatValues(TensorProto tensor, long size)
     {
         if (tensor.DataLocation == TensorProto.Types.DataLocation.External)
             throw new NotSupportedException($"initializer '{tensor.Name}' keeps its data in an external file; load the model with its data and save it whole first.");

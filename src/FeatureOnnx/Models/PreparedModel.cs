@@ -9,6 +9,18 @@ public sealed record PrepareOptions
     /// the manifest describes it).
     /// </summary>
     public bool Uint8Input { get; init; }
+
+    /// <summary>
+    /// Precision to run at: <see cref="ModelPrecision.Fp16"/> converts the float32 graph with <see cref="Float16Conversion"/>
+    /// when the session is prepared. Default: null, the manifest's own precision (fp32 unless the model was converted).
+    /// </summary>
+    public ModelPrecision? Precision { get; init; }
+
+    /// <summary>Rules for <see cref="ModelPrecision.Fp16"/> (e.g. <see cref="Float16Form.Twin"/> for CPU accuracy checks). Default: <see cref="Float16Conversion"/>'s.</summary>
+    public Float16Options? Float16 { get; init; }
+
+    /// <summary>Where converted graphs are kept between runs. Default: null, converted every time (the CLI passes a <see cref="ConversionCache"/>).</summary>
+    public ConversionCache? Cache { get; init; }
 }
 
 /// <summary>
@@ -31,6 +43,15 @@ public sealed record PreparedModel
 
     /// <summary>How the weights are stored when not as trained (<see cref="OnnxGraph.WeightStorage"/>, e.g. float16 in the deployment build); null otherwise.</summary>
     public string? WeightStorage { get; init; }
+
+    /// <summary>Precision the graph runs at (the manifest's, or the one converted to).</summary>
+    public ModelPrecision Precision { get; init; } = ModelPrecision.Fp32;
+
+    /// <summary>How the graph was converted to <see cref="Precision"/> (rules applied); null for a graph run as stored.</summary>
+    public PrecisionConversion? Conversion { get; init; }
+
+    /// <summary>The cache file the converted graph was read from or written to; null when not cached.</summary>
+    public string? CachedAt { get; init; }
 
     /// <summary>The graph input the session feeds: the manifest's input, or the uint8 one of <see cref="Uint8Input"/>.</summary>
     public string InputName => Uint8Input ? Uint8InputGraph.InputName(Manifest.Input) : Manifest.Input.Name;
@@ -105,15 +126,49 @@ public sealed record PreparedModel
             throw new ArgumentException($"model '{manifest.Name}': {e.Message} Manifest outputs: {string.Join(", ", manifest.Outputs.Select(o => o.Name))}.", e);
         }
         var pruned = graph.Prune();
+        var precision = options.Precision ?? manifest.Precision;
+        byte[] bytes;
+        var conversion = PrecisionConversion.ReadFrom(graph);
+        string? cachedAt = null;
+        if (precision != manifest.Precision)
+        {
+            if (manifest.Precision != ModelPrecision.Fp32)
+                throw new ArgumentException($"model '{manifest.Name}' is stored at precision {Name(manifest.Precision)} ({manifest.ManifestPath ?? manifest.Name}); " +
+                                            $"it can only run at that precision. Use the float32 model it was converted from for {Name(precision)}.");
+            if (precision != ModelPrecision.Fp16)
+                throw new ArgumentException($"model '{manifest.Name}': no conversion to precision {Name(precision)}.");
+            var f16 = options.Float16 ?? new Float16Options();
+            PrecisionConversion? made = null;
+            byte[] Convert()
+            {
+                made = Float16Conversion.Apply(graph, f16);
+                return graph.ToBytes();
+            }
+            bytes = options.Cache is { } cache
+                ? cache.GetOrConvert(manifest, graph.ToBytes(), $"fp16|{f16.Form}|{f16.FoldBatchNormalization}|{string.Join(",", f16.Float32Ops.Order(StringComparer.Ordinal))}|{Float16Conversion.RulesVersion}", Convert, out cachedAt)
+                : Convert();
+            conversion = made ?? PrecisionConversion.ReadFrom(OnnxGraph.FromBytes(bytes, cachedAt ?? graph.Origin))
+                         ?? throw new InvalidDataException($"{cachedAt ?? graph.Origin}: converted graph lacks its '{PrecisionConversion.MetadataKey}' record; delete the file.");
+        }
+        else
+        {
+            bytes = graph.ToBytes();
+        }
         return new PreparedModel
         {
             Manifest = manifest,
-            OnnxBytes = graph.ToBytes(),
+            OnnxBytes = bytes,
             Outputs = outputs,
             PrunedNodeCount = pruned,
             WeightStorage = graph.WeightStorage,
             Uint8Input = options.Uint8Input,
+            Precision = precision,
+            Conversion = conversion,
+            CachedAt = cachedAt,
             Warnings = warnings,
         };
     }
+
+    /// <summary>The precision as typed on the command line and written in manifests (fp32, fp16).</summary>
+    public static string Name(ModelPrecision precision) => precision.ToString().ToLowerInvariant();
 }

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using FeatureOnnx.Formats;
+using FeatureOnnx.Models;
 using FeatureOnnx.Preprocessing;
 using FeatureOnnx.Runtime;
 using FeatureOnnx.Sinks;
@@ -188,9 +189,13 @@ public sealed class EndToEndExtraction
         if (runners.Restarts > 0)
             warnings.Add($"{runners.Restarts} worker process(es) were lost to inputs (crash or time limit) and restarted; those inputs are in errors.csv.");
 
+        // the end-to-end file keeps the network's metadata: an fp16 model converted before export-e2e says so
+        var conversion = File.Exists(options.Model) ? PrecisionConversion.ReadFrom(OnnxGraph.Load(options.Model)) : null;
         var result = new ExtractionResult
         {
             Status = status,
+            Precision = conversion is null ? "fp32" : PreparedModel.Name(conversion.Precision),
+            PrecisionConversion = conversion,
             Model = runners.ModelName ?? Path.GetFileNameWithoutExtension(options.Model),
             Manifest = Path.GetFullPath(options.Model),
             Provider = runners.Provider.ToString().ToLowerInvariant(),

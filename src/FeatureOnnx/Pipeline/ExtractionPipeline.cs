@@ -68,6 +68,15 @@ public sealed record ExtractionOptions
     public bool? Uint8Input { get; init; }
 
     /// <summary>
+    /// Precision to run at (<see cref="PrepareOptions.Precision"/>): fp16 converts the float32 model when the session is
+    /// prepared. Default null: the model's own (fp32 unless it was converted by <c>featureonnx convert</c>).
+    /// </summary>
+    public ModelPrecision? Precision { get; init; }
+
+    /// <summary>Where converted graphs are kept (<see cref="PrepareOptions.Cache"/>). Default: a <see cref="ConversionCache"/> next to the model, else the user cache folder.</summary>
+    public ConversionCache? ConversionCache { get; init; } = new();
+
+    /// <summary>
     /// A float32 .npy of already preprocessed inputs ([N, C, H, W] as the model takes them), used instead of
     /// <see cref="Inputs"/>: decoding and resizing taken out, for comparing the runtime alone with PyTorch.
     /// index.csv keys are <c>FILE#ROW</c>. Default: null.
@@ -145,6 +154,12 @@ public sealed record ExtractionResult
     public PostProcessSummary? PostProcess { get; init; }
     /// <summary>Set when the model's weights are not stored as trained (float16 storage in the deployment build).</summary>
     public string? WeightStorage { get; init; }
+    /// <summary>The precision the graph ran at: fp32 or fp16 (never converted silently).</summary>
+    public string Precision { get; init; } = "fp32";
+    /// <summary>How the graph was converted to <see cref="Precision"/>: the typed list of rules applied; null for a model run as stored.</summary>
+    public PrecisionConversion? PrecisionConversion { get; init; }
+    /// <summary>The cached converted graph used, when there was one.</summary>
+    public string? ConvertedModel { get; init; }
     /// <summary>Warnings raised (assumed preprocessing, fixed-batch reshapes).</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
     /// <summary>UTC time the run finished.</summary>
@@ -208,7 +223,12 @@ public sealed class ExtractionPipeline
         if (options.Uint8Input == true && options.TensorsIn is not null)
             throw new ArgumentException("--uint8-input on cannot be used with --tensors-in: those inputs are float32 tensors already.");
         var uint8 = options.TensorsIn is null && (options.Uint8Input ?? options.Session.Provider == ExecutionProviderKind.Cuda);
-        var prepared = PreparedModel.Build(manifest, options.Layers, catalog, new PrepareOptions { Uint8Input = uint8 });
+        var prepared = PreparedModel.Build(manifest, options.Layers, catalog, new PrepareOptions
+        {
+            Uint8Input = uint8,
+            Precision = options.Precision,
+            Cache = options.ConversionCache,
+        });
         warnings.AddRange(prepared.Warnings);
         var preprocessor = new ImagePreprocessor(manifest, options.MaxPixels);
         if (options.TensorsIn is null && preprocessor.Decoder.JpegFallbackWarning is { } notPilExact) warnings.Add(notPilExact);
@@ -244,6 +264,7 @@ public sealed class ExtractionPipeline
         // Only when set, so that unfinished runs of versions without the limit still resume at the default.
         if (options.MaxFileBytes != InputFile.DefaultMaxFileBytes)
             job["maxFileBytes"] = options.MaxFileBytes.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (prepared.Precision != ModelPrecision.Fp32) job["precision"] = PreparedModel.Name(prepared.Precision); // absent for fp32: older job.json files still resume
         var writers = new Dictionary<string, NpyWriter>();
         CsvLog index, errors;
         ResumeLog journal;
@@ -448,6 +469,9 @@ public sealed class ExtractionPipeline
             PrunedNodes = prepared.PrunedNodeCount,
             PostProcess = PostProcessSummary.Of(options.PostProcess),
             WeightStorage = prepared.WeightStorage,
+            Precision = PreparedModel.Name(prepared.Precision),
+            PrecisionConversion = prepared.Conversion,
+            ConvertedModel = prepared.CachedAt,
             Warnings = warnings,
             FinishedUtc = DateTime.UtcNow,
         };

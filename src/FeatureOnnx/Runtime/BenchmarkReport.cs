@@ -10,6 +10,9 @@ public sealed record SkippedProvider(string Provider, string Reason)
 
     /// <summary>With <see cref="BatchSize"/>: the input path that failed (<c>run</c>, <c>bound</c>, <c>uint8</c>).</summary>
     public string? InputPath { get; init; }
+
+    /// <summary>With <see cref="BatchSize"/>: the precision that failed (fp32, fp16).</summary>
+    public string? Precision { get; init; }
 }
 
 /// <summary>One provider, input path and batch size.</summary>
@@ -27,6 +30,11 @@ public sealed record BenchmarkResult
 
     // The source-generated JSON reader sets a property missing from the file to null rather than keep its initialiser.
     private readonly string? _inputPath;
+
+    /// <summary>The precision the graph ran at: fp32 or fp16. Reports from before precisions existed read as fp32.</summary>
+    public string Precision { get => _precision ?? "fp32"; init => _precision = value; }
+
+    private readonly string? _precision;
 
     /// <summary>Where the bound input buffer lived (CUDA pinned, CUDA device or plain host memory); null for <c>run</c>.</summary>
     public string? BoundInputMemory { get; init; }
@@ -104,6 +112,16 @@ public sealed record BenchmarkReport
 
     // The source-generated JSON reader sets a property missing from the file to null rather than keep its initialiser.
     private readonly IReadOnlyList<string>? _inputPaths;
+
+    /// <summary>Precisions run for every provider, in the order run; fp32 first, the reference (reports from before precisions existed: fp32).</summary>
+    public IReadOnlyList<string> Precisions { get => _precisions ?? ["fp32"]; init => _precisions = value; }
+
+    private readonly IReadOnlyList<string>? _precisions;
+
+    /// <summary>Per converted precision, how it was converted (the typed list of rules applied).</summary>
+    public IReadOnlyList<Models.PrecisionConversion> Conversions { get => _conversions ?? []; init => _conversions = value; }
+
+    private readonly IReadOnlyList<Models.PrecisionConversion>? _conversions;
 
     /// <summary>Untimed runs before timing.</summary>
     public required int WarmupIterations { get; init; }

@@ -105,11 +105,11 @@ public sealed class FeatureSession : IDisposable
         {
             (_session, Provider, Fallback) = CreateSession(model.OnnxBytes, Settings);
         }
-        catch (OnnxRuntimeException e) when (model.Manifest.Precision == ModelPrecision.Fp16)
+        catch (OnnxRuntimeException e) when (model.Precision == ModelPrecision.Fp16)
         {
-            var hint = Settings.Provider == ExecutionProviderKind.Cuda ? "Export the model without --fp16." : "Run it with --provider cuda, or export the model without --fp16.";
+            var hint = Settings.Provider == ExecutionProviderKind.Cuda ? "Run it at precision fp32." : "Run it on the CUDA provider, or at precision fp32.";
             throw new ExecutionProviderException(
-                $"model '{model.Manifest.Name}' computes in float16 (precision fp16, export.py --fp16) and ONNX Runtime cannot load it on the {Settings.Provider.ToString().ToLowerInvariant()} provider: {e.Message.Split('\n')[0]} {hint}", e);
+                $"model '{model.Manifest.Name}' computes in float16 (precision fp16) and ONNX Runtime cannot load it on the {Settings.Provider.ToString().ToLowerInvariant()} provider: {e.Message.Split('\n')[0]} {hint}", e);
         }
         CreationTime = sw.Elapsed;
         Model = model;

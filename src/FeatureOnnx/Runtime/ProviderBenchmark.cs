@@ -19,6 +19,11 @@ public sealed record ProviderChoice(ExecutionProviderKind Kind, int DeviceId = 0
     public override string ToString() => Kind == ExecutionProviderKind.Cpu ? "cpu" : $"cuda:{DeviceId}";
 }
 
+/// <summary>One precision of the model under test, as <see cref="ProviderBenchmark"/> runs it.</summary>
+/// <param name="Model">The model with its float32 input, at its precision (<see cref="PreparedModel.Precision"/>).</param>
+/// <param name="Uint8Model">The same model, precision and outputs prepared with <see cref="PrepareOptions.Uint8Input"/>; needed for <see cref="BenchmarkInputPath.Uint8"/>, else ignored.</param>
+public sealed record BenchmarkModel(PreparedModel Model, PreparedModel? Uint8Model = null);
+
 /// <summary>How a benchmark hands each batch to ONNX Runtime.</summary>
 public enum BenchmarkInputPath
 {
@@ -101,6 +106,9 @@ public sealed record BenchmarkProgress(string Provider, int BatchSize, Benchmark
     /// <summary>The input path (<c>run</c>, <c>bound</c>, <c>uint8</c>); null when a whole provider is skipped.</summary>
     public string? InputPath { get; init; }
 
+    /// <summary>The precision being run (fp32, fp16); null when a whole provider is skipped.</summary>
+    public string? Precision { get; init; }
+
     /// <summary>With <see cref="BenchmarkStage.Finished"/>: the configuration's figures.</summary>
     public BenchmarkResult? Result { get; init; }
 
@@ -133,19 +141,42 @@ public sealed class ProviderBenchmark
     /// <param name="progress">Told at every stage and run.</param>
     /// <param name="cancellation">Stops between runs.</param>
     /// <exception cref="ArgumentException">Bad options, or inputs or models that do not fit each other.</exception>
-    public BenchmarkReport Run(PreparedModel model, PreparedModel? uint8Model, BenchmarkInputs inputs, BenchmarkOptions options, IProgress<BenchmarkProgress>? progress = null, CancellationToken cancellation = default)
+    public BenchmarkReport Run(PreparedModel model, PreparedModel? uint8Model, BenchmarkInputs inputs, BenchmarkOptions options, IProgress<BenchmarkProgress>? progress = null, CancellationToken cancellation = default) =>
+        Run([new BenchmarkModel(model, uint8Model)], inputs, options, progress, cancellation);
+
+    /// <summary>
+    /// Runs the benchmark for each precision of <paramref name="models"/>, as an axis like providers: every row carries
+    /// its precision and is compared with the CPU's fp32 run. Cancelling stops between runs and returns what was finished.
+    /// </summary>
+    /// <param name="models">The model at each precision; the first is the reference (fp32 when there are several).</param>
+    /// <param name="inputs">The images or random crops.</param>
+    /// <param name="options">What to run.</param>
+    /// <param name="progress">Told at every stage and run.</param>
+    /// <param name="cancellation">Stops between runs.</param>
+    /// <exception cref="ArgumentException">Bad options, several models and the first not fp32, or inputs or models that do not fit each other.</exception>
+    public BenchmarkReport Run(IReadOnlyList<BenchmarkModel> models, BenchmarkInputs inputs, BenchmarkOptions options, IProgress<BenchmarkProgress>? progress = null, CancellationToken cancellation = default)
     {
         Validate(options);
-        if (model.Uint8Input) throw new ArgumentException($"model '{model.Manifest.Name}' takes uint8 crops; pass the float32 model first (the uint8 one second).");
+        if (models.Count == 0) throw new ArgumentException("name at least one model.");
+        var model = models[0].Model;
+        if (models.Count > 1 && model.Precision != ModelPrecision.Fp32)
+            throw new ArgumentException($"the first model is the reference and must be fp32 when precisions are compared (it is {PreparedModel.Name(model.Precision)}).");
+        if (models.Select(m => m.Model.Precision).Distinct().Count() != models.Count) throw new ArgumentException("a precision is listed twice.");
         var slot = (int)model.Manifest.Input.Shape.Aggregate(1L, (a, b) => a * b);
         if (inputs.SlotLength != slot)
             throw new ArgumentException($"the inputs hold {inputs.SlotLength} floats per image; model '{model.Manifest.Name}' takes {slot}.");
         var paths = options.InputPaths.Order().ToList(); // run first: the CPU's plain run is the reference
         var crops = paths.Contains(BenchmarkInputPath.Uint8);
-        if (crops)
+        foreach (var (m, uint8Model) in models)
         {
+            if (m.Uint8Input) throw new ArgumentException($"model '{m.Manifest.Name}' takes uint8 crops; pass the float32-input model (the uint8 one second).");
+            if (!m.Outputs.Select(o => o.Name).SequenceEqual(model.Outputs.Select(o => o.Name)))
+                throw new ArgumentException($"the {PreparedModel.Name(m.Precision)} model's outputs differ from the fp32 model's.");
+            if (!crops) continue;
             if (uint8Model is not { Uint8Input: true })
                 throw new ArgumentException("the uint8 input path needs the model prepared with PrepareOptions.Uint8Input.");
+            if (uint8Model.Precision != m.Precision)
+                throw new ArgumentException($"the uint8 model is {PreparedModel.Name(uint8Model.Precision)}; its float32-input model is {PreparedModel.Name(m.Precision)}.");
             if (!uint8Model.Outputs.Select(o => o.Name).SequenceEqual(model.Outputs.Select(o => o.Name)))
                 throw new ArgumentException("the uint8 model's outputs differ from the float32 model's.");
             if (uint8Model.InputSlotShape.Aggregate(1L, (a, b) => a * b) != inputs.CropLength)
@@ -187,11 +218,12 @@ public sealed class ProviderBenchmark
                 if (batchInputs.Crops is { } c) inputs.FillCrops(c, batch);
                 Outputs? reference = null;
                 foreach (var provider in runnable)
+                foreach (var set in models)
                 {
                     foreach (var path in paths)
                     {
                         if (skipped.Any(s => s.Provider == provider.ToString() && s.BatchSize is null)) break;
-                        var isReference = provider.Kind == ExecutionProviderKind.Cpu && path == BenchmarkInputPath.Run;
+                        var isReference = provider.Kind == ExecutionProviderKind.Cpu && path == BenchmarkInputPath.Run && set == models[0];
                         if (!isReference && reference is null)
                         {
                             // The CPU's plain run did not run at this batch size: compute the reference with a CPU session of our own.
@@ -201,8 +233,8 @@ public sealed class ProviderBenchmark
                         }
                         try
                         {
-                            var pathModel = path == BenchmarkInputPath.Uint8 ? uint8Model! : model;
-                            var (result, last) = Measure(pathModel, provider, path, options, batchInputs, reference, cuda, cudaNote, progress, cancellation);
+                            var pathModel = path == BenchmarkInputPath.Uint8 ? set.Uint8Model! : set.Model;
+                            var (result, last) = Measure(pathModel, provider, path, isReference, PreparedModel.Name(model.Precision), options, batchInputs, reference, cuda, cudaNote, progress, cancellation);
                             results.Add(result);
                             processPeak = Math.Max(processPeak, result.HostPeakBytes);
                             if (isReference) reference = last;
@@ -220,9 +252,10 @@ public sealed class ProviderBenchmark
                             {
                                 BatchSize = whole ? null : batch,
                                 InputPath = whole ? null : InputPathName(path),
+                                Precision = whole ? null : PreparedModel.Name(set.Model.Precision),
                             };
                             skipped.Add(entry);
-                            progress?.Report(new BenchmarkProgress(entry.Provider, entry.BatchSize ?? 0, BenchmarkStage.Skipped, 0, 0) { InputPath = entry.InputPath, Reason = entry.Reason });
+                            progress?.Report(new BenchmarkProgress(entry.Provider, entry.BatchSize ?? 0, BenchmarkStage.Skipped, 0, 0) { InputPath = entry.InputPath, Precision = entry.Precision, Reason = entry.Reason });
                         }
                     }
                 }
@@ -248,6 +281,8 @@ public sealed class ProviderBenchmark
             RandomInputs = inputs.IsRandom,
             BatchSizes = options.BatchSizes,
             InputPaths = paths.Select(InputPathName).ToList(),
+            Precisions = models.Select(m => PreparedModel.Name(m.Model.Precision)).ToList(),
+            Conversions = models.Select(m => m.Model.Conversion).OfType<PrecisionConversion>().ToList(),
             WarmupIterations = options.WarmupIterations,
             Iterations = options.Iterations,
             Optimization = OptimizationName(session.OptimizationLevel),
@@ -307,14 +342,13 @@ public sealed class ProviderBenchmark
     }
 
     private static (BenchmarkResult Result, Outputs Last) Measure(
-        PreparedModel model, ProviderChoice provider, BenchmarkInputPath path, BenchmarkOptions options, BatchInputs inputs, Outputs? reference,
+        PreparedModel model, ProviderChoice provider, BenchmarkInputPath path, bool isReference, string referencePrecision, BenchmarkOptions options, BatchInputs inputs, Outputs? reference,
         CudaRuntime? cuda, string cudaNote, IProgress<BenchmarkProgress>? progress, CancellationToken cancellation)
     {
         var name = provider.ToString();
         var pathName = InputPathName(path);
         var batch = inputs.Count;
         var isCpu = provider.Kind == ExecutionProviderKind.Cpu;
-        var isReference = isCpu && path == BenchmarkInputPath.Run;
         // Garbage of the previous configuration must not count as this one's memory.
         GC.Collect();
         GC.WaitForPendingFinalizers();
@@ -324,7 +358,7 @@ public sealed class ProviderBenchmark
         var deviceNote = isCpu ? "n/a on CPU" : cuda is null ? $"not measured: {cudaNote}" : null;
         var deviceBefore = isCpu || cuda is null ? null : cuda.Query(provider.DeviceId, out deviceNote);
 
-        progress?.Report(new BenchmarkProgress(name, batch, BenchmarkStage.CreatingSession, 0, 0) { InputPath = pathName });
+        progress?.Report(new BenchmarkProgress(name, batch, BenchmarkStage.CreatingSession, 0, 0) { InputPath = pathName, Precision = PreparedModel.Name(model.Precision) });
         using var session = new FeatureSession(model, Strict(options.Session, provider));
         using var resident = path == BenchmarkInputPath.Device ? session.CreateResident(MemoryMarshal.AsBytes(inputs.Floats.AsSpan()), batch) : null;
         BatchOutputs? held = null; // the host paths' outputs of the run just timed
@@ -377,6 +411,7 @@ public sealed class ProviderBenchmark
         {
             Provider = name,
             InputPath = pathName,
+            Precision = PreparedModel.Name(model.Precision),
             BoundInputMemory = resident?.Memory ?? session.BoundInputMemory,
             BatchSize = batch,
             SessionCreationMs = session.CreationTime.TotalMilliseconds,
@@ -390,7 +425,7 @@ public sealed class ProviderBenchmark
             DeviceMemoryNote = deviceAfter is null ? (string.IsNullOrEmpty(deviceNote) ? "not measured" : deviceNote) : null,
             AgreementReference = isReference
                 ? (total == 1 ? "cpu run: its only run (nothing to compare)" : "cpu run: its own first run on the same inputs (run-to-run determinism)")
-                : "cpu run: the CPU provider's plain float32 Run on the same inputs",
+                : $"cpu run: the CPU provider's plain float32 Run of the {referencePrecision} model on the same inputs",
             Agreement = agreement,
         };
         return (result, last!);

@@ -23,12 +23,15 @@ public static class BenchmarkMarkdown
         Line($"- Runs: {report.WarmupIterations} warm-up + {report.Iterations} timed per configuration, each configuration a fresh session; " +
              "latency is one run from host input to host outputs (copies to and from the device included), except on the `device` path (device to device).");
         Line($"- Input paths: {string.Join("; ", report.InputPaths.Select(p => $"`{p}` {PathMeaning(p)}"))}");
+        Line($"- Precisions: {string.Join(", ", report.Precisions.Select(p => $"`{p}`"))}; every row is compared with the CPU's fp32 run");
+        foreach (var c in report.Conversions)
+            Line($"- `{FeatureOnnx.Models.PreparedModel.Name(c.Precision)}` conversion ({c.Form}): {string.Join("; ", c.Describe())}");
         Line($"- Session: graph optimisation `{report.Optimization}`, intra-op threads {(report.IntraOpThreads == 0 ? "0 (ONNX Runtime's default: one per physical core; reports before threads were recorded)" : report.IntraOpThreads.ToString(Invariant))}, " +
              $"CUDA options: {(report.CudaOptions.Length == 0 ? "ONNX Runtime's defaults" : $"`{report.CudaOptions}`")}");
         Line($"- Machine: {m.Cores} logical cores{(m.Cpu is null ? "" : $", {m.Cpu}")}, {m.Os}{(m.Gpu is null ? "" : $", GPU {m.Gpu}")}; ONNX Runtime {report.OrtVersion}");
         Line($"- Status: {report.Status}, finished {report.FinishedUtc.ToString("yyyy-MM-dd HH:mm", Invariant)} UTC; process peak resident memory {MiB(report.ProcessPeakBytes)} MiB");
         foreach (var s in report.Skipped)
-            Line($"- **Skipped {s.Provider}{(s.InputPath is { } p ? $" {p}" : "")}{(s.BatchSize is { } b ? $" at batch {b}" : "")}**: {s.Reason}");
+            Line($"- **Skipped {s.Provider}{(s.Precision is { } q ? $" {q}" : "")}{(s.InputPath is { } p ? $" {p}" : "")}{(s.BatchSize is { } b ? $" at batch {b}" : "")}**: {s.Reason}");
         Line();
 
         if (report.Results.Count == 0)
@@ -36,24 +39,24 @@ public static class BenchmarkMarkdown
             Line("No configuration was measured.");
             return md.ToString();
         }
-        Line("| provider | batch | path | session s | first run ms | p50 ms | p90 ms | p99 ms | img/s | host peak MiB | host Δ MiB | device MiB | max abs | max rel | min cosine |");
-        Line("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+        Line("| provider | precision | batch | path | session s | first run ms | p50 ms | p90 ms | p99 ms | img/s | host peak MiB | host Δ MiB | device MiB | max abs | max rel | min cosine |");
+        Line("|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
         foreach (var r in report.Results)
         {
             var worst = Worst(r.Agreement);
             var device = r.DeviceUsedBytes is { } used ? $"{MiB(used)} (+{MiB(r.DeviceDeltaBytes ?? 0)})" : r.DeviceMemoryNote?.StartsWith("n/a", StringComparison.Ordinal) == true ? "n/a" : "?";
-            Line($"| {r.Provider} | {r.BatchSize} | {r.InputPath} | {(r.SessionCreationMs / 1000).ToString("0.00", Invariant)} | {Ms(r.FirstRunMs)} | {Ms(r.LatencyMs.P50)} | {Ms(r.LatencyMs.P90)} | {Ms(r.LatencyMs.P99)} | " +
+            Line($"| {r.Provider} | {r.Precision} | {r.BatchSize} | {r.InputPath} | {(r.SessionCreationMs / 1000).ToString("0.00", Invariant)} | {Ms(r.FirstRunMs)} | {Ms(r.LatencyMs.P50)} | {Ms(r.LatencyMs.P90)} | {Ms(r.LatencyMs.P99)} | " +
                  $"{r.ImagesPerSecond.ToString(r.ImagesPerSecond >= 100 ? "0" : "0.0", Invariant)} | {MiB(r.HostPeakBytes)} | {MiB(r.HostPeakDeltaBytes)} | {device} | " +
                  $"{Small(worst.MaxAbs)} | {Small(worst.MaxRelative)} | {Cosine(worst.MinCosine)} |");
         }
         Line();
         Line("Agreement columns: the worst output. Per output, against the reference each row names:");
         Line();
-        Line("| provider | batch | path | output | shape | reference | max abs | max rel | min cosine |");
-        Line("|---|--:|---|---|---|---|--:|--:|--:|");
+        Line("| provider | precision | batch | path | output | shape | reference | max abs | max rel | min cosine |");
+        Line("|---|---|--:|---|---|---|---|--:|--:|--:|");
         foreach (var r in report.Results)
             foreach (var a in r.Agreement)
-                Line($"| {r.Provider} | {r.BatchSize} | {r.InputPath} | `{a.Output}` | [{string.Join(",", a.Shape)}] | {r.AgreementReference} | {Small(a.MaxAbs)} | {Small(a.MaxRelative)} | {Cosine(a.MinCosine)} |");
+                Line($"| {r.Provider} | {r.Precision} | {r.BatchSize} | {r.InputPath} | `{a.Output}` | [{string.Join(",", a.Shape)}] | {r.AgreementReference} | {Small(a.MaxAbs)} | {Small(a.MaxRelative)} | {Cosine(a.MinCosine)} |");
         Line();
         var bound = report.Results.Where(r => r.BoundInputMemory is not null).Select(r => $"{r.Provider} {r.InputPath}: {r.BoundInputMemory}").Distinct().ToList();
         if (bound.Count > 0)

@@ -20,9 +20,10 @@ public static class ThroughputChart
     public static string Render(BenchmarkReport report)
     {
         var paths = report.InputPaths.Concat(report.Results.Select(r => r.InputPath)).Distinct().ToList();
+        var precisions = report.Precisions.Concat(report.Results.Select(r => r.Precision)).Distinct().ToList();
         var series = report.Providers
-            .SelectMany(p => paths.Select(path => (Provider: p, Path: path,
-                Points: report.Results.Where(r => r.Provider == p && r.InputPath == path).OrderBy(r => r.BatchSize).ToList())))
+            .SelectMany(p => precisions.SelectMany(precision => paths.Select(path => (Provider: p, Precision: precision, Path: path,
+                Points: report.Results.Where(r => r.Provider == p && r.Precision == precision && r.InputPath == path).OrderBy(r => r.BatchSize).ToList()))))
             .Where(s => s.Points.Count > 0)
             .ToList();
         var batches = report.Results.Select(r => r.BatchSize).Concat(report.BatchSizes).Distinct().Order().ToList();
@@ -72,14 +73,14 @@ public static class ThroughputChart
         var legendX = Left + plotW + 20;
         for (var i = 0; i < series.Count; i++)
         {
-            var (provider, path, points) = series[i];
-            var label = $"{provider} {path}";
-            // Colour says the provider, the dash pattern the input path.
-            var colour = Palette[Math.Max(0, report.Providers.ToList().IndexOf(provider)) % Palette.Length];
+            var (provider, precision, path, points) = series[i];
+            var label = precisions.Count > 1 ? $"{provider} {precision} {path}" : $"{provider} {path}";
+            // Colour says the provider (and precision), the dash pattern the input path.
+            var colour = Palette[(Math.Max(0, report.Providers.ToList().IndexOf(provider)) * precisions.Count + precisions.IndexOf(precision)) % Palette.Length];
             var dash = Dashes[paths.IndexOf(path) % Dashes.Length];
             var dashAttribute = dash.Length == 0 ? "" : $" stroke-dasharray=\"{dash}\"";
             var coordinates = string.Join(" ", points.Select(p => $"{N(X(p.BatchSize))},{N(Y(p.ImagesPerSecond))}"));
-            Line($"<polyline data-provider=\"{Escape(provider)}\" data-path=\"{Escape(path)}\" points=\"{coordinates}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"{dashAttribute}/>");
+            Line($"<polyline data-provider=\"{Escape(provider)}\" data-path=\"{Escape(path)}\" data-precision=\"{Escape(precision)}\" points=\"{coordinates}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"{dashAttribute}/>");
             foreach (var p in points)
                 Line($"<circle cx=\"{N(X(p.BatchSize))}\" cy=\"{N(Y(p.ImagesPerSecond))}\" r=\"3.5\" fill=\"{colour}\"><title>{Escape($"{label}, batch {p.BatchSize}: {Count(p.ImagesPerSecond)} img/s, p50 {p.LatencyMs.P50.ToString("0.##", Invariant)} ms")}</title></circle>");
             var ly = Top + 10 + i * 22;

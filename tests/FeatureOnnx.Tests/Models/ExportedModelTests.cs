@@ -4,7 +4,7 @@ using FeatureOnnx.Runtime;
 
 namespace FeatureOnnx.Tests.Models;
 
-/// <summary>Models exported by export.py: uint8 input against float input, and the --fp16 export against float32.</summary>
+/// <summary>Models exported by export.py: uint8 input against float input, and its fp16 conversion (featureonnx convert) against float32.</summary>
 [Trait("Category", TestCategory.Process)]
 public sealed class ExportedModelTests(ExportedResNet18 models, ITestOutputHelper output) : IClassFixture<ExportedResNet18>
 {
@@ -28,10 +28,11 @@ public sealed class ExportedModelTests(ExportedResNet18 models, ITestOutputHelpe
         Assert.Equal(ModelPrecision.Fp32, ModelManifest.Load(models.Fp32Manifest).Precision);
         Assert.Equal(ModelPrecision.Fp16, ModelManifest.Load(models.Fp16Manifest).Precision);
         Assert.Contains("\"precision\": \"fp16\"", File.ReadAllText(models.Fp16Manifest));
+        Assert.Contains("\"precision\": \"fp32\"", File.ReadAllText(models.Fp32Manifest));
     }
 
     [SkippableFact]
-    public void Fp16_export_runs_on_the_cpu_close_to_fp32()
+    public void Fp16_conversion_runs_on_the_cpu_close_to_fp32()
     {
         // ONNX Runtime's CPU provider loads the fp16 graph (where it lacks a float16 kernel it inserts Casts and computes
         // in float32), so it is not refused; the differences are float16 weights and float16 rounding between layers.

@@ -50,10 +50,10 @@ public sealed class BenchmarkInputPathTests(FourPathBenchRun run) : IClassFixtur
     public void Markdown_json_and_chart_name_the_path()
     {
         var md = File.ReadAllText(run.Dir.File("report.md"));
-        Assert.Contains("| provider | batch | path |", md);
+        Assert.Contains("| provider | precision | batch | path |", md);
         foreach (var path in new[] { "run", "bound", "uint8", "device" })
         {
-            Assert.Contains($"| cpu | 3 | {path} |", md);
+            Assert.Contains($"| cpu | fp32 | 3 | {path} |", md);
             Assert.Contains($"`{path}` (", md);
         }
         Assert.Contains("Bound input buffer: cpu bound: host memory; cpu uint8: host memory; cpu device: host memory.", md);

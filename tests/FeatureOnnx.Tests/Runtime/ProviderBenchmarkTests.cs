@@ -82,7 +82,7 @@ public sealed class ProviderBenchmarkTests(SmallBenchRun run) : IClassFixture<Sm
         }
         Assert.True(report.ProcessPeakBytes >= cpu.Max(r => r.HostPeakBytes));
         var md = File.ReadAllText(run.Dir.File("report.md"));
-        Assert.Contains("| cpu | 2 |", md);
+        Assert.Contains("| cpu | fp32 | 2 |", md);
         Assert.Contains("seeded random pixels", md);
     }
 

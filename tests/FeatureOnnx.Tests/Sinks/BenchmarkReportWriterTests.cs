@@ -74,8 +74,8 @@ public sealed class BenchmarkReportWriterTests(ITestOutputHelper output)
     {
         var md = BenchmarkMarkdown.Render(TwoProviders());
         output.WriteLine(md);
-        Assert.Contains("| cuda:0 | 256 | run | 0.50 | 90.0 | 2.00 | 3.00 | 4.00 | 7722 | 600 | 40 | 3000 (+2000) | 3.0e-3 | 4.6e-4 | 0.9999995 |", md);
-        Assert.Contains("| cpu | 1 | run | 0.50 | 90.0 | 2.00 | 3.00 | 4.00 | 150 | 600 | 40 | n/a | 0 | 0 | 1 |", md);
+        Assert.Contains("| cuda:0 | fp32 | 256 | run | 0.50 | 90.0 | 2.00 | 3.00 | 4.00 | 7722 | 600 | 40 | 3000 (+2000) | 3.0e-3 | 4.6e-4 | 0.9999995 |", md);
+        Assert.Contains("| cpu | fp32 | 1 | run | 0.50 | 90.0 | 2.00 | 3.00 | 4.00 | 150 | 600 | 40 | n/a | 0 | 0 | 1 |", md);
         Assert.Contains("**Skipped cuda:0 at batch 1024**: out of memory", md);
     }
 
@@ -124,7 +124,7 @@ public sealed class BenchmarkReportWriterTests(ITestOutputHelper output)
         Assert.NotNull(lines[2].Attribute("stroke-dasharray"));
         Assert.Contains(svg.Descendants(Svg + "text"), t => t.Value == "cuda:0 uint8");
         var md = BenchmarkMarkdown.Render(report);
-        Assert.Contains("| cuda:0 | 256 | uint8 |", md);
+        Assert.Contains("| cuda:0 | fp32 | 256 | uint8 |", md);
         Assert.Contains("`uint8` (", md);
     }
 }

@@ -1,0 +1,80 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace FeatureOnnx.Models;
+
+/// <summary>
+/// Converted graphs (fp16) kept on disk by content hash, so a session at another precision is converted once:
+/// the key is the SHA-256 of the prepared float32 graph (outputs, pruning and input form included) and of the
+/// conversion's options. Files go to <c>.featureonnx-cache/</c> next to the model's manifest when that folder is
+/// writable, else to <c>$XDG_CACHE_HOME/featureonnx</c> (default <c>~/.cache/featureonnx</c>).
+/// </summary>
+public sealed class ConversionCache
+{
+    /// <summary>Folder name created next to a model.</summary>
+    public const string FolderName = ".featureonnx-cache";
+
+    private readonly string? _directory;
+    private readonly string? _userDirectory;
+
+    /// <summary>Creates a cache.</summary>
+    /// <param name="directory">Where to keep every file; default null: next to each model, else the user cache folder.</param>
+    /// <param name="userDirectory">The folder used when the model's is not writable; default null: <see cref="UserDirectory"/>.</param>
+    public ConversionCache(string? directory = null, string? userDirectory = null)
+    {
+        _directory = directory;
+        _userDirectory = userDirectory;
+    }
+
+    /// <summary>The user cache folder: <c>$XDG_CACHE_HOME/featureonnx</c>, or <c>~/.cache/featureonnx</c>.</summary>
+    public static string UserDirectory()
+    {
+        var xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+        var root = string.IsNullOrEmpty(xdg) ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache") : xdg;
+        return Path.Combine(root, "featureonnx");
+    }
+
+    /// <summary>The converted graph for <paramref name="source"/>, from the cache or made by <paramref name="convert"/> and stored.</summary>
+    /// <param name="manifest">The model (names the file; its folder is the first choice of location).</param>
+    /// <param name="source">The prepared float32 graph.</param>
+    /// <param name="variant">The conversion and its options, as text (part of the key).</param>
+    /// <param name="convert">Makes the converted graph.</param>
+    /// <param name="path">The cache file used; null when no folder was writable (then the graph is converted every time).</param>
+    public byte[] GetOrConvert(ModelManifest manifest, byte[] source, string variant, Func<byte[]> convert, out string? path)
+    {
+        var hash = Convert.ToHexString(SHA256.HashData([.. SHA256.HashData(source), .. Encoding.UTF8.GetBytes(variant)]))[..16].ToLowerInvariant();
+        var fileName = $"{Safe(manifest.Name)}.{hash}.onnx";
+        var folders = _directory is not null ? [_directory] : new[] { Path.Combine(manifest.BaseDirectory, FolderName), _userDirectory ?? UserDirectory() };
+        foreach (var folder in folders)
+        {
+            var candidate = Path.Combine(folder, fileName);
+            if (File.Exists(candidate))
+            {
+                path = candidate;
+                return File.ReadAllBytes(candidate);
+            }
+        }
+        var bytes = convert();
+        foreach (var folder in folders)
+        {
+            try
+            {
+                Directory.CreateDirectory(folder);
+                var candidate = Path.Combine(folder, fileName);
+                var tmp = candidate + $".{Environment.ProcessId}.tmp";
+                File.WriteAllBytes(tmp, bytes);
+                File.Move(tmp, candidate, overwrite: true);
+                path = candidate;
+                return bytes;
+            }
+            catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+            {
+                // read-only model folder (a package cache, a container image): try the next one
+            }
+        }
+        path = null;
+        return bytes;
+    }
+
+    private static string Safe(string name) => string.Concat(name.Select(c => char.IsLetterOrDigit(c) || c is '_' or '-' or '.' ? c : '_'));
+}
