@@ -74,7 +74,7 @@ public sealed class BenchmarkInputs
         var preprocessor = new ImagePreprocessor(manifest, maxPixels);
         var cropLength = preprocessor.CropLength;
         var listing = FolderSource.Enumerate(inputs);
-        var problems = listing.Problems.ToList();
+        var problems = listing.Problems.Where(p => p.Reason != FolderSource.NotAnImage).ToList(); // a folder's other files are no concern of a benchmark
         var used = new List<string>();
         var all = new byte[(long)maxCount * cropLength];
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = workers > 0 ? workers : Environment.ProcessorCount };
@@ -90,13 +90,13 @@ public sealed class BenchmarkInputs
             {
                 try
                 {
-                    crops[i] = preprocessor.Crop(File.ReadAllBytes(round[i].Path));
+                    crops[i] = preprocessor.Crop(round[i].ReadBytes()); // only regular files, tar members in place
                 }
                 catch (Exception e) when (e is ImageDecodeException or IOException or UnauthorizedAccessException)
                 {
                     reasons[i] = e.Message;
                 }
-                catch (Exception e) when (e is not OutOfMemoryException)
+                catch (Exception e)
                 {
                     reasons[i] = $"decoder failure ({e.GetType().Name}): {e.Message}";
                 }

@@ -94,13 +94,14 @@ public sealed class HostileInputTests(ITestOutputHelper output)
         var input = Directory.CreateDirectory(tmp.File("in")).FullName;
         File.Copy(Fixtures.PathOf("photos", "opencv_apple.jpg"), Path.Combine(input, "apple.jpg"));
         File.Copy(Fixtures.PathOf("photos", "opencv_apple.jpg"), Path.Combine(input, "tmp.jpg"));
-        InputFileTests.RenameToBytes(Path.Combine(input, "tmp.jpg"), [(byte)'c', (byte)'a', (byte)'f', 0xE9, (byte)'.', (byte)'j', (byte)'p', (byte)'g']);
+        var latin1 = InputFileTests.RenameToBytes(Path.Combine(input, "tmp.jpg"), [(byte)'c', (byte)'a', (byte)'f', 0xE9, (byte)'.', (byte)'j', (byte)'p', (byte)'g']);
 
         var result = await new ExtractionPipeline().RunAsync(new ExtractionOptions { Inputs = [input], OutputDirectory = tmp.File("out") });
         Assert.Equal((2L, 0L), (result.Extracted, result.Failed));
         Assert.Equal([$"0,{input}/apple.jpg", $"1,{input}/caf\\xe9.jpg"], CsvLines(Path.Combine(tmp.File("out"), "index.csv")));
         var rows = Fixtures.ReadFloatNpy(Path.Combine(tmp.File("out"), "pooled.npy")).Data;
         Assert.Equal(rows.AsSpan(0, 512).ToArray(), rows.AsSpan(512, 512).ToArray());
+        InputFileTests.DeleteByBytes(latin1);
     }
 
     [Fact]

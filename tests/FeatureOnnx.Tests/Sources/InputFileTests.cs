@@ -45,6 +45,9 @@ public sealed class InputFileTests
         return FileNameBytes.Decode(target.AsSpan(0, target.Length - 1));
     }
 
+    /// <summary>Deletes a file by its name's bytes (.NET cannot, so TempDir would leave it behind).</summary>
+    internal static void DeleteByBytes(string path) => Assert.Equal(0, Unlink(FileNameBytes.Encode(path)));
+
     [SkippableFact]
     public void A_fifo_named_like_a_jpeg_is_refused_without_being_opened()
     {
@@ -210,6 +213,7 @@ public sealed class InputFileTests
         var item = listing.Items.Single(i => i.Key.EndsWith("caf\\xe9.jpg", StringComparison.Ordinal));
         Assert.Equal(latin1, item.Path);
         Assert.Equal(File.ReadAllBytes(Fixtures.PathOf("photos", "opencv_apple.jpg")), item.ReadBytes());
+        foreach (var i in listing.Items) DeleteByBytes(i.Path);
     }
 
     [Fact]
@@ -245,6 +249,9 @@ public sealed class InputFileTests
 
     [DllImport("libc", EntryPoint = "mkfifo")]
     private static extern int MkFifo([MarshalAs(UnmanagedType.LPUTF8Str)] string path, uint mode);
+
+    [DllImport("libc", EntryPoint = "unlink")]
+    private static extern int Unlink(byte[] path);
 
     [DllImport("libc", EntryPoint = "rename")]
     private static extern int Rename(byte[] oldPath, byte[] newPath);
