@@ -3,11 +3,11 @@ using FeatureOnnx.Cli;
 namespace FeatureOnnx.Tests.Cli;
 
 /// <summary>Console.Error is swapped for a capture: nothing else may run meanwhile.</summary>
-[Trait("Category", TestCategory.Fast)]
 [CollectionDefinition("Console", DisableParallelization = true)]
 public sealed class ConsoleCollection;
 
 /// <summary>Nothing escapes as a stack trace: a failed run is one <c>error:</c> line and exit code 1.</summary>
+[Trait("Category", TestCategory.Fast)]
 [Collection("Console")]
 public sealed class CliErrorsTests
 {
