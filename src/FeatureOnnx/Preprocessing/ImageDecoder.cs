@@ -28,6 +28,13 @@ public sealed record ImageDecoderOptions
 /// <param name="Pixels">Width * Height * 3 bytes.</param>
 public sealed record RgbImage(int Width, int Height, byte[] Pixels);
 
+/// <summary>An image from <see cref="ImageDecoder.Decode(ReadOnlyMemory{byte}, DecodeScale, int)"/>, with the scale it was decoded at.</summary>
+/// <param name="Image">The pixels, EXIF orientation applied.</param>
+/// <param name="ScaleDenominator">1 (full size), or 2, 4, 8: a JPEG decoded by libjpeg-turbo at 1/2, 1/4, 1/8 of its size.</param>
+/// <param name="AutoDenominator">The denominator <see cref="DecodeScale.Auto"/> would have chosen for this file (1 for
+/// what cannot be scaled), so that a full-size run can say how much it could save.</param>
+public sealed record DecodedImage(RgbImage Image, int ScaleDenominator, int AutoDenominator);
+
 /// <summary>What an image's header says, after <see cref="ImageDecoder.Identify"/>'s checks.</summary>
 /// <param name="Format">ImageSharp's format name: JPEG, PNG, BMP, GIF, TIFF, Webp, TGA, PBM.</param>
 /// <param name="Width">Columns, as stored (before EXIF orientation).</param>
@@ -94,10 +101,22 @@ public sealed class ImageDecoder
         return new EncodedImageInfo(format.Name, info.Width, info.Height, OrientationOf(info));
     }
 
-    /// <summary>Decodes encoded image bytes.</summary>
+    /// <summary>Decodes encoded image bytes at full size.</summary>
     /// <exception cref="ImageDecodeException">Empty, not an image, too large, truncated or corrupt; the message says which.</exception>
-    public RgbImage Decode(ReadOnlyMemory<byte> encoded)
+    public RgbImage Decode(ReadOnlyMemory<byte> encoded) => Decode(encoded, DecodeScale.Exact, 0).Image;
+
+    /// <summary>
+    /// Decodes encoded image bytes, a JPEG possibly at a reduced scale (libjpeg-turbo's DCT scaling) chosen by
+    /// <paramref name="scale"/> for an image to be resized to a shorter side of <paramref name="resizeTarget"/>
+    /// (&lt;= 0: no resize, full size). The scale is chosen from the stored size, before EXIF orientation, which is
+    /// applied to the scaled image, as PIL's <c>draft</c> then <c>exif_transpose</c> do. Other formats, and JPEGs
+    /// when libjpeg-turbo is not loaded, are decoded at full size. Every check (pixel limit, structure) is made on
+    /// the file as for a full-size decode.
+    /// </summary>
+    /// <exception cref="ImageDecodeException">Empty, not an image, too large, truncated or corrupt; the message says which.</exception>
+    public DecodedImage Decode(ReadOnlyMemory<byte> encoded, DecodeScale scale, int resizeTarget)
     {
+        ArgumentNullException.ThrowIfNull(scale);
         if (encoded.Length == 0) throw new ImageDecodeException("empty file (0 bytes)");
         using var stream = AsStream(encoded);
         var header = IdentifyChecked(encoded, stream);
@@ -105,7 +124,12 @@ public sealed class ImageDecoder
 
         var orientation = Options.ApplyExifOrientation ? header.Orientation : 1;
         if (format == "JPEG" && _turboJpeg is not null)
-            return ExifOrientation.Apply(_turboJpeg.DecodeStructureChecked(encoded.Span, Options.MaxPixels), orientation); // IdentifyChecked walked the structure
+        {
+            var denominator = scale.DenominatorFor(header.Width, header.Height, resizeTarget);
+            var auto = DecodeScale.Auto.DenominatorFor(header.Width, header.Height, resizeTarget);
+            var jpeg = _turboJpeg.DecodeStructureChecked(encoded.Span, Options.MaxPixels, denominator); // IdentifyChecked walked the structure
+            return new DecodedImage(ExifOrientation.Apply(jpeg, orientation), denominator, auto);
+        }
 
         Image image;
         try
@@ -118,7 +142,7 @@ public sealed class ImageDecoder
             throw new ImageDecodeException($"corrupt {format}: {e.Message}", e);
         }
         using (image)
-            return ExifOrientation.Apply(ToPilRgb(image), orientation);
+            return new DecodedImage(ExifOrientation.Apply(ToPilRgb(image), orientation), 1, 1);
     }
 
     private static int OrientationOf(IImageInfo info)
