@@ -427,17 +427,17 @@ public sealed class ExtractionPipeline
             DecodeScale = options.TensorsIn is null ? options.DecodeScale.ToString() : null,
             DecodedAtScale = options.TensorsIn is null ? preprocessor.DecodeScaleCounts.Snapshot() : null,
             ReducibleJpegs = preprocessor.DecodeScaleCounts.ReducibleByAuto,
-            DecodeScaleAutoAdvised = AutoDecodeScaleAdvised(options, preprocessor.DecodeScaleCounts, rows, decodeTicks, inferenceTicks + writeTicks),
+            DecodeScaleAutoAdvised = options.TensorsIn is null && AutoDecodeScaleAdvised(options.DecodeScale, preprocessor.DecodeScaleCounts.ReducibleByAuto, rows, decodeTicks, inferenceTicks + writeTicks),
             FinishedUtc = DateTime.UtcNow,
         };
         RunSummary.Write(Path.Combine(outDir, "run.json"), result);
         return result;
     }
 
-    /// <summary>Exact decode was in force, decoding outweighed the rest, and a quarter or more of the images would have been reduced.</summary>
-    private static bool AutoDecodeScaleAdvised(ExtractionOptions options, DecodeScaleCounts counts, long extracted, long decodeTicks, long otherTicks) =>
-        options.TensorsIn is null && options.DecodeScale.Mode == DecodeScaleMode.Exact
-        && decodeTicks > otherTicks && extracted > 0 && counts.ReducibleByAuto * 4 >= extracted;
+    /// <summary>Exact decode was in force, decoding (busy time summed over workers) outweighed inference and writing
+    /// together, and a quarter or more of the images were JPEGs that auto would have reduced.</summary>
+    internal static bool AutoDecodeScaleAdvised(DecodeScale scale, long reducibleJpegs, long extracted, long decodeBusy, long otherBusy) =>
+        scale.Mode == DecodeScaleMode.Exact && decodeBusy > otherBusy && extracted > 0 && reducibleJpegs * 4 >= extracted;
 
     private static InputListing TensorListing(string path, ModelManifest manifest)
     {
