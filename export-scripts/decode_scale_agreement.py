@@ -2,7 +2,7 @@
 """Do `--decode-scale auto` (and draft) features find the same neighbours as exact ones? 10-NN agreement on 1,050 images.
 
 The images (deterministic, outside the repo, cached under --work): 30 variants of each of the 35 test photos, each a
-random crop (40-100 % of the area), mirrored or not, rescaled (bicubic) so that its shorter side is 1,024-3,000 px
+random crop (40-100 % of the area), mirrored or not, rescaled (bicubic) so that its shorter side is 1,024-2,200 px
 (auto then decodes at 1/2 or 1/4, draft at 1/4 or 1/8), with seeded Gaussian grain (sigma 2) and saved at quality
 85-95, a fifth of them stored sideways with EXIF orientation 6. Near-duplicates of one photo are each other's
 nearest neighbours, so the 10-NN lists are full of close calls: a hard case for agreement.
@@ -53,7 +53,7 @@ def make(folder, variants):
             img = src.crop((x, y, x + cw, y + ch))
             if rng.random() < 0.5:
                 img = ImageOps.mirror(img)
-            shorter = rng.randint(1024, 3000)
+            shorter = rng.randint(1024, 2200)
             scale = shorter / min(img.size)
             img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BICUBIC)
             arr = np.asarray(img, dtype=np.float32) + grain.normal(0, 2.0, (img.height, img.width, 1)).astype(np.float32)

@@ -4,8 +4,9 @@ using FeatureOnnx.Models;
 namespace FeatureOnnx.Preprocessing;
 
 /// <summary>
-/// One encoded image in, one input slot out, as the manifest says: decode (EXIF orientation, PIL's
-/// <c>convert('RGB')</c>) -> Resize(shorter side, PIL filter) -> CenterCrop -> ToTensor -> Normalize.
+/// One encoded image in, one input slot out, as the manifest says: decode (at the <see cref="Preprocessing.DecodeScale"/>
+/// in force, EXIF orientation, PIL's <c>convert('RGB')</c>) -> Resize(shorter side, PIL filter) -> CenterCrop ->
+/// ToTensor -> Normalize.
 /// Thread-safe: one instance serves all decode workers.
 /// </summary>
 public sealed class ImagePreprocessor
