@@ -7,7 +7,8 @@ scale too, so PIL can make its references as well (Image.draft asked for exactly
   decode_scale/gen_large_*.jpg   five larger JPEGs made from the test photos (upscaled, re-encoded by PIL at fixed
                                  quality; deterministic), covering 4:2:0 / 4:2:2 progressive / 4:4:4 / grey / CMYK, the
                                  EXIF orientations that swap or flip axes, odd sizes, and 1/8 scale
-  decode_scale/references.npz    uint8 HWC 224x224 crops, one per (file, scale > 1), key "<file>.s<scale>"
+  decode_scale/references.npz    uint8 HWC 224x224 crops, one per (file, scale > 1), key "<file>.s<scale>", and two
+                                 whole images decoded at a scale (RAW_SCALED: the damaged JPEG's warning path)
   decode_scale/manifest.json     one entry per JPEG of photos/, generated/ and decode_scale/: stored size, PIL mode,
                                  EXIF orientation, the scale PIL's draft picked (draft_scale), the scale auto picks
                                  (auto_scale, F = 2) and the reference keys; scale 1 points to the exact reference
@@ -63,6 +64,10 @@ LARGE = [
     ("gen_large_gray_exif8.jpg", "skimage_camera.png", (1030, 1547), dict(quality=80), 8, "L"),
     ("gen_large_cmyk.jpg", "skimage_chelsea.png", (1100, 1027), dict(quality=80), None, "CMYK"),
 ]
+
+
+# Whole images decoded at a scale (key "<name>.decoded.s<scale>", uint8 HWC at PIL's scaled size).
+RAW_SCALED = [("jpeg/gen_damaged_420.jpg", 2), ("jpeg/gen_progressive_420.jpg", 4)]
 
 
 def exif_bytes(orientation):
@@ -159,6 +164,14 @@ def main():
         if folder == "decode_scale":
             e["description"] = desc[f]
         entries.append(e)
+
+    # Whole decoded images (no resize): libjpeg's warning path (a corrupt entropy segment) at a reduced scale.
+    for rel, s in RAW_SCALED:
+        img = Image.open(os.path.join(FIXTURES, rel))
+        w, h = img.size
+        img.draft("RGB", (w // s, h // s))
+        assert img.decoderconfig[0] == s, (rel, img.decoderconfig)
+        arrays["%s.decoded.s%d" % (os.path.basename(rel), s)] = np.ascontiguousarray(np.asarray(img.convert("RGB")), dtype=np.uint8)
 
     # Compressed, and written with a fixed timestamp so that reruns give the same bytes.
     with zipfile.ZipFile(os.path.join(OUT, "references.npz"), "w", zipfile.ZIP_DEFLATED) as z:

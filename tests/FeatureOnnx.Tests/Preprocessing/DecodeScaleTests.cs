@@ -123,6 +123,19 @@ public sealed class DecodeScaleTests(ITestOutputHelper output)
         Assert.Equal((258, 260, 8, 4), (upright.Image.Width, upright.Image.Height, upright.ScaleDenominator, upright.AutoDenominator));
     }
 
+    [SkippableTheory]
+    [InlineData("gen_damaged_420.jpg", 2)]      // a corrupt entropy segment: libjpeg warns, Pillow keeps its pixels
+    [InlineData("gen_progressive_420.jpg", 4)]
+    public void Whole_scaled_decode_is_PILs_draft_decode(string file, int scale)
+    {
+        Skip.If(!TurboJpegDecoder.IsAvailable, $"scaled decodes need libturbojpeg.so.0 ({TurboJpegDecoder.UnavailableReason})");
+        var expected = References.Value[$"{file}.decoded.s{scale}"];
+        using var tj = new TurboJpegDecoder();
+        var image = tj.Decode(File.ReadAllBytes(Fixtures.PathOf("jpeg", file)), long.MaxValue, scale);
+        Assert.Equal(new long[] { image.Height, image.Width, 3 }, expected.Shape);
+        Assert.Equal(expected.Data, image.Pixels);
+    }
+
     [Theory]
     [InlineData("exact", "exact")]
     [InlineData("draft", "draft")]
