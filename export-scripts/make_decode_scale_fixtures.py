@@ -7,7 +7,7 @@ scale too, so PIL can make its references as well (Image.draft asked for exactly
   decode_scale/gen_large_*.jpg   five larger JPEGs made from the test photos (upscaled, re-encoded by PIL at fixed
                                  quality; deterministic), covering 4:2:0 / 4:2:2 progressive / 4:4:4 / grey / CMYK, the
                                  EXIF orientations that swap or flip axes, odd sizes, and 1/8 scale
-  decode_scale/references.npz    uint8 HWC 224x224 crops, one per (file, scale > 1), key "<file>.s<scale>", and two
+  decode_scale/references.npz    uint8 HWC 224x224 crops, key "<file>.draft.s<scale>" / "<file>.auto.s<scale>", and two
                                  whole images decoded at a scale (RAW_SCALED: the damaged JPEG's warning path)
   decode_scale/manifest.json     one entry per JPEG of photos/, generated/ and decode_scale/: stored size, PIL mode,
                                  EXIF orientation, the scale PIL's draft picked (draft_scale), the scale auto picks
@@ -24,9 +24,11 @@ The draft recipe (what the issue asks `draft` to match), S = 256, the resize tar
     img = torchvision.transforms.Resize(S)(img)      # bilinear, from the scaled size PIL now reports
     img = torchvision.transforms.CenterCrop(224)(img)
 
-The auto recipe is the same with img.draft('RGB', (W // s, H // s)), which makes Pillow 9.4 pick exactly scale s
+The auto recipe decodes with img.draft('RGB', (W // s, H // s)), which makes Pillow 9.4 pick exactly scale s
 (checked: decoderconfig and the image size are asserted), s = the largest of 8, 4, 2, 1 with
-ceil(min(W, H) / s) >= 2 * S.
+ceil(min(W, H) / s) >= 2 * S, then keeps the full-size geometry: after exif_transpose and convert,
+img.resize(Resize(S)'s size for the full-size image, BILINEAR, box=the part of the scaled image the full image covers,
+(0, 0, W / s, H / s) carried through the EXIF orientation), then CenterCrop(224).
 
 Rerun from the repository root after make_preprocess_fixtures.py (same Debian python: PIL 9.4 on libjpeg-turbo 2.1.5):
 
@@ -102,18 +104,40 @@ def auto_scale(w, h):
     return 1
 
 
-def crop_at(path, request):
-    """PIL's path with img.draft('RGB', request) (None: no draft); returns (crop, scale PIL used)."""
+def resized_size(w, h):
+    """torchvision's Resize(S) size for a w x h image."""
+    return (S, int(S * h / w)) if w <= h else (int(S * w / h), S)
+
+
+def full_box(cw, ch, w, h, orientation):
+    """Where the full image lies in a scaled decode of cw x ch pixels (exact extents w, h), after exif_transpose."""
+    flip_x, flip_y = {2: (1, 0), 3: (1, 1), 4: (0, 1), 6: (0, 1), 7: (1, 1), 8: (1, 0)}.get(orientation, (0, 0))
+    x = (cw - w, cw) if flip_x else (0, w)
+    y = (ch - h, ch) if flip_y else (0, h)
+    return (y[0], x[0], y[1], x[1]) if orientation in (5, 6, 7, 8) else (x[0], y[0], x[1], y[1])
+
+
+def crop_at(path, request, full_geometry=False):
+    """PIL's path with img.draft('RGB', request) (None: no draft); returns (crop, scale PIL used).
+
+    full_geometry (auto): resize to the size Resize(S) gives the full-size image, reading the box of the scaled image
+    that the full image covers (Image.resize(size, box=...)), instead of Resize(S) of the scaled image (draft)."""
     img = Image.open(path)
     w, h = img.size
+    orientation = img.getexif().get(0x0112, 1)
     scale = 1
     if request is not None:
         img.draft("RGB", request)
         scale = img.decoderconfig[0] if img.decoderconfig else 1
         assert img.size == ((w + scale - 1) // scale, (h + scale - 1) // scale), (path, img.size, scale)
+    cw, ch = img.size
     img = ImageOps.exif_transpose(img)
     img = img.convert("RGB")
-    img = Resize(S)(img)
+    if full_geometry:
+        fw, fh = (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+        img = img.resize(resized_size(fw, fh), Image.BILINEAR, box=full_box(cw, ch, w / scale, h / scale, orientation))
+    else:
+        img = Resize(S)(img)
     img = CenterCrop(CROP)(img)
     arr = np.ascontiguousarray(np.asarray(img), dtype=np.uint8)
     assert arr.shape == (CROP, CROP, 3)
@@ -143,22 +167,22 @@ def main():
 
         draft_crop, draft_s = crop_at(path, (S, S))
         a_s = auto_scale(w, h)
-        keys = {}
+        draft_key = auto_key = exact_key
         if draft_s > 1:
-            keys[draft_s] = "%s.s%d" % (f, draft_s)
-            arrays[keys[draft_s]] = draft_crop
-        if a_s > 1 and a_s not in keys:
-            auto_crop, got = crop_at(path, (w // a_s, h // a_s))
+            draft_key = "%s.draft.s%d" % (f, draft_s)
+            arrays[draft_key] = draft_crop
+        if a_s > 1:
+            auto_crop, got = crop_at(path, (w // a_s, h // a_s), full_geometry=True)
             assert got == a_s, (f, got, a_s)
-            keys[a_s] = "%s.s%d" % (f, a_s)
-            arrays[keys[a_s]] = auto_crop
+            auto_key = "%s.auto.s%d" % (f, a_s)
+            arrays[auto_key] = auto_crop
         if draft_s == 1 and exact_key is not None:
             # PIL's draft did not scale: its crop must be the exact reference, which the C# test then uses.
             exact = np.load(os.path.join(FIXTURES, exact_key))
             assert np.array_equal(exact, draft_crop), f
         e = {"file": "%s/%s" % (folder, f), "size": [w, h], "pil_mode": mode,
-             "draft_scale": draft_s, "draft_reference": keys.get(draft_s, exact_key),
-             "auto_scale": a_s, "auto_reference": keys.get(a_s, exact_key)}
+             "draft_scale": draft_s, "draft_reference": draft_key,
+             "auto_scale": a_s, "auto_reference": auto_key}
         if orientation is not None:
             e["exif_orientation"] = orientation
         if folder == "decode_scale":
@@ -184,8 +208,9 @@ def main():
 
     manifest = {
         "generator": "export-scripts/make_decode_scale_fixtures.py",
-        "recipe": "Image.open -> draft('RGB', (256, 256)) [draft] or draft('RGB', (W // s, H // s)) [auto: s] -> "
-                  "ImageOps.exif_transpose -> convert('RGB') -> Resize(256) -> CenterCrop(224) -> uint8 HWC",
+        "recipe": "draft: Image.open -> draft('RGB', (256, 256)) -> ImageOps.exif_transpose -> convert('RGB') -> "
+                  "Resize(256) -> CenterCrop(224) -> uint8 HWC; auto: draft('RGB', (W // s, H // s)) -> exif_transpose -> "
+                  "convert -> resize(Resize(256) size of the full image, BILINEAR, box=full image in the scaled one) -> CenterCrop(224)",
         "resize_target": S, "auto_factor": AUTO_FACTOR,
         "paths": "'file' is relative to fixtures/; a reference is a key of decode_scale/references.npz, or "
                  "reference/<file>.npy (scale 1: the exact crop), or null (scale 1 of a generated large file)",

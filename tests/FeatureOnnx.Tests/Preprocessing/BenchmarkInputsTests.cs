@@ -39,7 +39,7 @@ public sealed class BenchmarkInputsTests
         var inputs = BenchmarkInputs.FromImages(ResNet18, [photo], 1, decodeScale: DecodeScale.Draft);
         var crop = new byte[inputs.CropLength];
         inputs.FillCrops(crop, 1);
-        var reference = FeatureOnnx.Sinks.NpzArchive.Read(Fixtures.PathOf("decode_scale", "references.npz"))["libjxl_flower_cropped.jpg.s4"];
+        var reference = FeatureOnnx.Sinks.NpzArchive.Read(Fixtures.PathOf("decode_scale", "references.npz"))["libjxl_flower_cropped.jpg.draft.s4"];
         Assert.Equal(reference.Data, crop);
         Assert.Contains("decoded at scale draft (1 at 1/4)", inputs.Description, StringComparison.Ordinal);
     }

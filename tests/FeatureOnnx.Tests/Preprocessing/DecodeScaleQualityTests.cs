@@ -71,12 +71,12 @@ public sealed class DecodeScaleQualityTests(ITestOutputHelper output)
         Assert.True(files.Count >= 9, $"{files.Count} files");
         var r = Compare(DecodeScale.Auto, files);
         Report("auto", files, r);
-        // 0.998 is the acceptance bound (held-out photos); measured here: min 0.9986, median 0.9996. The crop
-        // bound is the worst measured (3.5, the 1040x1027 CMYK upscale, decoded at 1/2 then resized by 2.0) rounded up:
-        // the real photos move 0.26-0.45 levels, the upscaled ones more, as their detail sits at the output's Nyquist.
-        Assert.True(r.Cosines.Min() >= 0.998, $"min cosine {r.Cosines.Min()}");
-        Assert.True(Median(r.Cosines) >= 0.9995, $"median cosine {Median(r.Cosines)}");
-        Assert.True(r.Means.Max() <= 4.0, $"max crop mean |diff| {r.Means.Max()}");
+        // The acceptance bound on held-out photos is min cosine >= 0.998; measured here min 0.99961, median
+        // 0.99991, crop mean |diff| 0.26-0.49. The bounds leave room for another libjpeg-turbo build's rounding but
+        // catch a geometry slip: sizing the resize from the scaled image, as draft does, gave min 0.99857 and 3.48.
+        Assert.True(r.Cosines.Min() >= 0.999, $"min cosine {r.Cosines.Min()}");
+        Assert.True(Median(r.Cosines) >= 0.9998, $"median cosine {Median(r.Cosines)}");
+        Assert.True(r.Means.Max() <= 1.0, $"max crop mean |diff| {r.Means.Max()}");
     }
 
     [SkippableFact]
