@@ -185,7 +185,7 @@ internal static class ExtractCommand
         if (result.DecodeScaleAutoAdvised)
             Console.WriteLine($"hint: decoding took {result.Seconds["decodeBusy"]:0.0}s of busy time against {result.Seconds["inferenceBusy"]:0.0}s of inference, and " +
                               $"{result.ReducibleJpegs} of {result.Extracted} images are JPEGs large enough to decode at a reduced scale: " +
-                              "--decode-scale auto skips most of that work (features within 0.998 cosine of exact on large photos; see README).");
+                              "--decode-scale auto skips most of that work (pooled features within cosine 0.999 of exact on the test photos; README, \"Large photos\").");
     }
     // --- end decode scale ---
 

@@ -8,7 +8,8 @@ namespace FeatureOnnx.Tests.Preprocessing;
 /// <summary>
 /// Scaled JPEG decodes against Pillow 9.4: crops with <see cref="DecodeScale.Draft"/> equal PIL's crops after
 /// <c>Image.draft('RGB', (256, 256))</c>, and crops with <see cref="DecodeScale.Auto"/> equal PIL's crops decoded at the
-/// same libjpeg scale (references by export-scripts/make_decode_scale_fixtures.py, fixtures/decode_scale/).
+/// same libjpeg scale and resized with the full image's geometry (<c>Image.resize(size, box=...)</c>; references by
+/// export-scripts/make_decode_scale_fixtures.py, fixtures/decode_scale/).
 /// </summary>
 public sealed class DecodeScaleTests(ITestOutputHelper output)
 {
@@ -67,7 +68,7 @@ public sealed class DecodeScaleTests(ITestOutputHelper output)
 
     [SkippableTheory]
     [MemberData(nameof(Entries))]
-    public void Auto_crop_is_PILs_crop_at_the_same_scale(string file, int width, int height, int draftScale, string draftReference, int autoScale, string autoReference)
+    public void Auto_crop_is_PILs_crop_at_the_same_scale_with_full_size_geometry(string file, int width, int height, int draftScale, string draftReference, int autoScale, string autoReference)
     {
         _ = (width, height, draftScale, draftReference);
         Skip.If(!TurboJpegDecoder.IsAvailable, $"scaled decodes need libturbojpeg.so.0 ({TurboJpegDecoder.UnavailableReason})");
