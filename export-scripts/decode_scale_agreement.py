@@ -119,6 +119,16 @@ def main():
         agree = np.array([len(set(nn[i]) & set(nn_exact[i])) / K for i in range(n)])
         print("| %s | %.5f / %.5f / %.5f | %.4f / %.1f | %.1f %% |" % (
             scale, cos.min(), np.percentile(cos, 1), np.median(cos), agree.mean(), agree.min(), 100 * (agree == 1).mean()))
+        if scale == "auto":
+            # Yardstick: exact features moved by random directions of the same per-image size as auto's change. The
+            # near-duplicates make 10-NN lists fragile; this says how much agreement any change that small leaves.
+            rng = np.random.default_rng(0)
+            d = rng.normal(size=exact.shape)
+            d *= (np.linalg.norm(x - exact, axis=1) / np.linalg.norm(d, axis=1))[:, None]
+            nn_noise = knn(exact + d)
+            agree_noise = np.array([len(set(nn_noise[i]) & set(nn_exact[i])) / K for i in range(n)])
+            print("| exact + random change of auto's size | | %.4f / %.1f | %.1f %% |" % (
+                agree_noise.mean(), agree_noise.min(), 100 * (agree_noise == 1).mean()))
         if scale == "auto" and agree.mean() < a.min_agreement:
             print("auto: mean 10-NN agreement %.4f is below %.2f" % (agree.mean(), a.min_agreement))
             status = 1
