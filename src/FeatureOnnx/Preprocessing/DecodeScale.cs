@@ -11,7 +11,8 @@ public enum DecodeScaleMode
     /// <summary>PIL's <c>Image.draft('RGB', (S, S))</c>, S the resize target: crops identical to PIL's draft path.</summary>
     Draft,
 
-    /// <summary>The largest reduction that keeps the shorter side at least <see cref="DecodeScale.AutoFactor"/> x S.</summary>
+    /// <summary>The largest reduction that keeps the shorter side at least <see cref="DecodeScale.AutoFactor"/> x S,
+    /// resized with the full-size image's geometry: crops close to exact ones.</summary>
     Auto,
 }
 
