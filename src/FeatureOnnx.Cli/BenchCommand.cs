@@ -51,6 +51,11 @@ internal static class BenchCommand
             Description = "Image files or folders to use as inputs, preprocessed as the model's manifest says (the first max(--batch) images; fewer are reused in order). " +
                           "Default: seeded random pixels, and the report says so.",
         };
+        var decodeScale = new Option<string>("--decode-scale") // issue 17
+        {
+            Description = "How --images JPEGs are decoded, as 'extract --decode-scale': exact, draft or auto[:F].",
+            DefaultValueFactory = _ => "exact",
+        };
         var warmup = new Option<int>("--warmup") { Description = "Untimed runs per configuration before timing.", DefaultValueFactory = _ => defaults.WarmupIterations };
         var iters = new Option<int>("--iters") { Description = "Timed runs per configuration (percentiles over these).", DefaultValueFactory = _ => defaults.Iterations };
         var layers = new Option<string?>("--layers", "-l")
@@ -74,7 +79,7 @@ internal static class BenchCommand
             "host and device memory, and the agreement of every output with the CPU provider on the same inputs. " +
             "A provider that cannot load is skipped with the reason. Exit code: 0 done, 1 could not run (or no provider could), 130 interrupted.")
         {
-            model, providers, batch, inputPath, precision, images, warmup, iters, layers, threads, optimization, cudaOptions, seed, output, overwrite, quiet,
+            model, providers, batch, inputPath, precision, images, decodeScale, warmup, iters, layers, threads, optimization, cudaOptions, seed, output, overwrite, quiet,
         };
         command.SetAction((parse, cancellation) => Task.FromResult(CliErrors.Guard(() =>
         {
@@ -122,7 +127,7 @@ internal static class BenchCommand
 
             var needed = options.BatchSizes.Max();
             var inputs = parse.GetValue(images) is { Length: > 0 } paths
-                ? BenchmarkInputs.FromImages(manifest, paths, needed)
+                ? BenchmarkInputs.FromImages(manifest, paths, needed, decodeScale: ExtractCommand.ParseDecodeScale(parse.GetValue(decodeScale)!))
                 : BenchmarkInputs.Random(manifest, needed, parse.GetValue(seed));
             foreach (var problem in inputs.Problems) Console.Error.WriteLine($"warning: {problem.Key}: {problem.Reason} (not used)");
             Console.WriteLine($"bench {manifest.Name} [{string.Join(", ", prepared.Outputs.Select(o => o.Name))}]: inputs: {inputs.Description}");

@@ -49,6 +49,14 @@ public sealed record ExtractionOptions
     /// </summary>
     public long MaxFileBytes { get; init; } = InputFile.DefaultMaxFileBytes;
 
+    /// <summary>
+    /// Decode large JPEGs at 1/2, 1/4 or 1/8 of their size in libjpeg-turbo's DCT domain, chosen from the manifest's
+    /// resize target (<see cref="Preprocessing.DecodeScale"/>): <see cref="DecodeScale.Draft"/> gives PIL's crops after
+    /// <c>Image.draft</c>, <see cref="DecodeScale.Auto"/> keeps the shorter side at least twice the target (features
+    /// very close to exact; README has the figures). Default: <see cref="DecodeScale.Exact"/>, full-size decodes.
+    /// </summary>
+    public DecodeScale DecodeScale { get; init; } = DecodeScale.Exact;
+
     /// <summary>Replace the results of an earlier run in <see cref="OutputDirectory"/>. Default: false (refuse).</summary>
     public bool Overwrite { get; init; }
 
@@ -162,6 +170,20 @@ public sealed record ExtractionResult
     public string? ConvertedModel { get; init; }
     /// <summary>Warnings raised (assumed preprocessing, fixed-batch reshapes).</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
+    // --- decode scale (issue 17) ---
+    /// <summary>The decode scale in force (exact, draft, auto, auto:F); null when images were not decoded by the
+    /// library (tensors in, or an end-to-end model).</summary>
+    public string? DecodeScale { get; init; }
+    /// <summary>Images decoded at each scale ("1/1", "1/2", "1/4", "1/8"; unused scales left out); null as for <see cref="DecodeScale"/>.</summary>
+    public IReadOnlyDictionary<string, long>? DecodedAtScale { get; init; }
+    /// <summary>JPEGs decoded at full size that <c>auto</c> would have decoded at 1/2 or less.</summary>
+    public long ReducibleJpegs { get; init; }
+    /// <summary>
+    /// True when <c>auto</c> would likely have been much faster: exact decode was in force, decoding took more busy time
+    /// than inference and writing together, and at least a quarter of the images were JPEGs <c>auto</c> would reduce.
+    /// </summary>
+    public bool DecodeScaleAutoAdvised { get; init; }
+    // --- end decode scale ---
     /// <summary>UTC time the run finished.</summary>
     public DateTime FinishedUtc { get; init; }
     /// <summary>
@@ -230,8 +252,11 @@ public sealed class ExtractionPipeline
             Cache = options.ConversionCache,
         });
         warnings.AddRange(prepared.Warnings);
-        var preprocessor = new ImagePreprocessor(manifest, options.MaxPixels);
+        ArgumentNullException.ThrowIfNull(options.DecodeScale);
+        var preprocessor = new ImagePreprocessor(manifest, options.MaxPixels, decodeScale: options.DecodeScale);
         if (options.TensorsIn is null && preprocessor.Decoder.JpegFallbackWarning is { } notPilExact) warnings.Add(notPilExact);
+        if (options.TensorsIn is null && options.DecodeScale.Mode != DecodeScaleMode.Exact && preprocessor.JpegDecoderName != "libjpeg-turbo")
+            warnings.Add($"decode scale {options.DecodeScale} needs libjpeg-turbo, which is not loaded ({TurboJpegDecoder.UnavailableReason}): JPEGs are decoded at full size.");
         // Compile the decode path on a spare core while ONNX Runtime builds its session.
         var warmUp = options.TensorsIn is null ? Task.Run(() =>
         {
@@ -473,6 +498,10 @@ public sealed class ExtractionPipeline
             PrecisionConversion = prepared.Conversion,
             ConvertedModel = prepared.CachedAt,
             Warnings = warnings,
+            DecodeScale = options.TensorsIn is null ? options.DecodeScale.ToString() : null,
+            DecodedAtScale = options.TensorsIn is null ? preprocessor.DecodeScaleCounts.Snapshot() : null,
+            ReducibleJpegs = preprocessor.DecodeScaleCounts.ReducibleByAuto,
+            DecodeScaleAutoAdvised = options.TensorsIn is null && AutoDecodeScaleAdvised(options.DecodeScale, preprocessor.DecodeScaleCounts.ReducibleByAuto, rows, decodeTicks, inferenceTicks + writeTicks),
             FinishedUtc = DateTime.UtcNow,
         };
         RunSummary.Write(Path.Combine(outDir, "run.json"), result);
@@ -491,6 +520,11 @@ public sealed class ExtractionPipeline
         throw new FileNotFoundException($"no image found in {string.Join(", ", inputs.Take(5))}{(inputs.Count > 5 ? ", ..." : "")}" +
                                         (listing.SkippedNonImageFiles > 0 ? $" ({listing.SkippedNonImageFiles} file(s) without an image extension skipped)." : "."));
     }
+
+    /// <summary>Exact decode was in force, decoding (busy time summed over workers) outweighed inference and writing
+    /// together, and a quarter or more of the images were JPEGs that auto would have reduced.</summary>
+    internal static bool AutoDecodeScaleAdvised(DecodeScale scale, long reducibleJpegs, long extracted, long decodeBusy, long otherBusy) =>
+        scale.Mode == DecodeScaleMode.Exact && decodeBusy > otherBusy && extracted > 0 && reducibleJpegs * 4 >= extracted;
 
     private static InputListing TensorListing(string path, ModelManifest manifest)
     {
@@ -515,16 +549,22 @@ public sealed class ExtractionPipeline
     }
 
     /// <summary>What the run was asked to do; a resumed run must match it.</summary>
-    private static Dictionary<string, string> JobDescription(ExtractionOptions o, ModelManifest manifest, IReadOnlyList<string> outputs) => new()
+    private static Dictionary<string, string> JobDescription(ExtractionOptions o, ModelManifest manifest, IReadOnlyList<string> outputs)
     {
-        ["model"] = manifest.ManifestPath ?? manifest.Name,
-        ["outputs"] = string.Join(",", outputs),
-        ["inputs"] = string.Join("\n", o.Inputs.Select(i => i.StartsWith('@') ? "@" + Path.GetFullPath(i[1..]) : Path.GetFullPath(i))),
-        ["tensorsIn"] = o.TensorsIn is null ? "" : Path.GetFullPath(o.TensorsIn),
-        ["shard"] = o.Shard.ToString(),
-        ["maxPixels"] = o.MaxPixels.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        ["postProcess"] = $"pool={o.PostProcess.Pooling} l2={o.PostProcess.L2} pca={o.PostProcess.Pca?.ToString() ?? "none"}",
-    };
+        var job = new Dictionary<string, string>
+        {
+            ["model"] = manifest.ManifestPath ?? manifest.Name,
+            ["outputs"] = string.Join(",", outputs),
+            ["inputs"] = string.Join("\n", o.Inputs.Select(i => i.StartsWith('@') ? "@" + Path.GetFullPath(i[1..]) : Path.GetFullPath(i))),
+            ["tensorsIn"] = o.TensorsIn is null ? "" : Path.GetFullPath(o.TensorsIn),
+            ["shard"] = o.Shard.ToString(),
+            ["maxPixels"] = o.MaxPixels.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["postProcess"] = $"pool={o.PostProcess.Pooling} l2={o.PostProcess.L2} pca={o.PostProcess.Pca?.ToString() ?? "none"}",
+        };
+        // Scaled decodes change the rows; no key for exact, so that journals written before the option still resume.
+        if (o.DecodeScale.Mode != DecodeScaleMode.Exact) job["decodeScale"] = o.DecodeScale.ToString();
+        return job;
+    }
 
     private static void CheckRowShape(NpyWriter writer, IReadOnlyList<long> rowShape)
     {

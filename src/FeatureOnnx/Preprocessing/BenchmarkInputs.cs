@@ -67,11 +67,18 @@ public sealed class BenchmarkInputs
     /// The first <paramref name="maxCount"/> usable images of <paramref name="inputs"/> (files and folders, walked as
     /// <c>extract</c> walks them, in path order), decoded, resized and cropped as the manifest says.
     /// </summary>
+    /// <param name="manifest">The model's preprocessing and input.</param>
+    /// <param name="inputs">Files and folders.</param>
+    /// <param name="maxCount">Images wanted.</param>
+    /// <param name="maxPixels">Refuse images whose header declares more pixels.</param>
+    /// <param name="workers">Parallel decodes (0: one per core).</param>
+    /// <param name="decodeScale">JPEG decode scale, as for <c>extract</c>; default exact. Not exact: the description says
+    /// how many images were decoded at each scale.</param>
     /// <exception cref="ArgumentException">No usable image.</exception>
-    public static BenchmarkInputs FromImages(ModelManifest manifest, IReadOnlyList<string> inputs, int maxCount, long maxPixels = 100_000_000, int workers = 0)
+    public static BenchmarkInputs FromImages(ModelManifest manifest, IReadOnlyList<string> inputs, int maxCount, long maxPixels = 100_000_000, int workers = 0, DecodeScale? decodeScale = null)
     {
         if (maxCount <= 0) throw new ArgumentOutOfRangeException(nameof(maxCount), "at least one input");
-        var preprocessor = new ImagePreprocessor(manifest, maxPixels);
+        var preprocessor = new ImagePreprocessor(manifest, maxPixels, decodeScale: decodeScale);
         var cropLength = preprocessor.CropLength;
         var listing = FolderSource.Enumerate(inputs);
         var problems = listing.Problems.Where(p => p.Reason != FolderSource.NotAnImage).ToList(); // a folder's other files are no concern of a benchmark
@@ -113,6 +120,8 @@ public sealed class BenchmarkInputs
                                         (problems.Count > 0 ? $" ({problems.Count} refused, first: {problems[0].Key}: {problems[0].Reason})" : "") + ".");
         if (used.Count < maxCount) Array.Resize(ref all, used.Count * cropLength);
         var description = $"{used.Count} image(s) from {string.Join(", ", inputs)}, preprocessed as the manifest says" +
+                          (preprocessor.DecodeScale.Mode == DecodeScaleMode.Exact ? ""
+                              : $", JPEGs decoded at scale {preprocessor.DecodeScale} ({string.Join(", ", preprocessor.DecodeScaleCounts.Snapshot().Select(p => $"{p.Value} at {p.Key}"))})") +
                           (used.Count < maxCount ? $"; reused in order to fill batches of up to {maxCount}" : "");
         return new BenchmarkInputs(all, new TensorWriter(manifest.Input, manifest.Preprocess), used.Count, cropLength, false, description, used, problems);
     }

@@ -28,6 +28,22 @@ public sealed record ImageDecoderOptions
 /// <param name="Pixels">Width * Height * 3 bytes.</param>
 public sealed record RgbImage(int Width, int Height, byte[] Pixels);
 
+/// <summary>An image from <see cref="ImageDecoder.Decode(ReadOnlyMemory{byte}, DecodeScale, int)"/>, with the scale it was decoded at.</summary>
+/// <param name="Image">The pixels, EXIF orientation applied.</param>
+/// <param name="ScaleDenominator">1 (full size), or 2, 4, 8: a JPEG decoded by libjpeg-turbo at 1/2, 1/4, 1/8 of its size.</param>
+/// <param name="AutoDenominator">The denominator <see cref="DecodeScale.Auto"/> would have chosen for this file (1 for
+/// what cannot be scaled), so that a full-size run can say how much it could save.</param>
+/// <param name="FullWidth">Columns of the full-size image, EXIF orientation applied (what an exact decode gives).</param>
+/// <param name="FullHeight">Rows of the full-size image, EXIF orientation applied.</param>
+/// <param name="FullImageBox">Where the full image lies in <paramref name="Image"/>'s pixels: (0, 0, W / s, H / s),
+/// oriented; a scaled decode rounds its size up, so its last column or row covers less than s full-size pixels.</param>
+public sealed record DecodedImage(RgbImage Image, int ScaleDenominator, int AutoDenominator, int FullWidth, int FullHeight, PilResize.SourceBox FullImageBox)
+{
+    /// <summary>An image decoded at full size.</summary>
+    public DecodedImage(RgbImage image, int autoDenominator)
+        : this(image, 1, autoDenominator, image.Width, image.Height, new PilResize.SourceBox(0, 0, image.Width, image.Height)) { }
+}
+
 /// <summary>What an image's header says, after <see cref="ImageDecoder.Identify"/>'s checks.</summary>
 /// <param name="Format">ImageSharp's format name: JPEG, PNG, BMP, GIF, TIFF, Webp, TGA, PBM.</param>
 /// <param name="Width">Columns, as stored (before EXIF orientation).</param>
@@ -126,10 +142,22 @@ public sealed class ImageDecoder
         return new EncodedImageInfo(format.Name, info.Width, info.Height, OrientationOf(info));
     }
 
-    /// <summary>Decodes encoded image bytes.</summary>
+    /// <summary>Decodes encoded image bytes at full size.</summary>
     /// <exception cref="ImageDecodeException">Empty, not an image, too large, truncated or corrupt; the message says which.</exception>
-    public RgbImage Decode(ReadOnlyMemory<byte> encoded)
+    public RgbImage Decode(ReadOnlyMemory<byte> encoded) => Decode(encoded, DecodeScale.Exact, 0).Image;
+
+    /// <summary>
+    /// Decodes encoded image bytes, a JPEG possibly at a reduced scale (libjpeg-turbo's DCT scaling) chosen by
+    /// <paramref name="scale"/> for an image to be resized to a shorter side of <paramref name="resizeTarget"/>
+    /// (&lt;= 0: no resize, full size). The scale is chosen from the stored size, before EXIF orientation, which is
+    /// applied to the scaled image, as PIL's <c>draft</c> then <c>exif_transpose</c> do. Other formats, and JPEGs
+    /// when libjpeg-turbo is not loaded, are decoded at full size. Every check (pixel limit, structure) is made on
+    /// the file as for a full-size decode.
+    /// </summary>
+    /// <exception cref="ImageDecodeException">Empty, not an image, too large, truncated or corrupt; the message says which.</exception>
+    public DecodedImage Decode(ReadOnlyMemory<byte> encoded, DecodeScale scale, int resizeTarget)
     {
+        ArgumentNullException.ThrowIfNull(scale);
         if (encoded.Length == 0) throw new ImageDecodeException("empty file (0 bytes)");
         using var stream = AsStream(encoded);
         var header = IdentifyChecked(encoded, stream);
@@ -137,7 +165,16 @@ public sealed class ImageDecoder
 
         var orientation = Options.ApplyExifOrientation ? header.Orientation : 1;
         if (format == "JPEG" && _turboJpeg is not null)
-            return ExifOrientation.Apply(_turboJpeg.DecodeStructureChecked(encoded.Span, Options.MaxPixels), orientation); // IdentifyChecked walked the structure
+        {
+            var denominator = scale.DenominatorFor(header.Width, header.Height, resizeTarget);
+            var auto = DecodeScale.Auto.DenominatorFor(header.Width, header.Height, resizeTarget);
+            var jpeg = _turboJpeg.DecodeStructureChecked(encoded.Span, Options.MaxPixels, denominator); // IdentifyChecked walked the structure
+            var upright = ExifOrientation.Apply(jpeg, orientation);
+            if (denominator == 1) return new DecodedImage(upright, auto);
+            var swap = orientation is >= 5 and <= 8;
+            return new DecodedImage(upright, denominator, auto, swap ? header.Height : header.Width, swap ? header.Width : header.Height,
+                FullImageBox(jpeg.Width, jpeg.Height, header.Width / (double)denominator, header.Height / (double)denominator, orientation));
+        }
 
         Image image;
         try
@@ -150,7 +187,30 @@ public sealed class ImageDecoder
             throw new ImageDecodeException($"corrupt {format}: {e.Message}", e);
         }
         using (image)
-            return ExifOrientation.Apply(ToPilRgb(image), orientation);
+            return new DecodedImage(ExifOrientation.Apply(ToPilRgb(image), orientation), 1);
+    }
+
+    /// <summary>
+    /// The box [0, w] x [0, h] of a scaled decode of <paramref name="width"/> x <paramref name="height"/> pixels (w, h
+    /// the exact fractions, a little less than the rounded-up size), carried through the EXIF orientation: an axis
+    /// that the orientation reverses has the partial pixel first, so its box starts at size - extent.
+    /// </summary>
+    private static PilResize.SourceBox FullImageBox(int width, int height, double w, double h, int orientation)
+    {
+        // Per orientation (ExifOrientation.Apply): is the stored x axis reversed, is the stored y axis reversed, are they swapped.
+        var (flipX, flipY) = orientation switch
+        {
+            2 => (true, false),
+            3 => (true, true),
+            4 => (false, true),
+            6 => (false, true),
+            7 => (true, true),
+            8 => (true, false),
+            _ => (false, false), // 1, 5
+        };
+        var (x0, x1) = flipX ? (width - w, (double)width) : (0, w);
+        var (y0, y1) = flipY ? (height - h, (double)height) : (0, h);
+        return orientation is >= 5 and <= 8 ? new PilResize.SourceBox(y0, x0, y1, x1) : new PilResize.SourceBox(x0, y0, x1, y1);
     }
 
     private static int OrientationOf(IImageInfo info)

@@ -25,12 +25,29 @@ public static class PilResize
     /// <param name="Height">Rows.</param>
     public readonly record struct Window(int Left, int Top, int Width, int Height);
 
+    /// <summary>The region of the source that is resized, in source pixels (PIL's <c>Image.resize(size, box=...)</c>);
+    /// fractional edges are allowed.</summary>
+    /// <param name="Left">Left edge.</param>
+    /// <param name="Top">Top edge.</param>
+    /// <param name="Right">Right edge.</param>
+    /// <param name="Bottom">Bottom edge.</param>
+    public readonly record struct SourceBox(double Left, double Top, double Right, double Bottom);
+
     /// <summary>
     /// Resizes <paramref name="src"/> (HWC RGB, <paramref name="srcWidth"/> x <paramref name="srcHeight"/>) to
     /// <paramref name="outWidth"/> x <paramref name="outHeight"/> with PIL's <paramref name="filter"/> and writes the
     /// pixels of <paramref name="window"/> into <paramref name="dst"/> (HWC RGB, window.Width x window.Height).
     /// </summary>
     public static void ResizeWindow(ReadOnlySpan<byte> src, int srcWidth, int srcHeight, int outWidth, int outHeight,
+        Interpolation filter, Window window, Span<byte> dst) =>
+        ResizeWindow(src, srcWidth, srcHeight, new SourceBox(0, 0, srcWidth, srcHeight), outWidth, outHeight, filter, window, dst);
+
+    /// <summary>
+    /// <see cref="ResizeWindow(ReadOnlySpan{byte}, int, int, int, int, Interpolation, Window, Span{byte})"/> of the
+    /// region <paramref name="box"/> of the source, as Pillow's <c>Image.resize(size, filter, box)</c>: output pixel
+    /// centres map to <c>box.Left + (x + 0.5) * (box.Right - box.Left) / outWidth</c>.
+    /// </summary>
+    public static void ResizeWindow(ReadOnlySpan<byte> src, int srcWidth, int srcHeight, SourceBox box, int outWidth, int outHeight,
         Interpolation filter, Window window, Span<byte> dst)
     {
         if (src.Length < srcWidth * srcHeight * 3) throw new ArgumentException("source buffer too small", nameof(src));
@@ -46,15 +63,16 @@ public static class PilResize
 
         if (filter == Interpolation.Nearest)
         {
-            NearestWindow(src, srcWidth, srcHeight, outWidth, outHeight, window, x0, x1, y0, y1, dst);
+            NearestWindow(src, srcWidth, srcHeight, box, outWidth, outHeight, window, x0, x1, y0, y1, dst);
             return;
         }
 
-        var needHorizontal = outWidth != srcWidth;
-        var needVertical = outHeight != srcHeight;
+        // Pillow's ImagingResample: a pass is skipped only when its axis is neither resized nor boxed.
+        var needHorizontal = outWidth != srcWidth || box.Left != 0 || box.Right != srcWidth;
+        var needVertical = outHeight != srcHeight || box.Top != 0 || box.Bottom != srcHeight;
 
         // Vertical coefficients first: they say which source rows the horizontal pass must produce.
-        Coefficients? vert = needVertical ? Coefficients.Compute(srcHeight, outHeight, filter, y0, y1) : null;
+        Coefficients? vert = needVertical ? Coefficients.Compute(srcHeight, box.Top, box.Bottom, outHeight, filter, y0, y1) : null;
         int rowFirst, rowLast;
         if (vert is null) { rowFirst = y0; rowLast = y1; }
         else { rowFirst = vert.Min; rowLast = vert.Max; }
@@ -68,7 +86,7 @@ public static class PilResize
         {
             if (needHorizontal)
             {
-                var horiz = Coefficients.Compute(srcWidth, outWidth, filter, x0, x1);
+                var horiz = Coefficients.Compute(srcWidth, box.Left, box.Right, outWidth, filter, x0, x1);
                 for (var r = 0; r < rows; r++)
                     HorizontalRow(src.Slice((rowFirst + r) * srcWidth * 3, srcWidth * 3), horiz, temp.AsSpan(r * cols * 3, cols * 3));
             }
@@ -210,18 +228,18 @@ public static class PilResize
         return v < 0 ? (byte)0 : v > 255 ? (byte)255 : (byte)v;
     }
 
-    // PIL resizes with NEAREST through an affine transform: source index = (int)((dst + 0.5) * scale).
-    private static void NearestWindow(ReadOnlySpan<byte> src, int srcWidth, int srcHeight, int outWidth, int outHeight,
+    // PIL resizes with NEAREST through an affine transform: source index = (int)(box.Left + (dst + 0.5) * scale).
+    private static void NearestWindow(ReadOnlySpan<byte> src, int srcWidth, int srcHeight, SourceBox box, int outWidth, int outHeight,
         Window window, int x0, int x1, int y0, int y1, Span<byte> dst)
     {
-        var sx = (double)srcWidth / outWidth;
-        var sy = (double)srcHeight / outHeight;
+        var sx = (box.Right - box.Left) / outWidth;
+        var sy = (box.Bottom - box.Top) / outHeight;
         for (var y = y0; y < y1; y++)
         {
-            var srcY = Math.Min((int)((y + 0.5) * sy), srcHeight - 1);
+            var srcY = Math.Clamp((int)(box.Top + (y + 0.5) * sy), 0, srcHeight - 1);
             for (var x = x0; x < x1; x++)
             {
-                var srcX = Math.Min((int)((x + 0.5) * sx), srcWidth - 1);
+                var srcX = Math.Clamp((int)(box.Left + (x + 0.5) * sx), 0, srcWidth - 1);
                 var s = (srcY * srcWidth + srcX) * 3;
                 var d = ((y - window.Top) * window.Width + (x - window.Left)) * 3;
                 dst[d] = src[s];
@@ -243,10 +261,10 @@ public static class PilResize
 
         public (int Start, int Count, int Offset) For(int i) => (Starts[i], Counts[i], Offsets[i]);
 
-        public static Coefficients Compute(int inSize, int outSize, Interpolation filter, int outFirst, int outLast)
+        public static Coefficients Compute(int inSize, double in0, double in1, int outSize, Interpolation filter, int outFirst, int outLast)
         {
             var (support0, kernel) = Kernel(filter);
-            double scale = (double)inSize / outSize;
+            double scale = (in1 - in0) / outSize;
             double filterScale = Math.Max(scale, 1.0);
             double support = support0 * filterScale;
             var n = outLast - outFirst;
@@ -259,7 +277,7 @@ public static class PilResize
             for (var i = 0; i < n; i++)
             {
                 var xx = outFirst + i;
-                double center = (xx + 0.5) * scale;
+                double center = in0 + (xx + 0.5) * scale;
                 double ss = 1.0 / filterScale;
                 var xmin = (int)(center - support + 0.5);
                 if (xmin < 0) xmin = 0;

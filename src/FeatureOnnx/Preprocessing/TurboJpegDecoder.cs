@@ -10,7 +10,9 @@ namespace FeatureOnnx.Preprocessing;
 /// next to the app, src/FeatureOnnx/native/linux-x64/, else the system's, Debian/Ubuntu package <c>libturbojpeg0</c>), giving the same pixels as Pillow's <c>Image.open(f).convert('RGB')</c> when Pillow
 /// is linked against the same libjpeg-turbo (Debian 12: Pillow 9.4 on libjpeg62-turbo 2.1.5, the same source as
 /// libturbojpeg0 2.1.5; checked bit-exact by the tests). libjpeg's defaults are used, as Pillow uses them: the
-/// accurate integer IDCT (JDCT_ISLOW) and fancy (triangle-filter) chroma upsampling, no scaling.
+/// accurate integer IDCT (JDCT_ISLOW) and fancy (triangle-filter) chroma upsampling; no scaling unless a scale
+/// denominator is asked for, and then libjpeg's 1/2, 1/4 or 1/8 DCT-domain scaling, the decode Pillow's
+/// <c>Image.draft</c> asks for (<c>scale_num = 1, scale_denom = s</c>; bit-exact against Pillow too).
 /// </summary>
 /// <remarks>
 /// <para>Colour handling follows Pillow 9.4: greyscale JPEGs come out with R=G=B (mode L, then convert('RGB'));
@@ -92,35 +94,47 @@ public sealed unsafe class TurboJpegDecoder : IDisposable
     /// <summary>A decoder, or null when libturbojpeg is not available.</summary>
     public static TurboJpegDecoder? TryCreate() => IsAvailable ? new TurboJpegDecoder() : null;
 
-    /// <summary>Decodes a whole JPEG file to 8-bit RGB, Pillow's <c>convert('RGB')</c> pixels.</summary>
+    /// <summary>Decodes a whole JPEG file to 8-bit RGB, Pillow's <c>convert('RGB')</c> pixels; with a
+    /// <paramref name="scaleDenominator"/> s > 1, at <c>ceil(W / s) x ceil(H / s)</c>: Pillow's pixels after <c>Image.draft</c> chose that scale.</summary>
     /// <param name="jpeg">The complete file.</param>
-    /// <param name="maxPixels">Refuse, before decoding pixels, a header declaring more pixels than this.</param>
+    /// <param name="maxPixels">Refuse, before decoding pixels, a header declaring more pixels than this (full size, whatever the scale).</param>
+    /// <param name="scaleDenominator">1, 2, 4 or 8. TurboJPEG picks its factor from the output size, which is
+    /// unambiguous (exactly libjpeg's 1/s, Pillow's) when both sides are at least 16 s; <see cref="DecodeScale.DenominatorFor"/> keeps to that.</param>
     /// <exception cref="ImageDecodeException">Not a JPEG, truncated, corrupt, unsupported, or too large; the message says which.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The denominator is not 1, 2, 4 or 8.</exception>
     /// <exception cref="ObjectDisposedException">The decoder was disposed.</exception>
-    public RgbImage Decode(ReadOnlySpan<byte> jpeg, long maxPixels = long.MaxValue)
+    public RgbImage Decode(ReadOnlySpan<byte> jpeg, long maxPixels = long.MaxValue, int scaleDenominator = 1)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        CheckDenominator(scaleDenominator);
         if (jpeg.Length < 4 || jpeg[0] != 0xFF || jpeg[1] != 0xD8)
             throw new ImageDecodeException("not a JPEG (no start-of-image marker)");
         // The memory source of TurboJPEG turns running out of data into a warning plus a fake end-of-image marker
         // (the missing rows come out grey); Pillow raises "image file is truncated" instead, and so do we.
         EncodedImageIntegrity.ThrowIfTruncated(jpeg, "JPEG");
-        return DecodeStructureChecked(jpeg, maxPixels);
+        return DecodeStructureChecked(jpeg, maxPixels, scaleDenominator);
+    }
+
+    private static void CheckDenominator(int scaleDenominator)
+    {
+        if (scaleDenominator is not (1 or 2 or 4 or 8))
+            throw new ArgumentOutOfRangeException(nameof(scaleDenominator), scaleDenominator, "libjpeg scales by 1/1, 1/2, 1/4 or 1/8.");
     }
 
     /// <summary>
     /// <see cref="Decode"/> for a stream whose JPEG structure <see cref="EncodedImageIntegrity.ThrowIfTruncated"/> has
     /// already accepted (<see cref="ImageDecoder"/> checks it while identifying the file), so it is not walked twice.
     /// </summary>
-    internal RgbImage DecodeStructureChecked(ReadOnlySpan<byte> jpeg, long maxPixels)
+    internal RgbImage DecodeStructureChecked(ReadOnlySpan<byte> jpeg, long maxPixels, int scaleDenominator = 1)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        CheckDenominator(scaleDenominator);
         var handle = Rent();
         var added = false;
         try
         {
             handle.DangerousAddRef(ref added);
-            return DecodeWith(handle.DangerousGetHandle(), jpeg, maxPixels);
+            return DecodeWith(handle.DangerousGetHandle(), jpeg, maxPixels, scaleDenominator);
         }
         finally
         {
@@ -129,23 +143,27 @@ public sealed unsafe class TurboJpegDecoder : IDisposable
         }
     }
 
-    private static RgbImage DecodeWith(nint tj, ReadOnlySpan<byte> jpeg, long maxPixels)
+    private static RgbImage DecodeWith(nint tj, ReadOnlySpan<byte> jpeg, long maxPixels, int scaleDenominator)
     {
-        int width = 0, height = 0, subsampling = -1, colorspace = -1;
+        int fullWidth = 0, fullHeight = 0, subsampling = -1, colorspace = -1;
         fixed (byte* src = jpeg)
         {
             var size = new CULong((nuint)jpeg.Length);
-            var rc = Native.DecompressHeader3(tj, src, size, &width, &height, &subsampling, &colorspace);
+            var rc = Native.DecompressHeader3(tj, src, size, &fullWidth, &fullHeight, &subsampling, &colorspace);
             // rc is -1 after a mere warning too, and after an unusual subsampling that tjDecompress2 handles fine; the
             // outputs are written only once the header was read, so they say whether it was.
-            if (width < 1 || height < 1 || colorspace < 0)
+            if (fullWidth < 1 || fullHeight < 1 || colorspace < 0)
                 throw new ImageDecodeException(rc == 0
                     ? "JPEG holds no image (tables only)"
                     : $"corrupt JPEG: {Native.ErrorString(tj)}");
 
+            var fullPixels = (long)fullWidth * fullHeight;
+            if (fullPixels > maxPixels) // the limit is on the file, whatever the scale: a bomb stays refused from its header
+                throw new ImageDecodeException($"JPEG header declares {fullWidth}x{fullHeight} = {fullPixels / 1e6:0.#} megapixels, above the limit of {maxPixels / 1e6:0.#} (raise --max-pixels to accept it)");
+            // TJSCALED(dim, 1/s): tjDecompress2 picks the scaling factor from the output size asked for.
+            var width = (fullWidth + scaleDenominator - 1) / scaleDenominator;
+            var height = (fullHeight + scaleDenominator - 1) / scaleDenominator;
             var pixels = (long)width * height;
-            if (pixels > maxPixels)
-                throw new ImageDecodeException($"JPEG header declares {width}x{height} = {pixels / 1e6:0.#} megapixels, above the limit of {maxPixels / 1e6:0.#} (raise --max-pixels to accept it)");
             var cmyk = colorspace is TJCS_CMYK or TJCS_YCCK;
             var channels = cmyk ? 4 : 3;
             if (pixels * channels > Array.MaxLength)

@@ -32,6 +32,19 @@ public sealed class BenchmarkInputsTests
         }
     }
 
+    [SkippableFact]
+    public void Draft_decode_scale_gives_PILs_draft_crops_and_says_so()
+    {
+        Skip.If(!TurboJpegDecoder.IsAvailable, $"scaled decodes need libturbojpeg.so.0 ({TurboJpegDecoder.UnavailableReason})");
+        var photo = Fixtures.PathOf("photos", "libjxl_flower_cropped.jpg"); // 1040x1040: PIL's draft decodes it at 1/4
+        var inputs = BenchmarkInputs.FromImages(ResNet18, [photo], 1, decodeScale: DecodeScale.Draft);
+        var crop = new byte[inputs.CropLength];
+        inputs.FillCrops(crop, 1);
+        var reference = FeatureOnnx.Formats.NpzArchive.Read(Fixtures.PathOf("decode_scale", "references.npz"))["libjxl_flower_cropped.jpg.draft.s4"];
+        Assert.Equal(reference.Data, crop);
+        Assert.Contains("decoded at scale draft (1 at 1/4)", inputs.Description, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Random_crops_are_seeded_and_normalised_by_the_tensor_writer()
     {
