@@ -11,6 +11,7 @@ namespace FeatureOnnx;
 /// </summary>
 [JsonSerializable(typeof(ModelManifest))]
 [JsonSerializable(typeof(PrecisionConversion))]
+[JsonSerializable(typeof(PreparedFacts))]
 [JsonSerializable(typeof(ExtractionResult))]
 [JsonSerializable(typeof(MergeResult))]
 [JsonSerializable(typeof(Dictionary<string, string>))]

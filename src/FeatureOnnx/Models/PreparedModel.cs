@@ -104,6 +104,21 @@ public sealed record PreparedModel
         var dup = outputs.GroupBy(o => o.Name).FirstOrDefault(g => g.Count() > 1);
         if (dup is not null) throw new ArgumentException($"output '{dup.Key}' requested twice.");
 
+        // A graph prepared before from the same files, manifest, outputs and options is read back instead of rebuilt.
+        var cacheKey = options.Cache is not null && options.Precision is null or ModelPrecision.Fp32 && manifest.Precision == ModelPrecision.Fp32
+            ? PreparedKey(manifest, outputs, options, catalog) : null;
+        if (cacheKey is not null && options.Cache!.TryGetPrepared(manifest, cacheKey, out var cachedBytes, out var facts))
+            return new PreparedModel
+            {
+                Manifest = manifest,
+                OnnxBytes = cachedBytes,
+                Outputs = outputs,
+                PrunedNodeCount = facts.PrunedNodeCount,
+                WeightStorage = facts.WeightStorage,
+                Uint8Input = options.Uint8Input,
+                Warnings = facts.Warnings,
+            };
+
         var graph = OnnxGraph.Load(catalog.LocateFile(manifest.Source, manifest));
         if (manifest.Source.Prepend is { } pre)
             graph.Prepend(OnnxGraph.Load(catalog.LocateFile(pre, manifest)));
@@ -153,6 +168,8 @@ public sealed record PreparedModel
         else
         {
             bytes = graph.ToBytes();
+            if (cacheKey is not null && conversion is null)
+                options.Cache!.PutPrepared(manifest, cacheKey, bytes, new PreparedFacts(pruned, graph.WeightStorage, warnings));
         }
         return new PreparedModel
         {
@@ -170,5 +187,28 @@ public sealed record PreparedModel
     }
 
     /// <summary>The precision as typed on the command line and written in manifests (fp32, fp16).</summary>
+    /// <summary>
+    /// What makes a prepared graph: the model files (path, size, modification time), the manifest's own file, the
+    /// outputs requested, the input form and this library's build (its module version id changes with every code
+    /// change), so a stale entry is never read back.
+    /// </summary>
+    private static string PreparedKey(ModelManifest manifest, IReadOnlyList<ModelOutput> outputs, PrepareOptions options, ModelCatalog catalog)
+    {
+        static string Stamp(string path) { var f = new FileInfo(path); return $"{f.FullName}|{f.Length}|{f.LastWriteTimeUtc.Ticks}"; }
+        var files = new List<string> { Stamp(catalog.LocateFile(manifest.Source, manifest)) };
+        if (manifest.Source.Prepend is { } pre) files.Add(Stamp(catalog.LocateFile(pre, manifest)));
+        if (manifest.ManifestPath is { } manifestPath && File.Exists(manifestPath)) files.Add(Stamp(manifestPath));
+        return string.Join("\n", [
+            "prepared/1", typeof(PreparedModel).Assembly.ManifestModule.ModuleVersionId.ToString(), manifest.Name, .. files,
+            $"uint8={options.Uint8Input}", .. outputs.Select(o => $"{o.Name}={o.TensorName}|{o.Flatten}")]);
+    }
+
     public static string Name(ModelPrecision precision) => precision.ToString().ToLowerInvariant();
 }
+
+/// <summary>What <see cref="PreparedModel.Build"/> learnt while preparing a graph, kept beside it in the cache.</summary>
+/// <param name="PrunedNodeCount">Nodes pruned.</param>
+/// <param name="WeightStorage">Weight storage note, when the weights are not stored as trained.</param>
+/// <param name="Warnings">Warnings raised while preparing.</param>
+/// <param name="Length">Bytes of the cached graph (a check that the pair belongs together).</param>
+internal sealed record PreparedFacts(int PrunedNodeCount, string? WeightStorage, IReadOnlyList<string> Warnings, long Length = 0);

@@ -1,0 +1,93 @@
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.ML.OnnxRuntime;
+
+namespace FeatureOnnx.Runtime;
+
+/// <summary>
+/// ONNX Runtime's offline optimisation, as a cache (<see cref="SessionSettings.OptimizedModelCache"/>): the first CPU
+/// session of a model saves the graph as optimised (<c>SessionOptions.OptimizedModelFilePath</c>); later ones load
+/// that file with graph optimisation off, which is what ONNX Runtime's documentation prescribes for optimised models.
+/// Level all inserts layout transforms for the CPU's vector width, so the key holds the CPU model and its vector
+/// extensions besides the model's bytes, the level and ONNX Runtime's version. Any failure falls back to a plain
+/// session: the cache only saves time.
+/// </summary>
+internal static class OptimizedModelCache
+{
+    public static InferenceSession CreateCpuSession(byte[] model, SessionOptions options, SessionSettings settings)
+    {
+        if (settings.OptimizedModelCache is not { } folder || settings.OptimizationLevel == GraphOptimizationLevel.ORT_DISABLE_ALL)
+            return new InferenceSession(model, options);
+        var path = Path.Combine(folder, $"{Key(model, settings)}.onnx");
+        if (File.Exists(path))
+        {
+            var level = options.GraphOptimizationLevel;
+            try
+            {
+                options.GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL;
+                return new InferenceSession(path, options);
+            }
+            catch (OnnxRuntimeException)
+            {
+                TryDelete(path); // unreadable (a partial copy, another build): made again below
+            }
+            finally
+            {
+                options.GraphOptimizationLevel = level;
+            }
+        }
+        string? tmp = null;
+        try
+        {
+            Directory.CreateDirectory(folder);
+            tmp = $"{path}.{Environment.ProcessId}.{Environment.CurrentManagedThreadId}.tmp";
+            options.OptimizedModelFilePath = tmp;
+            // ONNX Runtime warns that a level-all graph is hardware specific; the key holds the CPU, so it is only
+            // loaded where it was made. Warnings of this session are not shown; errors still are.
+            options.LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            tmp = null; // no writable cache folder: a plain session
+        }
+        var session = new InferenceSession(model, options);
+        if (tmp is not null)
+        {
+            try
+            {
+                if (File.Exists(tmp)) File.Move(tmp, path, overwrite: true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                TryDelete(tmp);
+            }
+        }
+        return session;
+    }
+
+    private static string Key(byte[] model, SessionSettings settings)
+    {
+        var identity = $"{OrtEnv.Instance().GetVersionString()}|{settings.OptimizationLevel}|{CpuIdentity.Value}";
+        var hash = SHA256.HashData([.. SHA256.HashData(model), .. Encoding.UTF8.GetBytes(identity)]);
+        return Convert.ToHexString(hash)[..24].ToLowerInvariant();
+    }
+
+    /// <summary>The CPU model name and the vector extensions ONNX Runtime's kernels choose between.</summary>
+    private static readonly Lazy<string> CpuIdentity = new(() =>
+    {
+        var name = "";
+        try
+        {
+            if (File.Exists("/proc/cpuinfo"))
+                name = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal)) ?? "";
+        }
+        catch (IOException) { }
+        return $"{name}|{System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}|avx2={System.Runtime.Intrinsics.X86.Avx2.IsSupported}|" +
+               $"avx512f={System.Runtime.Intrinsics.X86.Avx512F.IsSupported}|avx512vbmi={System.Runtime.Intrinsics.X86.Avx512Vbmi.IsSupported}";
+    });
+
+    private static void TryDelete(string path)
+    {
+        try { File.Delete(path); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+    }
+}
