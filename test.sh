@@ -6,6 +6,10 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 log=$(mktemp)
+# The start-up caches (prepared graphs, ONNX Runtime's optimised graphs; README) go to a folder of this run, not the
+# user's ~/.cache: the tests make dozens of model variants.
+export XDG_CACHE_HOME=$(mktemp -d /tmp/featureonnx-test-cache.XXXXXX)
+trap 'rm -rf "$XDG_CACHE_HOME"' EXIT
 dotnet test FeatureOnnx.sln -c Release --logger "console;verbosity=normal" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 # dotnet test ends with "Total tests: N" then "Passed: N", "Failed: N", "Skipped: N" lines.

@@ -94,7 +94,11 @@ public sealed class ConversionCache
                 if (!File.Exists(onnx) || !File.Exists(json)) continue;
                 facts = System.Text.Json.JsonSerializer.Deserialize(File.ReadAllText(json), JsonMetadata.Default.PreparedFacts)!;
                 bytes = File.ReadAllBytes(onnx);
-                if (facts is not null && facts.Length == bytes.Length) return true;
+                if (facts is not null && facts.Length == bytes.Length)
+                {
+                    Touch(onnx);
+                    return true;
+                }
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException) { }
         }
@@ -119,10 +123,36 @@ public sealed class ConversionCache
                 // The facts last: a reader takes the graph only once they exist and name its length.
                 File.WriteAllText(tmp, System.Text.Json.JsonSerializer.Serialize(facts with { Length = bytes.Length }, JsonMetadata.Default.PreparedFacts));
                 File.Move(tmp, onnx + ".json", overwrite: true);
+                KeepNewest(folder, "*.prepared.onnx");
                 return;
             }
             catch (Exception e) when (e is UnauthorizedAccessException or IOException) { }
         }
+    }
+
+    /// <summary>Entries of one kind a cache folder keeps (the most recently used); older ones are deleted when a new one
+    /// is written, so that trying many output sets or models does not fill the disk (about 64 MB an entry for ResNet18).</summary>
+    internal const int EntriesKept = 8;
+
+    /// <summary>Marks <paramref name="path"/> as just used (its modification time orders eviction).</summary>
+    internal static void Touch(string path)
+    {
+        try { File.SetLastWriteTimeUtc(path, DateTime.UtcNow); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+    }
+
+    /// <summary>Deletes all but the <paramref name="keep"/> most recently used files matching <paramref name="pattern"/>
+    /// (with their <c>.json</c> companions); a cache, so failures are ignored.</summary>
+    internal static void KeepNewest(string folder, string pattern, int keep = EntriesKept)
+    {
+        try
+        {
+            foreach (var old in new DirectoryInfo(folder).GetFiles(pattern).OrderByDescending(f => f.LastWriteTimeUtc).Skip(keep))
+            {
+                old.Delete();
+                File.Delete(old.FullName + ".json");
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
     }
 
     private IEnumerable<string> Folders(ModelManifest manifest) =>

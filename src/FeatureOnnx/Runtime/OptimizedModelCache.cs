@@ -9,8 +9,9 @@ namespace FeatureOnnx.Runtime;
 /// session of a model saves the graph as optimised (<c>SessionOptions.OptimizedModelFilePath</c>); later ones load
 /// that file with graph optimisation off, which is what ONNX Runtime's documentation prescribes for optimised models.
 /// Level all inserts layout transforms for the CPU's vector width, so the key holds the CPU model and its vector
-/// extensions besides the model's bytes, the level and ONNX Runtime's version. Any failure falls back to a plain
-/// session: the cache only saves time.
+/// extensions besides the model's bytes, the level and ONNX Runtime's version. The folder keeps the most recently used
+/// entries (<see cref="Models.ConversionCache.EntriesKept"/>). Any failure falls back to a plain session: the cache only
+/// saves time.
 /// </summary>
 internal static class OptimizedModelCache
 {
@@ -25,7 +26,9 @@ internal static class OptimizedModelCache
             try
             {
                 options.GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL;
-                return new InferenceSession(path, options);
+                var cached = new InferenceSession(path, options);
+                Models.ConversionCache.Touch(path);
+                return cached;
             }
             catch (OnnxRuntimeException)
             {
@@ -55,7 +58,11 @@ internal static class OptimizedModelCache
         {
             try
             {
-                if (File.Exists(tmp)) File.Move(tmp, path, overwrite: true);
+                if (File.Exists(tmp))
+                {
+                    File.Move(tmp, path, overwrite: true);
+                    Models.ConversionCache.KeepNewest(folder, "*.onnx");
+                }
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {

@@ -69,3 +69,32 @@ public sealed class PreparedGraphCacheTests
         Assert.Equal(full, File.ReadAllBytes(entry));
     }
 }
+
+/// <summary>A cache folder keeps the most recently used entries of a kind, with their companions.</summary>
+[Trait("Category", TestCategory.Fast)]
+public sealed class CacheEvictionTests
+{
+    [Fact]
+    public void Only_the_most_recently_used_entries_stay()
+    {
+        using var tmp = new Fixtures.TempDir();
+        var start = DateTime.UtcNow.AddHours(-1);
+        for (var i = 0; i < 10; i++)
+        {
+            var entry = tmp.File($"m.{i}.prepared.onnx");
+            File.WriteAllText(entry, "graph");
+            File.WriteAllText(entry + ".json", "facts");
+            File.SetLastWriteTimeUtc(entry, start.AddMinutes(i));
+        }
+        File.WriteAllText(tmp.File("other.txt"), "not an entry");
+        ConversionCache.Touch(tmp.File("m.0.prepared.onnx")); // used just now: the oldest by creation, the newest by use
+        ConversionCache.KeepNewest(tmp.Path, "*.prepared.onnx");
+        var kept = Directory.GetFiles(tmp.Path, "*.prepared.onnx").Select(Path.GetFileName).Order().ToList();
+        Assert.Equal(["m.0.prepared.onnx", "m.3.prepared.onnx", "m.4.prepared.onnx", "m.5.prepared.onnx", "m.6.prepared.onnx",
+                      "m.7.prepared.onnx", "m.8.prepared.onnx", "m.9.prepared.onnx"], kept);
+        Assert.False(File.Exists(tmp.File("m.1.prepared.onnx.json")));
+        Assert.False(File.Exists(tmp.File("m.2.prepared.onnx.json")));
+        Assert.True(File.Exists(tmp.File("m.3.prepared.onnx.json")));
+        Assert.True(File.Exists(tmp.File("other.txt")));
+    }
+}
