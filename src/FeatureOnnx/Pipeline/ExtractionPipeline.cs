@@ -255,7 +255,7 @@ public sealed class ExtractionPipeline
         ArgumentNullException.ThrowIfNull(options.DecodeScale);
         var preprocessor = new ImagePreprocessor(manifest, options.MaxPixels, decodeScale: options.DecodeScale);
         if (options.TensorsIn is null && preprocessor.Decoder.JpegFallbackWarning is { } notPilExact) warnings.Add(notPilExact);
-        if (options.TensorsIn is null && options.DecodeScale.Mode != DecodeScaleMode.Exact && preprocessor.JpegDecoderName != "libjpeg-turbo")
+        if (options.TensorsIn is null && options.DecodeScale.Mode != DecodeScaleMode.Exact && preprocessor.Decoder.JpegDecoderName != "libjpeg-turbo")
             warnings.Add($"decode scale {options.DecodeScale} needs libjpeg-turbo, which is not loaded ({TurboJpegDecoder.UnavailableReason}): JPEGs are decoded at full size.");
         // Compile the decode path on a spare core while ONNX Runtime builds its session.
         var warmUp = options.TensorsIn is null ? Task.Run(() =>

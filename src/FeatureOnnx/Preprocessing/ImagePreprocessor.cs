@@ -29,8 +29,6 @@ public sealed class ImagePreprocessor
     /// <summary>Images decoded so far at each scale (warm-up excluded); safe to read while workers run.</summary>
     public DecodeScaleCounts DecodeScaleCounts { get; } = new();
 
-    /// <summary>Which library decodes JPEG files: "libjpeg-turbo" (exact PIL parity, scaled decodes) or "ImageSharp".</summary>
-    public string JpegDecoderName => _decoder.JpegDecoderName;
 
     /// <summary>Creates a preprocessor for a model.</summary>
     /// <param name="manifest">Supplies the input and the preprocessing.</param>

@@ -14,15 +14,7 @@ namespace FeatureOnnx.Tests.Cli;
 [Trait("Category", TestCategory.Process)]
 public sealed class HostileFolderTests(ITestOutputHelper output)
 {
-    private static string Cli => Path.Combine(AppContext.BaseDirectory, "featureonnx.dll");
-
-    private static ProcessStartInfo CliStart(params string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(Cli);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        return psi;
-    }
+    private static ProcessStartInfo CliStart(params string[] args) => CliProcess.StartInfo(args);
 
     private static string[] CsvLines(string path) => File.ReadAllLines(path).Skip(1).ToArray();
 
@@ -103,10 +95,7 @@ public sealed class HostileFolderTests(ITestOutputHelper output)
         string[] args = ["extract", input, "-o", outDir, "--batch", "3", "--workers", "2"];
         var log = tmp.File("strace.log");
 
-        var psi = new ProcessStartInfo("/usr/bin/strace") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in (string[])["-f", "-q", "-o", log, "-P", hung, "-e", "trace=pread64", "-e", "inject=pread64:delay_enter=600000000",
-                     "dotnet", Cli, .. args])
-            psi.ArgumentList.Add(a);
+        var psi = CliProcess.StartInfo(args, wrapper: ["/usr/bin/strace", "-f", "-q", "-o", log, "-P", hung, "-e", "trace=pread64", "-e", "inject=pread64:delay_enter=600000000"]);
         using var strace = Process.Start(psi)!;
         var straceOut = strace.StandardOutput.ReadToEndAsync();
         var straceErr = strace.StandardError.ReadToEndAsync();

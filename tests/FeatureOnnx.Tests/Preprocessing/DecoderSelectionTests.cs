@@ -1,5 +1,5 @@
-using System.Diagnostics;
 using System.Text.Json;
+using FeatureOnnx.Tests.Cli;
 
 namespace FeatureOnnx.Tests.Preprocessing;
 
@@ -10,20 +10,13 @@ namespace FeatureOnnx.Tests.Preprocessing;
 [Trait("Category", TestCategory.Process)]
 public sealed class DecoderSelectionTests(ITestOutputHelper output)
 {
-    private static string Cli => Path.Combine(AppContext.BaseDirectory, "featureonnx.dll");
-
     private (int Code, string Text) Extract(string outDir, string? turboJpeg)
     {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { Cli, "extract", Fixtures.PathOf("photos", "opencv_fruits.jpg"), "-o", outDir, "--quiet" }) psi.ArgumentList.Add(a);
-        if (turboJpeg is null) psi.Environment.Remove("FEATUREONNX_TURBOJPEG");
-        else psi.Environment["FEATUREONNX_TURBOJPEG"] = turboJpeg;
-        using var process = Process.Start(psi)!;
-        var err = process.StandardError.ReadToEndAsync();
-        var text = process.StandardOutput.ReadToEnd() + err.Result;
-        process.WaitForExit();
-        output.WriteLine($"FEATUREONNX_TURBOJPEG={turboJpeg ?? "(unset)"} -> exit {process.ExitCode}\n{text}");
-        return (process.ExitCode, text);
+        var result = CliProcess.Run(CliProcess.StartInfo(["extract", Fixtures.PathOf("photos", "opencv_fruits.jpg"), "-o", outDir, "--quiet"],
+            new Dictionary<string, string?> { ["FEATUREONNX_TURBOJPEG"] = turboJpeg }));
+        var text = result.Out + result.Err;
+        output.WriteLine($"FEATUREONNX_TURBOJPEG={turboJpeg ?? "(unset)"} -> exit {result.ExitCode}\n{text}");
+        return (result.ExitCode, text);
     }
 
     private static JsonElement RunJson(string outDir) => JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "run.json"))).RootElement;

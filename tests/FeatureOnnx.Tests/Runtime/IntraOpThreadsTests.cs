@@ -1,6 +1,6 @@
-using System.Diagnostics;
 using System.Text.Json;
 using FeatureOnnx.Runtime;
+using FeatureOnnx.Tests.Cli;
 
 namespace FeatureOnnx.Tests.Runtime;
 
@@ -10,8 +10,6 @@ namespace FeatureOnnx.Tests.Runtime;
 /// </summary>
 public sealed class IntraOpThreadsTests(ITestOutputHelper output)
 {
-    private static string Cli => Path.Combine(AppContext.BaseDirectory, "featureonnx.dll");
-
     [Trait("Category", TestCategory.Fast)]
     [Fact]
     public void Zero_means_every_usable_core_and_an_explicit_count_is_kept()
@@ -31,16 +29,10 @@ public sealed class IntraOpThreadsTests(ITestOutputHelper output)
     {
         Skip.IfNot(File.Exists("/usr/bin/taskset") || cpuList is null, "taskset (util-linux) is not installed");
         using var tmp = new Fixtures.TempDir();
-        var psi = new ProcessStartInfo(cpuList is null ? "dotnet" : "/usr/bin/taskset") { RedirectStandardOutput = true, RedirectStandardError = true };
-        if (cpuList is not null) { psi.ArgumentList.Add("-c"); psi.ArgumentList.Add(cpuList); psi.ArgumentList.Add("dotnet"); }
-        foreach (var a in new[] { Cli, "extract", Fixtures.PathOf("photos", "opencv_fruits.jpg"), "-o", tmp.File("out"), "--quiet" }) psi.ArgumentList.Add(a);
-        if (threads is not null) { psi.ArgumentList.Add("--threads"); psi.ArgumentList.Add(threads); }
-        using var process = Process.Start(psi)!;
-        var err = process.StandardError.ReadToEndAsync();
-        var text = process.StandardOutput.ReadToEnd() + err.Result;
-        process.WaitForExit();
-        output.WriteLine(text);
-        Assert.Equal(0, process.ExitCode);
+        string[] args = ["extract", Fixtures.PathOf("photos", "opencv_fruits.jpg"), "-o", tmp.File("out"), "--quiet", .. threads is null ? [] : new[] { "--threads", threads }];
+        var result = CliProcess.Run(CliProcess.StartInfo(args, wrapper: cpuList is null ? null : ["/usr/bin/taskset", "-c", cpuList]));
+        output.WriteLine(result.Out + result.Err);
+        Assert.Equal(0, result.ExitCode);
         var run = JsonDocument.Parse(File.ReadAllText(Path.Combine(tmp.File("out"), "run.json"))).RootElement;
         var expected = threads is not null ? int.Parse(threads, System.Globalization.CultureInfo.InvariantCulture)
             : cpuList is not null ? 1 : Environment.ProcessorCount;
