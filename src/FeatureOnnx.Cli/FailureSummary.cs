@@ -17,18 +17,35 @@ internal static partial class FailureSummary
     {
         if (!File.Exists(errorsCsv)) return [];
         var groups = new Dictionary<string, (long Count, List<string> Paths)>(StringComparer.Ordinal);
-        long total = 0;
+        long total = 0, notImages = 0;
+        var notImagePaths = new List<string>();
         using (var records = CsvLog.Read(errorsCsv))
             foreach (var record in records)
             {
                 if (record.Count < 2) continue;
+                // Files of walked folders that are not images are listed, not failed (the run does not count them).
+                if (record[1] == Sources.FolderSource.NotAnImage)
+                {
+                    if (notImagePaths.Count < PathsPerReason) notImagePaths.Add(record[0]);
+                    notImages++;
+                    continue;
+                }
                 total++;
                 var reason = ReasonClass(record[1]);
                 var group = groups.TryGetValue(reason, out var g) ? g : (0, new List<string>());
                 if (group.Paths.Count < PathsPerReason) group.Paths.Add(record[0]);
                 groups[reason] = (group.Count + 1, group.Paths);
             }
-        if (total == 0) return [];
+        var lines = new List<string>();
+        if (total > 0) lines.AddRange(FailureLines(groups, total, errorsCsv));
+        if (notImages > 0)
+            lines.Add($"{notImages} file{(notImages == 1 ? "" : "s")} in the input folders {(notImages == 1 ? "is" : "are")} not an image, listed in {errorsCsv}: " +
+                      $"{string.Join(", ", notImagePaths)}{(notImages > notImagePaths.Count ? ", ..." : "")}");
+        return lines;
+    }
+
+    private static List<string> FailureLines(Dictionary<string, (long Count, List<string> Paths)> groups, long total, string errorsCsv)
+    {
         var lines = new List<string> { $"{total} input{(total == 1 ? "" : "s")} failed (each one with its full reason in {errorsCsv}):" };
         var ordered = groups.OrderByDescending(p => p.Value.Count).ThenBy(p => p.Key, StringComparer.Ordinal).ToList();
         var width = ordered.Max(p => p.Value.Count).ToString(System.Globalization.CultureInfo.InvariantCulture).Length;

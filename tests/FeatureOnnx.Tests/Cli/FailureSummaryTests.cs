@@ -42,6 +42,32 @@ public sealed class FailureSummaryTests
     }
 
     [Fact]
+    public void Non_image_files_of_a_folder_are_listed_apart_and_not_counted_as_failures()
+    {
+        using var tmp = new Fixtures.TempDir();
+        var csv = tmp.File("errors.csv");
+        using (var log = new CsvLog(csv, "path", "reason"))
+        {
+            log.Write("samples/SOURCES.md", FeatureOnnx.Sources.FolderSource.NotAnImage);
+            log.Complete();
+        }
+        Assert.Equal([$"1 file in the input folders is not an image, listed in {csv}: samples/SOURCES.md"], FailureSummary.Lines(csv));
+
+        using (var log = new CsvLog(csv, "path", "reason"))
+        {
+            log.Write("t.jpg", "truncated JPEG: ends early");
+            foreach (var i in Enumerable.Range(1, 4)) log.Write($"n{i}.txt", FeatureOnnx.Sources.FolderSource.NotAnImage);
+            log.Complete();
+        }
+        Assert.Equal(
+        [
+            $"1 input failed (each one with its full reason in {csv}):",
+            "  1 truncated JPEG: t.jpg",
+            $"4 files in the input folders are not an image, listed in {csv}: n1.txt, n2.txt, n3.txt, ...",
+        ], FailureSummary.Lines(csv));
+    }
+
+    [Fact]
     public void No_failure_no_lines()
     {
         using var tmp = new Fixtures.TempDir();
