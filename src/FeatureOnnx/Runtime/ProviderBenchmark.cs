@@ -331,8 +331,10 @@ public sealed class ProviderBenchmark
         if (options.InputPaths.Distinct().Count() != options.InputPaths.Count) throw new ArgumentException("an input path is listed twice.");
     }
 
+    // No optimised-graph cache: every row's session creation is then the same work (the first CPU row would otherwise
+    // pay for saving the graph and the others load it).
     private static SessionSettings Strict(SessionSettings settings, ProviderChoice provider) =>
-        settings with { Provider = provider.Kind, DeviceId = provider.DeviceId, FallbackToCpu = false };
+        settings with { Provider = provider.Kind, DeviceId = provider.DeviceId, FallbackToCpu = false, OptimizedModelCache = null };
 
     /// <summary>Why CUDA cannot run on <paramref name="device"/>, from <see cref="ProviderDiagnostics"/>; null when it can.</summary>
     private static string? CudaUnavailable(int device)

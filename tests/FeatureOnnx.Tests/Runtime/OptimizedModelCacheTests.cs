@@ -1,3 +1,4 @@
+using FeatureOnnx.Preprocessing;
 using FeatureOnnx.Models;
 using FeatureOnnx.Runtime;
 using Microsoft.ML.OnnxRuntime;
@@ -48,5 +49,26 @@ public sealed class OptimizedModelCacheTests
         File.WriteAllBytes(entry, File.ReadAllBytes(entry)[..4096]);
         Assert.Equal(plain, Pooled(model, cached, batch));
         Assert.True(new FileInfo(entry).Length > 1_000_000);
+    }
+}
+
+/// <summary>bench times session creation without the optimised-graph cache, so every row does the same work.</summary>
+[Trait("Category", TestCategory.Slow)]
+public sealed class BenchmarkSessionsBypassTheCacheTests
+{
+    [Fact]
+    public void A_bench_run_neither_reads_nor_writes_the_cache()
+    {
+        using var tmp = new Fixtures.TempDir();
+        var catalog = new ModelCatalog();
+        var manifest = catalog.Resolve("resnet18");
+        var model = PreparedModel.Build(manifest, ["layer1"], catalog);
+        var report = new ProviderBenchmark().Run(model, BenchmarkInputs.Random(manifest, 2, 1), new BenchmarkOptions
+        {
+            Providers = [ProviderChoice.Cpu], BatchSizes = [1, 2], WarmupIterations = 0, Iterations = 1,
+            Session = new SessionSettings { OptimizedModelCache = tmp.Path },
+        });
+        Assert.Equal(2, report.Results.Count);
+        Assert.Empty(Directory.GetFileSystemEntries(tmp.Path));
     }
 }
