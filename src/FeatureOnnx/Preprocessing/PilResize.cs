@@ -127,6 +127,39 @@ public static class PilResize
         }
     }
 
+    /// <summary>
+    /// The fixed-point taps of <see cref="ResizeWindow(ReadOnlySpan{byte}, int, int, SourceBox, int, int, Interpolation, Window, Span{byte})"/>
+    /// for one image, as tables: what the GPU resize kernel (Kernels/pil_resize.cu) runs, so that both resizes share
+    /// one coefficient computation. A pass Pillow skips and NEAREST become one tap of weight 1.0 (exact: the sum is
+    /// p * 2^22 + 2^21, which shifts back to p).
+    /// </summary>
+    internal static WindowPlan Plan(int srcWidth, int srcHeight, SourceBox box, int outWidth, int outHeight, Interpolation filter, Window window)
+    {
+        var x0 = Math.Max(window.Left, 0);
+        var x1 = Math.Min(window.Left + window.Width, outWidth);
+        var y0 = Math.Max(window.Top, 0);
+        var y1 = Math.Min(window.Top + window.Height, outHeight);
+        if (x0 >= x1 || y0 >= y1) return new WindowPlan(0, 0, 0, 0, 0, 0, Coefficients.Empty, Coefficients.Empty);
+        Coefficients horiz, vert;
+        if (filter == Interpolation.Nearest)
+        {
+            horiz = Coefficients.Nearest(srcWidth, box.Left, box.Right, outWidth, x0, x1);
+            vert = Coefficients.Nearest(srcHeight, box.Top, box.Bottom, outHeight, y0, y1);
+        }
+        else
+        {
+            var needHorizontal = outWidth != srcWidth || box.Left != 0 || box.Right != srcWidth;
+            var needVertical = outHeight != srcHeight || box.Top != 0 || box.Bottom != srcHeight;
+            horiz = needHorizontal ? Coefficients.Compute(srcWidth, box.Left, box.Right, outWidth, filter, x0, x1) : Coefficients.Identity(x0, x1);
+            vert = needVertical ? Coefficients.Compute(srcHeight, box.Top, box.Bottom, outHeight, filter, y0, y1) : Coefficients.Identity(y0, y1);
+        }
+        return new WindowPlan(x0, x1 - x0, y0, y1 - y0, vert.Min, vert.Max - vert.Min, horiz, vert);
+    }
+
+    /// <summary>What <see cref="Plan"/> returns: the part of the window inside the resized image, the source rows the
+    /// horizontal pass reads, and each axis's taps (per output position: first source index, count, index in Weights).</summary>
+    internal sealed record WindowPlan(int X0, int Cols, int Y0, int Ys, int RowFirst, int Rows, Coefficients Horizontal, Coefficients Vertical);
+
     // One output row of the horizontal pass: for each output column, the weighted sum of its source pixels.
     // With SSE4.1 the three channels of a tap are one 4-lane multiply-add (the fourth lane is ignored); integer sums
     // are exact, so the bytes equal the scalar loop's.
@@ -250,8 +283,36 @@ public static class PilResize
     }
 
     /// <summary>Fixed-point filter weights for a range of output positions, as Pillow's precompute_coeffs + normalize_coeffs_8bpc.</summary>
-    private sealed class Coefficients
+    internal sealed class Coefficients
     {
+        public static readonly Coefficients Empty = new() { Starts = [], Counts = [], Offsets = [], Weights = [] };
+
+        /// <summary>One tap of weight 1.0 per position: the pass Pillow skips, as a table.</summary>
+        public static Coefficients Identity(int first, int last)
+        {
+            var n = last - first;
+            return new Coefficients
+            {
+                Starts = Enumerable.Range(first, n).ToArray(), Counts = Enumerable.Repeat(1, n).ToArray(),
+                Offsets = Enumerable.Range(0, n).ToArray(), Weights = Enumerable.Repeat(1 << PrecisionBits, n).ToArray(),
+                Min = first, Max = last,
+            };
+        }
+
+        /// <summary>NEAREST as one tap of weight 1.0 on <see cref="NearestWindow"/>'s source index.</summary>
+        public static Coefficients Nearest(int inSize, double in0, double in1, int outSize, int first, int last)
+        {
+            var n = last - first;
+            var scale = (in1 - in0) / outSize;
+            var starts = new int[n];
+            for (var i = 0; i < n; i++) starts[i] = Math.Clamp((int)(in0 + (first + i + 0.5) * scale), 0, inSize - 1);
+            return new Coefficients
+            {
+                Starts = starts, Counts = Enumerable.Repeat(1, n).ToArray(), Offsets = Enumerable.Range(0, n).ToArray(),
+                Weights = Enumerable.Repeat(1 << PrecisionBits, n).ToArray(), Min = starts.Min(), Max = starts.Max() + 1,
+            };
+        }
+
         public required int[] Starts { get; init; }
         public required int[] Counts { get; init; }
         public required int[] Offsets { get; init; }
