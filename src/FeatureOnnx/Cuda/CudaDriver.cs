@@ -36,8 +36,11 @@ internal sealed unsafe class CudaDriver
     private readonly delegate* unmanaged<int*, int, int, int> _deviceGetAttribute;
     private readonly delegate* unmanaged<int, byte**, int> _getErrorName;
 
+    private readonly nint _library;
+
     private CudaDriver(nint library)
     {
+        _library = library;
         nint Export(string name) => NativeLibrary.GetExport(library, name);
         _init = (delegate* unmanaged<uint, int>)Export("cuInit");
         _driverGetVersion = (delegate* unmanaged<int*, int>)Export("cuDriverGetVersion");
@@ -105,6 +108,25 @@ internal sealed unsafe class CudaDriver
             devices.Add(new CudaDeviceInfo(ordinal, name, new Version(major, minor), (long)bytes));
         }
         return devices;
+    }
+
+    /// <summary>
+    /// The primary context of device <paramref name="ordinal"/> for memory, streams, modules and launches (the GPU
+    /// decoder's resize kernel). Starts the driver if <see cref="Devices"/> has not.
+    /// </summary>
+    /// <exception cref="CudaException">The driver does not start, the device does not exist, or the driver lacks an entry point.</exception>
+    public CudaDevice OpenDevice(int ordinal)
+    {
+        var devices = Devices(out _, out var errorName) ?? throw new CudaException($"the CUDA driver does not start ({errorName}).");
+        if (ordinal < 0 || ordinal >= devices.Count) throw new CudaException($"CUDA device {ordinal} does not exist ({devices.Count} device(s)).");
+        try
+        {
+            return new CudaDevice(_library, ordinal, devices[ordinal].ComputeCapability, ErrorName);
+        }
+        catch (EntryPointNotFoundException e)
+        {
+            throw new CudaException($"libcuda.so.1 lacks a driver API entry point ({e.Message}).");
+        }
     }
 
     /// <summary>Formats a cuDriverGetVersion number: 13000 -> "13.0", 12040 -> "12.4".</summary>
