@@ -107,6 +107,15 @@ internal static class ExtractCommand
             DefaultValueFactory = _ => "exact",
         };
         // --- end decode scale ---
+        var decoder = new Option<string>("--decoder")
+        {
+            Description = "Where images are decoded and resized: gpu (nvJPEG + a PIL-exact CUDA resize into the model's input on the device; needs --provider cuda, " +
+                          "libnvjpeg.so.13 and libnvrtc.so.13; other formats, EXIF-rotated JPEGs and what nvJPEG refuses are decoded on the CPU in the same run), " +
+                          "cpu (the exact reference path), or auto (gpu when the run is on CUDA and the GPU decoder starts, else cpu). " +
+                          "With gpu, --fallback cpu decodes on the CPU where the GPU decoder cannot start.",
+            DefaultValueFactory = _ => "auto",
+        };
+        decoder.AcceptOnlyFromAmong("auto", "cpu", "gpu");
         var timeout = new Option<double>("--timeout") { Description = "With --e2e: seconds one image may take before its worker is killed and the image fails.", DefaultValueFactory = _ => 30 };
 
         var command = new Command("extract",
@@ -119,6 +128,7 @@ internal static class ExtractCommand
         command.Options.Add(uint8Input);
         command.Options.Add(precision);
         command.Options.Add(decodeScale);
+        command.Options.Add(decoder);
         command.SetAction((parse, cancellation) => CliErrors.GuardAsync(async () =>
         {
             var (kind, device) = ParseProvider(parse.GetValue(provider)!);
@@ -132,9 +142,14 @@ internal static class ExtractCommand
             var scale = ParseDecodeScale(parse.GetValue(decodeScale)!);
             if (scale.Mode != FeatureOnnx.Preprocessing.DecodeScaleMode.Exact && (parse.GetValue(e2e) || parse.GetValue(tensorsIn) is not null))
                 throw new ArgumentException($"--decode-scale {scale} applies to images decoded by extract itself; {(parse.GetValue(e2e) ? "--e2e decodes inside the model" : "--tensors-in holds tensors, not images")}.");
+            var decodeDevice = parse.GetValue(decoder) switch { "gpu" => FeatureOnnx.Preprocessing.DecodeDevice.Gpu, "cpu" => FeatureOnnx.Preprocessing.DecodeDevice.Cpu, _ => FeatureOnnx.Preprocessing.DecodeDevice.Auto };
+            if (decodeDevice == FeatureOnnx.Preprocessing.DecodeDevice.Gpu && (parse.GetValue(e2e) || parse.GetValue(tensorsIn) is not null))
+                throw new ArgumentException($"--decoder gpu applies to images decoded by extract itself; {(parse.GetValue(e2e) ? "--e2e decodes inside the model" : "--tensors-in holds tensors, not images")}.");
             var options = new ExtractionOptions
             {
                 DecodeScale = scale,
+                Decoder = decodeDevice,
+                DecoderFallbackToCpu = parse.GetValue(fallback) == "cpu",
                 Inputs = parse.GetValue(inputs)!,
                 OutputDirectory = parse.GetValue(output)!,
                 Model = parse.GetValue(model)!,
@@ -170,7 +185,7 @@ internal static class ExtractCommand
             using var stop = new GracefulStop(cancellation);
             var result = parse.GetValue(e2e)
                 ? await ExtractE2e.RunAsync(options, TimeSpan.FromSeconds(parse.GetValue(timeout)), parse.GetResult(workers) is { Implicit: false }, reporter, stop.Token)
-                : await new ExtractionPipeline().RunAsync(options, reporter, stop.Token);
+                : await RunPipeline(options, reporter, stop.Token);
             reporter.Finish();
             var errorsCsv = Path.Combine(options.OutputDirectory, "errors.csv");
             if (result.AlreadyComplete)
@@ -201,6 +216,20 @@ internal static class ExtractCommand
     private static bool Exists(string path) => File.Exists(path) || Directory.Exists(path);
 
     // --- decode scale (issue 17) ---
+    /// <summary>The pipeline, with the flags that choose the GPU decoder named in its refusal.</summary>
+    private static async Task<ExtractionResult> RunPipeline(ExtractionOptions options, ProgressReporter reporter, CancellationToken stop)
+    {
+        try
+        {
+            return await new ExtractionPipeline().RunAsync(options, reporter, stop);
+        }
+        catch (FeatureOnnx.Preprocessing.DecoderUnavailableException e) when (options.Decoder == FeatureOnnx.Preprocessing.DecodeDevice.Gpu)
+        {
+            throw new FeatureOnnx.Preprocessing.DecoderUnavailableException(
+                $"--decoder gpu: {e.Message} Use --decoder cpu (or auto), or add --fallback cpu to decode on the CPU where the GPU decoder cannot start.");
+        }
+    }
+
     /// <summary>--decode-scale exact|draft|auto[:F] (extract and bench), the flag named in the error.</summary>
     internal static FeatureOnnx.Preprocessing.DecodeScale ParseDecodeScale(string text)
     {

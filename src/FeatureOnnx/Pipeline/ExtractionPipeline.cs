@@ -57,6 +57,17 @@ public sealed record ExtractionOptions
     /// </summary>
     public DecodeScale DecodeScale { get; init; } = DecodeScale.Exact;
 
+    /// <summary>
+    /// Where images are decoded and resized (<see cref="Preprocessing.DecodeDevice"/>): on the GPU with nvJPEG and the
+    /// PIL-exact CUDA resize, or on the CPU. Default <see cref="DecodeDevice.Auto"/>: the GPU when the run is on CUDA
+    /// and the GPU decoder starts, else the CPU.
+    /// </summary>
+    public DecodeDevice Decoder { get; init; } = DecodeDevice.Auto;
+
+    /// <summary>With <see cref="Decoder"/> = <see cref="DecodeDevice.Gpu"/>: decode on the CPU (with a warning) where the
+    /// GPU decoder cannot start, instead of failing. Default false.</summary>
+    public bool DecoderFallbackToCpu { get; init; }
+
     /// <summary>Replace the results of an earlier run in <see cref="OutputDirectory"/>. Default: false (refuse).</summary>
     public bool Overwrite { get; init; }
 
@@ -263,12 +274,15 @@ public sealed class ExtractionPipeline
             try { preprocessor.WarmUp(); }
             catch (ImageDecodeException) { } // only a head start: real inputs report their own errors
         }) : Task.CompletedTask;
+        using var gpuProducer = GpuDecodeProducer.Choose(options, manifest, uint8, warnings);
         // Decode threads and a CPU session share the cores: idle ONNX Runtime threads yield them instead of spinning.
         var decodesOnCpu = options.TensorsIn is null && options.Session.Provider == ExecutionProviderKind.Cpu;
         using var session = new FeatureSession(prepared, decodesOnCpu && options.Session.AllowSpinning is null
             ? options.Session with { AllowSpinning = false }
             : options.Session);
         if (session.Fallback is not null) warnings.Add(session.Fallback);
+        if (gpuProducer is not null && session.Provider != ExecutionProviderKind.Cuda)
+            throw new ExecutionProviderException($"the GPU decoder feeds the CUDA provider, and the session fell back to the CPU ({session.Fallback}).");
         await warmUp;
         // Listing stats every file (and reads @lists, which may be pipes): a hung file system must not hold up a stop.
         var listing = options.TensorsIn is null
@@ -286,6 +300,7 @@ public sealed class ExtractionPipeline
 
         Directory.CreateDirectory(outDir);
         var job = JobDescription(options, manifest, session.OutputNames);
+        if (gpuProducer is not null) job["decoder"] = "gpu"; // nvJPEG's pixels differ from libjpeg-turbo's; absent for the CPU, so older journals still resume
         // Only when set, so that unfinished runs of versions without the limit still resume at the default.
         if (options.MaxFileBytes != InputFile.DefaultMaxFileBytes)
             job["maxFileBytes"] = options.MaxFileBytes.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -348,7 +363,22 @@ public sealed class ExtractionPipeline
         using var stopProducer = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         try
         {
-            var producer = Task.Run(async () =>
+            var producer = gpuProducer is not null ? Task.Run(async () =>
+            {
+                using var workers = new DecodeWorkers(options.DecodeWorkers, 0);
+                try
+                {
+                    await gpuProducer.RunAsync(listing.Items, options.BatchSize, workers, preprocessor, ReadInput, options.MaxFileBytes, channel.Writer, stopProducer.Token);
+                }
+                catch (OperationCanceledException) when (stopProducer.IsCancellationRequested)
+                {
+                    // Stopped: the batch being decoded is dropped, uncommitted.
+                }
+                finally
+                {
+                    channel.Writer.Complete();
+                }
+            }, CancellationToken.None) : Task.Run(async () =>
             {
                 using var workers = new DecodeWorkers(options.DecodeWorkers, session.Provider == ExecutionProviderKind.Cpu ? options.DecodeNice : 0);
                 try
@@ -400,7 +430,7 @@ public sealed class ExtractionPipeline
                 if (batch.Items.Count > 0)
                 {
                     var t0 = Stopwatch.GetTimestamp();
-                    using var outputs = session.RunBound(batch.Buffer, batch.Items.Count);
+                    using var outputs = batch.DeviceSlots != 0 ? session.RunDevice(batch.DeviceSlots, batch.Items.Count) : session.RunBound(batch.Buffer, batch.Items.Count);
                     var t1 = Stopwatch.GetTimestamp();
                     foreach (var name in session.OutputNames)
                     {
@@ -434,7 +464,7 @@ public sealed class ExtractionPipeline
                 index.Flush();
                 errors.Flush();
                 journal.Commit(rows, errors.Lines);
-                pool.Add(batch.Buffer);
+                if (batch.Buffer.Length > 0) pool.Add(batch.Buffer);
                 done += batch.Items.Count + batch.Failed.Count;
                 progress?.Report(new ExtractionProgress(previouslyDone + done + listing.Problems.Count, failed, previouslyDone + listing.Items.Count + listing.Problems.Count, batchClock.Elapsed));
                 if (stopProducer.IsCancellationRequested) break; // what is committed stays; the batches behind it are dropped
@@ -461,6 +491,9 @@ public sealed class ExtractionPipeline
             foreach (var w in writers.Values) w.Dispose();
         }
 
+        decodeTicks += gpuProducer?.DecodeTicks ?? 0;
+        var decoders = options.TensorsIn is null ? preprocessor.Decoder.Decoders : null;
+        if (gpuProducer is not null) decoders = new SortedDictionary<string, string>(decoders!.ToDictionary(), StringComparer.Ordinal) { ["gpu"] = gpuProducer.Summary };
         var result = new ExtractionResult
         {
             Status = status,
@@ -479,7 +512,7 @@ public sealed class ExtractionPipeline
             BatchSize = options.BatchSize,
             DecodeWorkers = options.DecodeWorkers,
             IntraOpThreads = session.Settings.ResolvedIntraOpThreads,
-            Decoders = options.TensorsIn is null ? preprocessor.Decoder.Decoders : null,
+            Decoders = decoders,
             Seconds = new Dictionary<string, double>
             {
                 ["wall"] = wall.Elapsed.TotalSeconds,
@@ -586,27 +619,33 @@ public sealed class ExtractionPipeline
         {
             return ReadFailure(e);
         }
+        return CropInto(preprocessor, bytes, slot, uint8);
+    }
+
+    /// <summary>One read input into its slot (uint8 crop or float32 values); returns why it failed, or null.</summary>
+    internal static string? CropInto(ImagePreprocessor preprocessor, byte[] bytes, Span<byte> slot, bool uint8)
+    {
         try
         {
             if (uint8) preprocessor.Crop(bytes, slot);
             else preprocessor.Preprocess(bytes, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(slot));
             return null;
         }
-        catch (ImageDecodeException e)
-        {
-            return e.Message;
-        }
-        catch (OutOfMemoryException)
-        {
-            // One input too big for the memory left must not end a run over millions.
-            return $"out of memory decoding it ({InputFile.Human(bytes.Length)} file)";
-        }
         catch (Exception e)
         {
-            // A decoder bug on one hostile file must not end a run over millions.
-            return $"decoder failure ({e.GetType().Name}): {e.Message}";
+            return DecodeFailure(e, bytes.Length);
         }
     }
+
+    /// <summary>The errors.csv reason for an input that was read but could not be decoded.</summary>
+    internal static string DecodeFailure(Exception e, long fileBytes) => e switch
+    {
+        ImageDecodeException => e.Message,
+        // One input too big for the memory left must not end a run over millions.
+        OutOfMemoryException => $"out of memory decoding it ({InputFile.Human(fileBytes)} file)",
+        // A decoder bug on one hostile file must not end a run over millions.
+        _ => $"decoder failure ({e.GetType().Name}): {e.Message}",
+    };
 
     /// <summary>The errors.csv reason for an input that could not be read (<see cref="InputFile.Read"/>).</summary>
     internal static string ReadFailure(Exception e) => e switch
@@ -618,5 +657,6 @@ public sealed class ExtractionPipeline
         _ => $"read failure ({e.GetType().Name}): {e.Message}",
     };
 
-    private sealed record DecodedBatch(byte[] Buffer, IReadOnlyList<InputItem> Items, IReadOnlyList<InputProblem> Failed);
+    /// <summary>A batch for the consumer: slots in <see cref="Buffer"/>, or in device memory at <see cref="DeviceSlots"/> (GPU decoder) when not 0.</summary>
+    internal sealed record DecodedBatch(byte[] Buffer, IReadOnlyList<InputItem> Items, IReadOnlyList<InputProblem> Failed, nint DeviceSlots = 0);
 }

@@ -30,7 +30,7 @@ internal readonly record struct ResizeSource(long Offset, int Pitch, int Width, 
 internal sealed class ResizeJobTable
 {
     /// <summary>int64 fields per image (JOB_FIELDS in the kernel).</summary>
-    public const int JobFields = 13;
+    public const int JobFields = 14;
 
     /// <summary>Threads per block along x.</summary>
     public const int BlockWidth = 128;
@@ -70,9 +70,10 @@ internal sealed class ResizeJobTable
     /// <summary>Images.</summary>
     public int Count { get; }
 
-    /// <summary>Plans every image with <paramref name="filter"/>.</summary>
-    public static ResizeJobTable Build(IReadOnlyList<ResizeSource> images, Interpolation filter)
+    /// <summary>Plans every image with <paramref name="filter"/>; image n's crop goes to slot <paramref name="slots"/>[n] (default n).</summary>
+    public static ResizeJobTable Build(IReadOnlyList<ResizeSource> images, Interpolation filter, IReadOnlyList<int>? slots = null)
     {
+        if (slots is not null && slots.Count != images.Count) throw new ArgumentException("one slot per image", nameof(slots));
         var jobs = new long[images.Count * JobFields];
         var taps = new List<int>();
         var weights = new List<int>();
@@ -98,6 +99,7 @@ internal sealed class ResizeJobTable
             job[10] = image.Window.Top;
             job[11] = Append(plan.Horizontal, taps, weights);
             job[12] = Append(plan.Vertical, taps, weights);
+            job[13] = slots?[n] ?? n;
             temp += (long)plan.Rows * plan.Cols * 3;
             maxCols = Math.Max(maxCols, plan.Cols);
             maxRows = Math.Max(maxRows, plan.Rows);

@@ -103,6 +103,7 @@ public sealed class FeatureSession : IDisposable
     private readonly string[] _outputNames;
     private readonly long[] _inputShapeTail;
     private SessionBinding? _binding;
+    private DeviceInputBinding? _deviceBinding;
 
     /// <summary>Creates a session. Strict: a provider that cannot load is an error unless <see cref="SessionSettings.FallbackToCpu"/>.</summary>
     /// <exception cref="ExecutionProviderException">The provider could not be created.</exception>
@@ -271,6 +272,21 @@ public sealed class FeatureSession : IDisposable
     }
 
     /// <summary>
+    /// Runs <paramref name="count"/> input slots that are already in CUDA device memory at <paramref name="devicePointer"/>
+    /// (as <see cref="RunBound"/> lays them out: the GPU decoder's uint8 crops), bound without a copy; the outputs come
+    /// back in host memory. The caller has finished writing the slots (its stream synchronised) before calling.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The session does not run on the CUDA provider.</exception>
+    public BatchOutputs RunDevice(nint devicePointer, int count)
+    {
+        if (Provider != ExecutionProviderKind.Cuda) throw new InvalidOperationException("device-memory input needs the CUDA execution provider.");
+        if (count <= 0) throw new ArgumentOutOfRangeException(nameof(count));
+        _deviceBinding ??= new DeviceInputBinding(_session, Settings.DeviceId, _inputNames[0], _inputShapeTail,
+            Model.Uint8Input ? OrtElementType.UInt8 : OrtElementType.Float, _outputNames);
+        return new BatchOutputs(_deviceBinding.Run(_runOptions, devicePointer, count), _outputNames);
+    }
+
+    /// <summary>
     /// Copies <paramref name="count"/> input slots (as <see cref="RunBound"/> takes them) once into the provider's
     /// memory (the CUDA device's on CUDA) and binds them, with every output bound to a buffer there too: a
     /// <see cref="ResidentBatch"/> whose runs move no bytes between host and device. For timing inference alone
@@ -285,6 +301,7 @@ public sealed class FeatureSession : IDisposable
     public void Dispose()
     {
         _binding?.Dispose();
+        _deviceBinding?.Dispose();
         _session.Dispose();
         _runOptions.Dispose();
     }

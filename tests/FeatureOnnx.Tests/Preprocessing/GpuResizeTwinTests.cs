@@ -51,9 +51,10 @@ public sealed class ResizeKernelTwin : IDisposable
     public string? SkipReason { get; }
 
     /// <summary>Runs both kernels over <paramref name="images"/> (pixels in <paramref name="source"/>) as the GPU host code launches them.</summary>
-    internal byte[] Run(byte[] source, IReadOnlyList<ResizeSource> images, Interpolation filter, int width, int height, int maxGridY = ResizeJobTable.MaxGridY)
+    internal byte[] Run(byte[] source, IReadOnlyList<ResizeSource> images, Interpolation filter, int width, int height,
+        int maxGridY = ResizeJobTable.MaxGridY, IReadOnlyList<int>? slots = null)
     {
-        var table = ResizeJobTable.Build(images, filter);
+        var table = ResizeJobTable.Build(images, filter, slots);
         var temp = new byte[Math.Max(1, table.TempBytes)];
         var dst = new byte[images.Count * width * height * 3];
         dst.AsSpan().Fill(0xAB); // every byte of every slot must be written, padding included
@@ -138,16 +139,18 @@ public sealed class GpuResizeTwinTests(ResizeKernelTwin twin) : IClassFixture<Re
         }).ToList();
         var (source, images) = Pack(decoded, (i, w, h, offset, pitch) =>
             new ResizeSource(offset, pitch, w, h, cases[i].OutW, cases[i].OutH, new PilResize.Window(cases[i].Left, cases[i].Top, width, height)));
-        foreach (var maxGridY in new[] { ResizeJobTable.MaxGridY, 3 })
+        // Second pass: slots in reverse order, as when images routed to the CPU leave theirs to the host.
+        foreach (var (maxGridY, reversed) in new[] { (ResizeJobTable.MaxGridY, false), (3, true) })
         {
-            var crops = twin.Run(source, images, filter, width, height, maxGridY);
+            var slots = Enumerable.Range(0, cases.Length).Select(i => reversed ? cases.Length - 1 - i : i).ToList();
+            var crops = twin.Run(source, images, filter, width, height, maxGridY, slots);
             for (var i = 0; i < cases.Length; i++)
             {
                 var c = cases[i];
                 var expected = new byte[width * height * 3];
                 PilResize.ResizeWindow(decoded[i].Pixels, c.W, c.H, c.OutW, c.OutH, filter, new PilResize.Window(c.Left, c.Top, width, height), expected);
-                var actual = crops.AsSpan(i * expected.Length, expected.Length);
-                Assert.True(actual.SequenceEqual(expected), $"case {i} {c} ({filter}, grid y <= {maxGridY}): {Fixtures.AbsDiff(actual, expected)}");
+                var actual = crops.AsSpan(slots[i] * expected.Length, expected.Length);
+                Assert.True(actual.SequenceEqual(expected), $"case {i} {c} ({filter}, grid y <= {maxGridY}, slot {slots[i]}): {Fixtures.AbsDiff(actual, expected)}");
             }
         }
     }

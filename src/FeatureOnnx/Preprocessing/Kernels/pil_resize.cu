@@ -19,6 +19,7 @@
  *   left, top the window's origin in the resized image (pixels of the window outside it are zero, as torchvision pads)
  *   htaps     index in taps of cols triples (first source column, count, index in weights)
  *   vtaps     index in taps of ys triples (first source row, count, index in weights)
+ *   slot      the crop's slot in dst (images routed to the CPU leave theirs to be filled from the host)
  */
 #ifndef KERNEL
 #define KERNEL extern "C" __global__
@@ -37,7 +38,8 @@
 #define JOB_TOP 10
 #define JOB_HTAPS 11
 #define JOB_VTAPS 12
-#define JOB_FIELDS 13
+#define JOB_SLOT 13
+#define JOB_FIELDS 14
 
 #define PRECISION_BITS 22
 
@@ -72,7 +74,7 @@ KERNEL void pil_resize_horizontal(const unsigned char *src, unsigned char *temp,
     }
 }
 
-/* Grid: x covers the window's columns, y strides over its rows, z is the image; dst holds one height x width x 3 slot per image. */
+/* Grid: x covers the window's columns, y strides over its rows, z is the image; dst holds height x width x 3 slots. */
 KERNEL void pil_resize_vertical(const unsigned char *temp, unsigned char *dst, const long long *jobs,
                                 const int *taps, const int *weights, int width, int height)
 {
@@ -83,7 +85,7 @@ KERNEL void pil_resize_vertical(const unsigned char *temp, unsigned char *dst, c
     int cols = (int)job[JOB_COLS];
     for (int wy = (int)blockIdx.y; wy < height; wy += (int)gridDim.y)
     {
-        unsigned char *o = dst + ((long long)blockIdx.z * height * width + (long long)wy * width + wx) * 3;
+        unsigned char *o = dst + (job[JOB_SLOT] * height * width + (long long)wy * width + wx) * 3;
         int y = (int)(job[JOB_TOP] + wy - job[JOB_Y0]);
         if (c < 0 || c >= cols || y < 0 || y >= (int)job[JOB_YS])
         {
