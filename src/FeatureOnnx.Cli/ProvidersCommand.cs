@@ -12,7 +12,7 @@ internal static class ProvidersCommand
         var command = new Command("providers",
             "List ONNX Runtime's execution providers and diagnose CUDA: the driver (CUDA version it supports, devices with " +
             "compute capability and memory), each CUDA/cuDNN library found or missing, then a one-convolution model run on " +
-            "the device. A missing or broken piece is named with its fix. Exit code 0 either way: 'cuda usable' is the verdict.")
+            "the device; then the GPU decoder's nvJPEG (version, hardware JPEG engines) and NVRTC. A missing or broken piece is named with its fix. Exit code 0 either way: 'cuda usable' is the verdict.")
         {
             device,
         };
@@ -31,6 +31,19 @@ internal static class ProvidersCommand
                 Console.WriteLine($"        {(lib.Found ? "found  " : "MISSING")} {lib.Name,-20} {lib.Purpose}" +
                     (lib.Name == "libcudnn.so.9" && r.CudnnVersion is { } cudnn ? $" (version {cudnn})" : ""));
             Console.WriteLine($"        LD_LIBRARY_PATH={Environment.GetEnvironmentVariable("LD_LIBRARY_PATH") ?? ""}");
+            var g = FeatureOnnx.Preprocessing.GpuDecoderDiagnostics.Diagnose();
+            Console.WriteLine($"gpu decoder (extract --decoder gpu): {(g.Usable && r.CudaUsable == true ? "usable" : "NOT usable")}" +
+                              (g.Usable && r.CudaUsable != true ? ": needs the CUDA provider (above)" : ""));
+            Console.WriteLine(g.NvJpegPath is null
+                ? $"        MISSING nvJPEG: {g.NvJpegProblem}"
+                : $"        nvJPEG {g.NvJpegVersion ?? "?"}: {g.NvJpegPath}" + (g.NvJpegProblem is { } p ? $"; {p}" : ""));
+            if (g.HardwareBackend is { } hardware)
+                Console.WriteLine(hardware
+                    ? $"        hardware backend: available{(g.HardwareEngines is { } engines ? $" ({engines} JPEG engines)" : "")}"
+                    : $"        hardware backend: unavailable ({g.HardwareUnavailable}): the default (CUDA) backend decodes");
+            Console.WriteLine(g.NvrtcPath is null
+                ? $"        MISSING NVRTC: {g.NvrtcProblem}"
+                : $"        NVRTC {g.NvrtcVersion ?? "?"}: {g.NvrtcPath}" + (g.NvrtcProblem is { } q ? $"; {q}" : ""));
             return 0;
         }));
         return command;

@@ -77,4 +77,17 @@ public sealed class ExtractDecoderTests(CudaStubLibraries cuda, NvJpegStubLibrar
         Assert.Equal(expected, File.ReadAllBytes(Path.Combine(tmp.Path, "auto", "pooled.npy")));
         Assert.Equal(3, Fixtures.ReadFloatNpy(Path.Combine(tmp.Path, "cpu", "pooled.npy")).Shape[0]);
     }
+
+    [SkippableFact]
+    public void Providers_reports_nvJPEG_where_it_was_found_its_version_and_the_hardware_backend()
+    {
+        var run = Run(new() { ["LD_LIBRARY_PATH"] = nvjpeg.Folder }, "providers");
+        Assert.Equal(0, run.ExitCode);
+        Assert.Contains($"        nvJPEG 13.0.2: {nvjpeg.WithHardware} (LD_LIBRARY_PATH)", run.Out);
+        Assert.Contains("        hardware backend: available (7 JPEG engines)", run.Out);
+
+        run = Run(new() { ["LD_LIBRARY_PATH"] = nvjpeg.Folder, ["NVJPEG_STUB_NO_HARDWARE"] = "1" }, "providers");
+        Assert.Contains("        hardware backend: unavailable (nvjpegCreateEx(NVJPEG_BACKEND_HARDWARE) returned NVJPEG_STATUS_ARCH_MISMATCH): the default (CUDA) backend decodes", run.Out);
+        Assert.Contains("gpu decoder (extract --decoder gpu): NOT usable", run.Out);
+    }
 }
