@@ -2,9 +2,11 @@
 # On the H200: the last device call of the runbook (deploy/gpu/prepare.sh prints every call). Joins the pieces the
 # earlier calls copied into PARTS with this call's own FOLDER, checks each file's size and sha256, unpacks as
 # pack.sh's remote.sh does (CUDA provider and app into ROOT, LD_LIBRARY_PATH to the CUDA 13 and cuDNN 9 wheels),
-# the exported models into ROOT/exported, then runs deploy/gpu/h200-check.sh ROOT/featureonnx OUT ROOT/exported.
+# the exported models into ROOT/exported, then runs deploy/gpu/h200-check.sh ROOT/featureonnx OUT ROOT/exported, or
+# with CHECK=gpu-decode deploy/gpu/gpu-decode-check.sh ROOT/featureonnx OUT (the GPU data path, issue 15).
 # usage: deploy/gpu/device-run.sh FOLDER OUT
-# env: ROOT (default /tmp/featureonnx), PARTS (default /tmp/featureonnx-parts), and h200-check.sh's (N, BUDGET...)
+# env: ROOT (default /tmp/featureonnx), PARTS (default /tmp/featureonnx-parts), CHECK (h200 or gpu-decode), and the
+#      check's own (N, BUDGET...)
 set -euo pipefail
 folder=${1:?usage: device-run.sh FOLDER OUT}
 out=${2:?usage: device-run.sh FOLDER OUT}
@@ -47,4 +49,7 @@ venv=/opt/torch/.venv/lib/python3.12/site-packages/nvidia
 export LD_LIBRARY_PATH=$venv/cu13/lib:$venv/cudnn/lib:/usr/local/cuda-13.0/targets/x86_64-linux/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 models=""
 [ -d "$root/exported" ] && models=$root/exported
+if [ "${CHECK:-h200}" = gpu-decode ]; then
+  exec bash "$here/gpu-decode-check.sh" "$root/featureonnx" "$out"
+fi
 exec bash "$here/h200-check.sh" "$root/featureonnx" "$out" "$models"
