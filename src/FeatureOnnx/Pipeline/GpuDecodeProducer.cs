@@ -57,6 +57,8 @@ internal sealed class GpuDecodeProducer : IDisposable
         var obstacle = options.Session.Provider != ExecutionProviderKind.Cuda ? "it feeds the CUDA execution provider, and this run is on the CPU provider"
             : !uint8 ? "it writes 8-bit crops that the graph normalises (uint8 input), which this run turned off"
             : options.DecodeScale.Mode != DecodeScaleMode.Exact ? $"it decodes at full size, and decode scale {options.DecodeScale} was asked for"
+            // A captured graph replays with the input address it was captured with; the decoder rotates its slot buffers.
+            : options.Session.Cuda.EnableCudaGraph == true ? "it hands each batch over in one of several device buffers, and a CUDA graph (enable_cuda_graph) needs one fixed input address"
             : null;
         if (obstacle is null)
         {

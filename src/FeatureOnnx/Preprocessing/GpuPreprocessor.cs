@@ -35,6 +35,7 @@ internal sealed class GpuPreprocessor : IDisposable
         _spec = manifest.Preprocess;
         _input = manifest.Input;
         _stream = device.CreateStream();
+        device.MakeCurrent(); // nvJPEG allocates through the CUDA runtime, in the context current on the calling thread
         _decoder = new GpuJpegBatchDecoder(nvjpeg);
         _module = device.LoadModule(cubin);
         _horizontal = _module.Function("pil_resize_horizontal");
@@ -120,6 +121,7 @@ internal sealed class GpuPreprocessor : IDisposable
     /// </summary>
     public string?[] Decode(IReadOnlyList<ReadOnlyMemory<byte>> jpegs)
     {
+        _device.MakeCurrent(); // the producer may run each batch on another thread
         _pending = _decoder.Decode(jpegs, new Memory(_decoded), _stream.DangerousGetHandle());
         return _pending.Select(d => d.CpuReason).ToArray();
     }
