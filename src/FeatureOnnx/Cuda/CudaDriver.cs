@@ -53,21 +53,24 @@ internal sealed unsafe class CudaDriver
     }
 
     /// <summary>Binds <c>libcuda.so.1</c>; null with <paramref name="reason"/> where it is absent or lacks an entry point.</summary>
-    public static CudaDriver? TryLoad(out string reason)
+    public static CudaDriver? TryLoad(out string reason) => TryLoad("libcuda.so.1", out reason);
+
+    /// <summary>Binds the driver library at <paramref name="library"/> (tests load a fake by path).</summary>
+    internal static CudaDriver? TryLoad(string library, out string reason)
     {
-        if (!NativeLibrary.TryLoad("libcuda.so.1", out var library))
+        if (!NativeLibrary.TryLoad(library, out var handle))
         {
-            reason = "libcuda.so.1 not loadable";
+            reason = $"{library} not loadable";
             return null;
         }
         try
         {
             reason = "";
-            return new CudaDriver(library);
+            return new CudaDriver(handle);
         }
         catch (EntryPointNotFoundException e)
         {
-            reason = $"libcuda.so.1 lacks a driver API entry point ({e.Message})";
+            reason = $"{library} lacks a driver API entry point ({e.Message})";
             return null;
         }
     }

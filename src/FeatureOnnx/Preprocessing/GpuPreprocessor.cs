@@ -34,17 +34,27 @@ internal sealed class GpuPreprocessor : IDisposable
         _device = device;
         _spec = manifest.Preprocess;
         _input = manifest.Input;
-        _stream = device.CreateStream();
-        device.MakeCurrent(); // nvJPEG allocates through the CUDA runtime, in the context current on the calling thread
-        _decoder = new GpuJpegBatchDecoder(nvjpeg);
-        _module = device.LoadModule(cubin);
-        _horizontal = _module.Function("pil_resize_horizontal");
-        _vertical = _module.Function("pil_resize_vertical");
         _decoded = new GrowingDeviceBuffer(device);
         _temp = new GrowingDeviceBuffer(device);
         _jobs = new GrowingDeviceBuffer(device);
         _taps = new GrowingDeviceBuffer(device);
         _weights = new GrowingDeviceBuffer(device);
+        _stream = device.CreateStream();
+        try
+        {
+            device.MakeCurrent(); // nvJPEG allocates through the CUDA runtime, in the context current on the calling thread
+            _decoder = new GpuJpegBatchDecoder(nvjpeg);
+            _module = device.LoadModule(cubin);
+            _horizontal = _module.Function("pil_resize_horizontal");
+            _vertical = _module.Function("pil_resize_vertical");
+        }
+        catch
+        {
+            _module?.Dispose();
+            _decoder?.Dispose();
+            _stream.Dispose();
+            throw;
+        }
         Description = $"{description}, {NvJpegLibrary.BackendName(_decoder.Backend)}" +
                       (_decoder.HardwareUnavailable is { } why ? $" (hardware backend unavailable: {why})" : "");
     }
@@ -65,23 +75,39 @@ internal sealed class GpuPreprocessor : IDisposable
     public static GpuPreprocessor Create(ModelManifest manifest, int deviceId)
     {
         var driver = CudaDriver.TryLoad(out var reason) ?? throw Missing($"{reason} (the NVIDIA driver)", "install the NVIDIA driver");
-        CudaDevice? device = null;
-        try
+        var nvjpeg = NvJpegLibrary.TryLoad(out reason);
+        var nvrtc = nvjpeg is null ? null : NvrtcLibrary.TryLoad(out reason);
+        var why = reason; // nvJPEG's reason when it is missing, else NVRTC's
+        return CreateWith(driver, deviceId, manifest, nvjpeg, nvrtc, why, device =>
         {
-            device = driver.OpenDevice(deviceId);
-            var nvjpeg = NvJpegLibrary.TryLoad(out reason) ?? throw Missing(reason, null);
-            var nvrtc = NvrtcLibrary.TryLoad(out reason) ?? throw Missing(reason, null);
-            byte[] cubin;
+            if (nvrtc is null) throw Missing(why, null);
             try
             {
-                cubin = nvrtc.CompileCubin(KernelSource(), "pil_resize.cu", device.ComputeCapability);
+                return nvrtc.CompileCubin(KernelSource(), "pil_resize.cu", device.ComputeCapability);
             }
             catch (NvrtcException e)
             {
                 throw Missing($"NVRTC ({nvrtc.Library.Path}) could not compile the resize kernel for compute capability {device.ComputeCapability}: {e.Message}", null);
             }
-            var description = $"nvJPEG {nvjpeg.Version()} ({nvjpeg.Library.Path}, {nvjpeg.Library.Origin}) + PIL-exact CUDA resize (NVRTC {nvrtc.Version()})";
-            return new GpuPreprocessor(device, nvjpeg, cubin, manifest, description);
+        });
+    }
+
+    /// <summary>
+    /// <see cref="Create"/> from loaded pieces: opens the device, then takes the kernel module from
+    /// <paramref name="module"/> (NVRTC's cubin; the tests pass their C twin). A null library is missing for <paramref name="reason"/>.
+    /// </summary>
+    internal static GpuPreprocessor CreateWith(CudaDriver driver, int deviceId, ModelManifest manifest, NvJpegLibrary? nvjpeg, NvrtcLibrary? nvrtc,
+        string reason, Func<CudaDevice, byte[]> module)
+    {
+        CudaDevice? device = null;
+        try
+        {
+            device = driver.OpenDevice(deviceId);
+            if (nvjpeg is null) throw Missing(reason, null);
+            var image = module(device);
+            var description = $"nvJPEG {nvjpeg.Version()} ({nvjpeg.Library.Path}, {nvjpeg.Library.Origin}) + PIL-exact CUDA resize" +
+                              (nvrtc is null ? "" : $" (NVRTC {nvrtc.Version()})");
+            return new GpuPreprocessor(device, nvjpeg, image, manifest, description);
         }
         catch (CudaException e)
         {

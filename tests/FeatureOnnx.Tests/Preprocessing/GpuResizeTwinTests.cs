@@ -34,6 +34,7 @@ public sealed class ResizeKernelTwin : IDisposable
         gcc.StandardOutput.ReadToEnd();
         gcc.WaitForExit();
         if (gcc.ExitCode != 0) throw new InvalidOperationException($"gcc could not build the kernel twin: {errors.Result}");
+        LibraryPath = library;
         _library = NativeLibrary.Load(library);
         _horizontal = Marshal.GetDelegateForFunctionPointer<HorizontalLaunch>(NativeLibrary.GetExport(_library, "twin_horizontal"));
         _vertical = Marshal.GetDelegateForFunctionPointer<VerticalLaunch>(NativeLibrary.GetExport(_library, "twin_vertical"));
@@ -49,6 +50,9 @@ public sealed class ResizeKernelTwin : IDisposable
     private readonly VerticalLaunch? _vertical;
 
     public string? SkipReason { get; }
+
+    /// <summary>The built twin (also a "module" for the fake libcuda's cuModuleLoadData: its *_launch functions).</summary>
+    public string LibraryPath { get; } = "";
 
     /// <summary>Runs both kernels over <paramref name="images"/> (pixels in <paramref name="source"/>) as the GPU host code launches them.</summary>
     internal byte[] Run(byte[] source, IReadOnlyList<ResizeSource> images, Interpolation filter, int width, int height,
