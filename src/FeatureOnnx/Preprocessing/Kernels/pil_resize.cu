@@ -8,6 +8,11 @@
  * The same text compiles three ways: by NVRTC at run time (CUDA C++, __CUDACC_RTC__ defined), and as plain C by gcc
  * in the tests, where the harness defines KERNEL, dim3 and the blockIdx/threadIdx/blockDim/gridDim globals and loops
  * over the grid (tests/FeatureOnnx.Tests/fixtures/resize-twin). Keep to C99 that is also C++: no host calls.
+ * Why NVRTC and not ILGPU: this way the code that runs on the GPU is plain CUDA C compiled by NVIDIA's own compiler
+ * from the CUDA 13 install the CUDA provider already needs (libnvrtc.so.13 ships with the toolkit and the torch
+ * wheels), and the very same text is what the CPU test checks bit for bit; ILGPU (1.5.3) would add a package and its
+ * own IL-to-PTX compiler between our source and the GPU, and its CPU accelerator tests ILGPU's emulation, not the PTX
+ * it emits for sm_90.
  *
  * Jobs: one row of JOB_FIELDS int64 per image (offsets in bytes, sizes in pixels):
  *   src       offset of the decoded image (interleaved RGB) in the source buffer
