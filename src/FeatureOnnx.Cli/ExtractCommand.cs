@@ -215,7 +215,6 @@ internal static class ExtractCommand
 
     private static bool Exists(string path) => File.Exists(path) || Directory.Exists(path);
 
-    // --- decode scale (issue 17) ---
     /// <summary>The pipeline, with the flags that choose the GPU decoder named in its refusal.</summary>
     private static async Task<ExtractionResult> RunPipeline(ExtractionOptions options, ProgressReporter reporter, CancellationToken stop)
     {
@@ -230,6 +229,7 @@ internal static class ExtractCommand
         }
     }
 
+    // --- decode scale (issue 17) ---
     /// <summary>--decode-scale exact|draft|auto[:F] (extract and bench), the flag named in the error.</summary>
     internal static FeatureOnnx.Preprocessing.DecodeScale ParseDecodeScale(string text)
     {

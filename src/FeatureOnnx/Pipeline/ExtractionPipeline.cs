@@ -274,7 +274,8 @@ public sealed class ExtractionPipeline
             try { preprocessor.WarmUp(); }
             catch (ImageDecodeException) { } // only a head start: real inputs report their own errors
         }) : Task.CompletedTask;
-        using var gpuProducer = GpuDecodeProducer.Choose(options, manifest, uint8, warnings);
+        var gpuProducer = GpuDecodeProducer.Choose(options, manifest, uint8, warnings);
+        using var gpuScope = gpuProducer;
         // Decode threads and a CPU session share the cores: idle ONNX Runtime threads yield them instead of spinning.
         var decodesOnCpu = options.TensorsIn is null && options.Session.Provider == ExecutionProviderKind.Cpu;
         using var session = new FeatureSession(prepared, decodesOnCpu && options.Session.AllowSpinning is null
@@ -282,7 +283,11 @@ public sealed class ExtractionPipeline
             : options.Session);
         if (session.Fallback is not null) warnings.Add(session.Fallback);
         if (gpuProducer is not null && session.Provider != ExecutionProviderKind.Cuda)
-            throw new ExecutionProviderException($"the GPU decoder feeds the CUDA provider, and the session fell back to the CPU ({session.Fallback}).");
+        {
+            warnings.Add("images decoded on the CPU: the GPU decoder feeds the CUDA provider, and the session fell back to the CPU.");
+            gpuProducer.Dispose();
+            gpuProducer = null;
+        }
         await warmUp;
         // Listing stats every file (and reads @lists, which may be pipes): a hung file system must not hold up a stop.
         var listing = options.TensorsIn is null

@@ -40,8 +40,11 @@ internal sealed class GpuDecodeProducer : IDisposable
         }
     }
 
+    private long _decodeTicks;
+    private bool _disposed;
+
     /// <summary>Busy time of the decode stage (reading and header checks on the workers, CPU decodes, GPU decode and resize), in Stopwatch ticks.</summary>
-    public long DecodeTicks;
+    public long DecodeTicks => Interlocked.Read(ref _decodeTicks);
 
     /// <summary>What decoded, for run.json's decoders: nvJPEG and how many images each side took.</summary>
     public string Summary => $"{_gpu.Description}; {_gpu.DecodedOnGpu} image(s) decoded on the GPU, {Interlocked.Read(ref _cpuDecoded)} on the CPU";
@@ -119,13 +122,13 @@ internal sealed class GpuDecodeProducer : IDisposable
                 {
                     reasons[i] = bytes[i] is null ? ExtractionPipeline.ReadFailure(e) : ExtractionPipeline.DecodeFailure(e, bytes[i]!.Length);
                 }
-                Interlocked.Add(ref DecodeTicks, Stopwatch.GetTimestamp() - start);
+                Interlocked.Add(ref _decodeTicks, Stopwatch.GetTimestamp() - start);
             }, stop);
             // 2. nvJPEG takes the JPEGs it can; the rest join the CPU's share.
             var gpuIndices = Enumerable.Range(0, n).Where(i => reasons[i] is null && toGpu[i]).ToList();
             var t0 = Stopwatch.GetTimestamp();
             var refused = gpuIndices.Count > 0 ? _gpu.Decode(gpuIndices.Select(i => (ReadOnlyMemory<byte>)bytes[i]!).ToList()) : [];
-            Interlocked.Add(ref DecodeTicks, Stopwatch.GetTimestamp() - t0);
+            Interlocked.Add(ref _decodeTicks, Stopwatch.GetTimestamp() - t0);
             var onGpu = new bool[n];
             for (var k = 0; k < gpuIndices.Count; k++) onGpu[gpuIndices[k]] = refused[k] is null;
             // 3. The CPU's share, decoded and cropped exactly as the CPU path does, into staging slots by input index.
@@ -135,7 +138,7 @@ internal sealed class GpuDecodeProducer : IDisposable
                 var start = Stopwatch.GetTimestamp();
                 var i = cpuIndices[k];
                 reasons[i] = ExtractionPipeline.CropInto(cpu, bytes[i]!, staging.AsSpan(i * _gpu.SlotBytes, _gpu.SlotBytes), uint8: true);
-                Interlocked.Add(ref DecodeTicks, Stopwatch.GetTimestamp() - start);
+                Interlocked.Add(ref _decodeTicks, Stopwatch.GetTimestamp() - start);
             }, stop);
             // 4. Slots in input order, failures left out; GPU crops written by the kernel, CPU crops uploaded.
             var slotOf = new int[n];
@@ -153,7 +156,7 @@ internal sealed class GpuDecodeProducer : IDisposable
             foreach (var i in cpuIndices.Where(i => slotOf[i] >= 0))
                 _gpu.Upload(destination, slotOf[i], staging.AsSpan(i * _gpu.SlotBytes, _gpu.SlotBytes));
             _gpu.Finish();
-            Interlocked.Add(ref DecodeTicks, Stopwatch.GetTimestamp() - t0);
+            Interlocked.Add(ref _decodeTicks, Stopwatch.GetTimestamp() - t0);
             Interlocked.Add(ref _cpuDecoded, cpuIndices.Count(i => slotOf[i] >= 0));
             await output.WriteAsync(new ExtractionPipeline.DecodedBatch([], good, bad, destination), stop);
         }
@@ -162,6 +165,8 @@ internal sealed class GpuDecodeProducer : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
         foreach (var s in _slots) s?.Dispose();
         _gpu.Dispose();
     }
