@@ -143,8 +143,9 @@ def child_nvjpeg(folder: str, batch: int) -> dict:
         for start in range(0, len(files), batch):
             data = [torchvision.io.read_file(f) for f in files[start:start + batch]]
             images = decode_jpeg(data, mode=ImageReadMode.RGB, device="cuda")
-            crops = [F.center_crop(F.resize(im, [256], antialias=True), [224, 224]) for im in images]
-            x = ((torch.stack(crops).float() - mean) / std).contiguous(memory_format=torch.channels_last)
+            # float before resizing: antialiased interpolation of uint8 is not on every torch's CUDA path
+            crops = [F.center_crop(F.resize(im.float(), [256], antialias=True), [224, 224]) for im in images]
+            x = ((torch.stack(crops) - mean) / std).contiguous(memory_format=torch.channels_last)
             model(x)
             if t0 is None:
                 torch.cuda.synchronize(); t0 = time.perf_counter()
