@@ -25,7 +25,8 @@ internal sealed class GpuDecodeProducer : IDisposable
     private readonly DeviceBuffer[] _slots;
     private long _cpuDecoded;
 
-    private GpuDecodeProducer(GpuPreprocessor gpu, int batchSize)
+    /// <summary>A producer over <paramref name="gpu"/> (which it then owns) for batches of up to <paramref name="batchSize"/>.</summary>
+    internal GpuDecodeProducer(GpuPreprocessor gpu, int batchSize)
     {
         _gpu = gpu;
         _slots = new DeviceBuffer[SlotBuffers];
