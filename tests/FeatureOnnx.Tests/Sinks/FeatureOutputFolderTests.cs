@@ -1,10 +1,11 @@
 using FeatureOnnx.Pipeline;
+using FeatureOnnx.Sinks;
 
-namespace FeatureOnnx.Tests.Pipeline;
+namespace FeatureOnnx.Tests.Sinks;
 
 /// <summary>A run writes only into a new or empty folder or one holding a run, unless overwriting was asked for.</summary>
 [Trait("Category", TestCategory.Fast)]
-public sealed class OutputFolderTests
+public sealed class FeatureOutputFolderTests
 {
     [Fact]
     public async Task Both_pipelines_refuse_a_folder_of_other_files_before_touching_it()
@@ -28,19 +29,19 @@ public sealed class OutputFolderTests
     public void A_folder_holding_a_run_finished_or_not_or_nothing_is_accepted()
     {
         using var tmp = new Fixtures.TempDir();
-        OutputFolder.RefuseForeign(tmp.File("new"));                  // does not exist yet
-        OutputFolder.RefuseForeign(Directory.CreateDirectory(tmp.File("empty")).FullName);
-        foreach (var marker in new[] { OutputFolder.SummaryFileName, ResumeLog.JobFileName, ResumeLog.ProgressFileName })
+        FeatureOutputFolder.RefuseForeign(tmp.File("new"));                  // does not exist yet
+        FeatureOutputFolder.RefuseForeign(Directory.CreateDirectory(tmp.File("empty")).FullName);
+        foreach (var marker in new[] { FeatureOutputFolder.SummaryFileName, ResumeLog.JobFileName, ResumeLog.ProgressFileName })
         {
             var dir = Directory.CreateDirectory(tmp.File("run-" + marker)).FullName;
             File.WriteAllText(Path.Combine(dir, "index.csv"), "row,path\n");
             File.WriteAllText(Path.Combine(dir, marker), "");
-            Assert.True(OutputFolder.HoldsRun(dir));
-            OutputFolder.RefuseForeign(dir);
+            Assert.True(FeatureOutputFolder.HoldsRun(dir));
+            FeatureOutputFolder.RefuseForeign(dir);
         }
         var foreign = Directory.CreateDirectory(tmp.File("foreign")).FullName;
         Directory.CreateDirectory(Path.Combine(foreign, "sub"));
-        Assert.False(OutputFolder.HoldsRun(foreign));
-        Assert.Throws<OutputFolderException>(() => OutputFolder.RefuseForeign(foreign));
+        Assert.False(FeatureOutputFolder.HoldsRun(foreign));
+        Assert.Throws<OutputFolderException>(() => FeatureOutputFolder.RefuseForeign(foreign));
     }
 }
