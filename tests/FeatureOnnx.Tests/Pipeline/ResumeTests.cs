@@ -91,22 +91,6 @@ public sealed class ResumeTests(ITestOutputHelper output)
 
     [Trait("Category", TestCategory.Fast)]
     [Fact]
-    public void A_torn_last_progress_line_is_ignored()
-    {
-        using var tmp = new Fixtures.TempDir();
-        var job = new Dictionary<string, string> { ["model"] = "m" };
-        using (var log = ResumeLog.Start(tmp.Path, job))
-        {
-            log.Commit(3, 1);
-            log.Commit(6, 1);
-        }
-        File.AppendAllText(Path.Combine(tmp.Path, ResumeLog.ProgressFileName), "\n9 ");
-        using var again = ResumeLog.Continue(tmp.Path, job, out var rows, out var errors);
-        Assert.Equal((6L, 1L), (rows, errors));
-    }
-
-    [Trait("Category", TestCategory.Fast)]
-    [Fact]
     public void Csv_resume_keeps_committed_records_and_cuts_a_torn_one()
     {
         using var tmp = new Fixtures.TempDir();
