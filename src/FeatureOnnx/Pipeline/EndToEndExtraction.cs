@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
-using FeatureOnnx.Formats;
 using FeatureOnnx.Models;
 using FeatureOnnx.PostProcessing;
 using FeatureOnnx.Preprocessing;
