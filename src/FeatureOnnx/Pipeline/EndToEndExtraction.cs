@@ -108,11 +108,7 @@ public sealed class EndToEndExtraction
         await runners.WarmUpAsync();
         creation.Stop();
         if (runners.Fallback is not null) warnings.Add(runners.Fallback);
-        // the end-to-end file keeps the network's metadata: an fp16 model converted before export-e2e says so
-        var graph = OnnxGraph.Load(options.Model);
-        var conversion = PrecisionConversion.ReadFrom(graph);
-        var (outputs, rowShapes) = ChooseOutputs(graph, options.Layers, options.Model);
-        graph = null;
+        var (conversion, outputs, rowShapes) = ReadModel(options.Model, options.Layers);
 
         var selection = await InputSelection.ListAsync(options.Inputs, options.MaxFileBytes, options.Shard, cancellation);
         var job = OutputStage.Job(Path.GetFullPath(options.Model), outputs, options.Inputs, options.Shard, options.MaxPixels, options.MaxFileBytes, options.PostProcess);
@@ -179,12 +175,14 @@ public sealed class EndToEndExtraction
     }
 
     /// <summary>
-    /// The outputs to write: <paramref name="requested"/> (all float outputs when empty), each a float output of the
-    /// model; and the row shape of each whose dimensions after the batch axis are fixed.
+    /// From the model file: its precision conversion (the end-to-end file keeps the network's metadata: an fp16 model
+    /// converted before export-e2e says so), the outputs to write (<paramref name="requested"/>, or all float outputs
+    /// when empty) and the row shape of each float output whose dimensions after the batch axis are fixed.
     /// </summary>
     /// <exception cref="ArgumentException">A requested name is not a float output of the model; the message lists them.</exception>
-    private static (IReadOnlyList<string> Outputs, Dictionary<string, long[]> RowShapes) ChooseOutputs(OnnxGraph graph, IReadOnlyList<string> requested, string modelPath)
+    private static (PrecisionConversion? Conversion, IReadOnlyList<string> Outputs, Dictionary<string, long[]> RowShapes) ReadModel(string modelPath, IReadOnlyList<string> requested)
     {
+        var graph = OnnxGraph.Load(modelPath);
         var floats = graph.Proto.Graph.Output.Where(o => o.Type?.TensorType?.ElemType == (int)Onnx.TensorProto.Types.DataType.Float).ToList();
         var names = floats.Select(o => o.Name).ToList();
         var unknown = requested.Where(r => !names.Contains(r)).ToList();
@@ -197,7 +195,7 @@ public sealed class EndToEndExtraction
             var dims = o.Type.TensorType.Shape?.Dim.Skip(1).ToList();
             if (dims is { Count: > 0 } && dims.All(d => d.DimValue > 0)) rowShapes[o.Name] = dims.Select(d => d.DimValue).ToArray();
         }
-        return (requested.Count == 0 ? names : requested.Distinct(StringComparer.Ordinal).ToList(), rowShapes);
+        return (PrecisionConversion.ReadFrom(graph), requested.Count == 0 ? names : requested.Distinct(StringComparer.Ordinal).ToList(), rowShapes);
     }
 
     /// <summary>A window's results in input order, as the output stage takes them: the keys and rows of the images that ran, and the failures.</summary>
