@@ -177,7 +177,7 @@ public sealed class EndToEndExtraction
     /// <summary>
     /// From the model file: its precision conversion (the end-to-end file keeps the network's metadata: an fp16 model
     /// converted before export-e2e says so), the outputs to write (<paramref name="requested"/>, or all float outputs
-    /// when empty) and the row shape of each float output whose dimensions after the batch axis are fixed.
+    /// when empty) and the row shape of each of those whose dimensions after the batch axis are fixed.
     /// </summary>
     /// <exception cref="ArgumentException">A requested name is not a float output of the model; the message lists them.</exception>
     private static (PrecisionConversion? Conversion, IReadOnlyList<string> Outputs, Dictionary<string, long[]> RowShapes) ReadModel(string modelPath, IReadOnlyList<string> requested)
@@ -189,13 +189,14 @@ public sealed class EndToEndExtraction
         if (unknown.Count > 0)
             throw new ArgumentException($"{modelPath} has no float output {string.Join(", ", unknown.Select(u => $"'{u}'"))}; its outputs are {string.Join(", ", names)}. " +
                                         "Export the end-to-end model again with the outputs you need.");
+        var chosen = requested.Count == 0 ? names : requested.Distinct(StringComparer.Ordinal).ToList();
         var rowShapes = new Dictionary<string, long[]>(StringComparer.Ordinal);
-        foreach (var o in floats)
+        foreach (var o in floats.Where(o => chosen.Contains(o.Name)))
         {
             var dims = o.Type.TensorType.Shape?.Dim.Skip(1).ToList();
             if (dims is { Count: > 0 } && dims.All(d => d.DimValue > 0)) rowShapes[o.Name] = dims.Select(d => d.DimValue).ToArray();
         }
-        return (PrecisionConversion.ReadFrom(graph), requested.Count == 0 ? names : requested.Distinct(StringComparer.Ordinal).ToList(), rowShapes);
+        return (PrecisionConversion.ReadFrom(graph), chosen, rowShapes);
     }
 
     /// <summary>A window's results in input order, as the output stage takes them: the keys and rows of the images that ran, and the failures.</summary>
