@@ -43,7 +43,7 @@ internal static class CliErrors
     /// <summary>The library's message, with the option that lifts the refusal where the library cannot name it.</summary>
     private static string Describe(Exception e) => e switch
     {
-        FeatureOnnx.Pipeline.OutputFolderException => $"{e.Message} Or pass --overwrite to write into it anyway.",
+        FeatureOnnx.Sinks.OutputFolderException => $"{e.Message} Or pass --overwrite to write into it anyway.",
         _ => e.Message,
     };
 

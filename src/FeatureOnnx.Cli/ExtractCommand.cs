@@ -23,7 +23,8 @@ internal static class ExtractCommand
         };
         var layers = new Option<string?>("--layers", "-l")
         {
-            Description = "Comma-separated outputs to extract: manifest output names (resnet18: pooled, layer1..layer4) or any graph tensor as TENSOR[=alias]. Default: the manifest's default (resnet18: pooled).",
+            Description = "Comma-separated outputs to extract: manifest output names (resnet18: pooled, layer1..layer4) or any graph tensor as TENSOR[=alias]. Default: the manifest's default (resnet18: pooled). " +
+                          "With --e2e: some of the model's outputs (those given to 'export-e2e --layers'); default: all of them.",
         };
         var batch = new Option<int>("--batch", "-b") { Description = "Images per inference call.", DefaultValueFactory = _ => 32 };
         var workers = new Option<int>("--workers") { Description = "Parallel decode workers.", DefaultValueFactory = _ => Environment.ProcessorCount };

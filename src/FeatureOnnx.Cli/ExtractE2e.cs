@@ -12,15 +12,16 @@ internal static class ExtractE2e
     {
         if (!options.Model.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
             throw new ArgumentException($"--e2e needs --model FILE.onnx written by 'featureonnx export-e2e' (got '{options.Model}').");
-        if (options.Layers.Count > 0 || options.TensorsIn is not null || !options.PostProcess.IsIdentity)
-            throw new ArgumentException("--e2e runs the outputs built into the model: --layers, --tensors-in, --pool, --pca and --l2 do not apply (choose outputs with 'export-e2e --layers').");
-        if (options.Resume) throw new ArgumentException("--e2e runs cannot be resumed yet: rerun into a new folder (or use --shard to split the work).");
+        if (options.TensorsIn is not null)
+            throw new ArgumentException("--e2e takes encoded image files; --tensors-in does not apply.");
         if (timeout <= TimeSpan.Zero) throw new ArgumentException("--timeout must be positive.");
         return new EndToEndExtraction().RunAsync(new EndToEndExtractionOptions
         {
             Inputs = options.Inputs,
             OutputDirectory = options.OutputDirectory,
             Model = options.Model,
+            Layers = options.Layers,
+            PostProcess = options.PostProcess,
             Worker = E2eWorkerCommand.Self(),
             Workers = workersGiven ? options.DecodeWorkers : DefaultWorkers,
             BatchSize = options.BatchSize,
@@ -28,6 +29,7 @@ internal static class ExtractE2e
             MaxPixels = options.MaxPixels,
             MaxFileBytes = options.MaxFileBytes,
             Overwrite = options.Overwrite,
+            Resume = options.Resume,
             Session = options.Session,
             Shard = options.Shard,
         }, progress, cancellation);

@@ -1,8 +1,8 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
-using FeatureOnnx.Formats;
 using FeatureOnnx.Models;
+using FeatureOnnx.PostProcessing;
 using FeatureOnnx.Preprocessing;
 using FeatureOnnx.Runtime;
 using FeatureOnnx.Sinks;
@@ -56,6 +56,16 @@ public sealed record EndToEndExtractionOptions
     /// <summary>Replace the results of an earlier run in <see cref="OutputDirectory"/>. Default: false (refuse).</summary>
     public bool Overwrite { get; init; }
 
+    /// <summary>Continue an unfinished run in <see cref="OutputDirectory"/> (killed, crashed or interrupted) with the
+    /// same settings: committed rows are kept, the rest is done. Default: false.</summary>
+    public bool Resume { get; init; }
+
+    /// <summary>The model's float outputs to write, by name. Empty: all of them (the crop, uint8, is never written). Default: empty.</summary>
+    public IReadOnlyList<string> Layers { get; init; } = [];
+
+    /// <summary>Pool -> PCA -> L2 applied to every written output, exactly as <see cref="ExtractionOptions.PostProcess"/>. Default: none.</summary>
+    public PostProcessOptions PostProcess { get; init; } = new();
+
     /// <summary>ONNX Runtime settings (provider, threads; 0 threads: the cores shared out among the workers).</summary>
     public SessionSettings Session { get; init; } = new();
 
@@ -65,7 +75,8 @@ public sealed record EndToEndExtractionOptions
 
 /// <summary>
 /// <c>extract --e2e</c>: encoded files go, one per call, into an end-to-end model (<see cref="Models.EndToEndModelBuilder"/>);
-/// the same files as <see cref="ExtractionPipeline"/> come out (OUTPUT.npy, index.csv, errors.csv, run.json), in input order.
+/// the same files as <see cref="ExtractionPipeline"/> come out, through the same <see cref="OutputStage"/> (OUTPUT.npy post-processed as asked,
+/// index.csv, errors.csv, run.json; resumable), in input order.
 /// Each file is first checked (<see cref="EndToEndInputCheck"/>); the model then runs in worker processes
 /// (<see cref="EndToEndWorkerClient"/>) with a time limit, so a file that kills or hangs the decoder is one line in
 /// errors.csv and the worker is restarted.
@@ -74,9 +85,10 @@ public sealed class EndToEndExtraction
 {
     private static readonly TimeSpan StartupTimeout = TimeSpan.FromSeconds(120);
 
-    /// <summary>Runs the job.</summary>
+    /// <summary>Runs the job: prepare (workers, inputs, output folder), produce (checked files -> model runners), consume (<see cref="OutputStage"/>).</summary>
     /// <exception cref="IOException">The output folder already holds a run and <see cref="EndToEndExtractionOptions.Overwrite"/> is false.</exception>
     /// <exception cref="InvalidOperationException">No worker could load the model.</exception>
+    /// <exception cref="ArgumentException">A requested layer is not one of the model's float outputs.</exception>
     public async Task<ExtractionResult> RunAsync(EndToEndExtractionOptions options, IProgress<ExtractionProgress>? progress = null, CancellationToken cancellation = default)
     {
         if (options.Workers <= 0) throw new ArgumentException("workers must be positive.");
@@ -84,9 +96,8 @@ public sealed class EndToEndExtraction
         InputFile.CheckLimit(options.MaxFileBytes);
         if (!File.Exists(options.Model)) throw new FileNotFoundException($"end-to-end model not found: {options.Model}. Make one with 'featureonnx export-e2e'.", options.Model);
         var outDir = options.OutputDirectory;
-        if (Directory.Exists(outDir) && File.Exists(Path.Combine(outDir, "run.json")) && !options.Overwrite)
-            throw new IOException($"{outDir} already holds a run (run.json). Choose another folder or pass --overwrite to replace it.");
-        if (!options.Overwrite) OutputFolder.RefuseForeign(outDir);
+        if (FeatureOutputFolder.Check(outDir, options.Overwrite, options.Resume))
+            return FeatureOutputFolder.ReadSummary<ExtractionResult>(outDir)! with { AlreadyComplete = true };
         var wall = Stopwatch.StartNew();
         var settings = options.Session.IntraOpThreads == 0 && options.Workers > 1
             ? options.Session with { IntraOpThreads = Math.Max(1, Environment.ProcessorCount / options.Workers) }
@@ -97,148 +108,134 @@ public sealed class EndToEndExtraction
         await runners.WarmUpAsync();
         creation.Stop();
         if (runners.Fallback is not null) warnings.Add(runners.Fallback);
+        var (conversion, outputs, rowShapes) = ReadModel(options.Model, options.Layers);
 
-        // Listing stats every file (and reads @lists, which may be pipes): a hung file system must not hold up a stop.
-        var listing = await Task.Run(() => FolderSource.Enumerate(options.Inputs, options.MaxFileBytes), CancellationToken.None).WaitAsync(cancellation);
-        ExtractionPipeline.RefuseEmpty(listing, options.Inputs);
-        if (options.Shard.Count > 1)
-            listing = listing with
-            {
-                Items = listing.Items.Where(i => options.Shard.Contains(i.Key)).ToList(),
-                Problems = listing.Problems.Where(p => options.Shard.Contains(p.Key)).ToList(),
-            };
-        Directory.CreateDirectory(outDir);
-        foreach (var stale in Directory.EnumerateFiles(outDir, "*.npy").Concat(Directory.EnumerateFiles(outDir, "*.partial")))
-            File.Delete(stale);
-        using var index = new CsvLog(Path.Combine(outDir, "index.csv"), "row", "path");
-        using var errors = new CsvLog(Path.Combine(outDir, "errors.csv"), "path", "reason");
-        foreach (var problem in listing.Problems) errors.Write(problem.Key, problem.Reason);
-        var writers = new Dictionary<string, NpyWriter>();
+        var selection = await InputSelection.ListAsync(options.Inputs, options.MaxFileBytes, options.Shard, cancellation);
+        var job = OutputStage.Job(Path.GetFullPath(options.Model), outputs, options.Inputs, options.Shard, options.MaxPixels, options.MaxFileBytes, options.PostProcess);
+        job["path"] = "e2e";
+        if (!options.CheckInputs) job["checkInputs"] = "false";
+        using var stage = OutputStage.Open(outDir, job, outputs, options.Resume, selection, options.PostProcess, progress, warnings);
         var check = new EndToEndInputCheck(options.MaxPixels);
-        long checkTicks = 0, runTicks = 0, writeTicks = 0, rows = 0, done = 0, failed = listing.Problems.Count - listing.ListedNonImageFiles;
-        var batchClock = Stopwatch.StartNew();
-        var status = "failed";
-        try
+        long checkTicks = 0, runTicks = 0;
+        // Windows of a few calls per worker keep every worker busy and the output in input order.
+        var perCall = runners.IsBatched ? options.BatchSize : 1;
+        foreach (var window in stage.Pending.Items.Chunk(options.Workers * perCall * 2))
         {
-            // Windows of a few calls per worker keep every worker busy and the output in input order.
-            var perCall = runners.IsBatched ? options.BatchSize : 1;
-            foreach (var window in listing.Items.Chunk(options.Workers * perCall * 2))
+            if (cancellation.IsCancellationRequested) break;
+            var results = new (IReadOnlyList<EndToEndOutput>? Outputs, string? Error)[window.Length];
+            var checkedItems = new (byte[]? Bytes, int Orientation)[window.Length];
+            var t0 = Stopwatch.GetTimestamp();
+            var reads = Task.Run(() => Parallel.For(0, window.Length, i =>
             {
-                if (cancellation.IsCancellationRequested) break;
-                var results = new (IReadOnlyList<EndToEndOutput>? Outputs, string? Error)[window.Length];
-                var checkedItems = new (byte[]? Bytes, int Orientation)[window.Length];
-                var t0 = Stopwatch.GetTimestamp();
-                var reads = Task.Run(() => Parallel.For(0, window.Length, i =>
-                {
-                    var (bytes, orientation, reason) = ReadAndCheck(window[i], options.CheckInputs ? check : null, options.MaxFileBytes);
-                    checkedItems[i] = (bytes, orientation);
-                    if (reason is not null) results[i] = (null, reason);
-                }), CancellationToken.None);
-                try
-                {
-                    await reads.WaitAsync(cancellation); // a read stuck in the kernel must not hold up a stop
-                }
-                catch (OperationCanceledException)
-                {
-                    break;
-                }
-                var t1 = Stopwatch.GetTimestamp();
-                checkTicks += t1 - t0;
-                var calls = Enumerable.Range(0, window.Length).Where(i => checkedItems[i].Bytes is not null).Chunk(perCall).ToList();
-                await Parallel.ForEachAsync(calls, new ParallelOptions { MaxDegreeOfParallelism = options.Workers, CancellationToken = CancellationToken.None },
-                    async (call, _) =>
-                    {
-                        var replies = await runners.RunAsync(call.Select(i => (checkedItems[i].Bytes!, checkedItems[i].Orientation)).ToList());
-                        for (var k = 0; k < call.Length; k++) results[call[k]] = replies[k];
-                    });
-                runTicks += Stopwatch.GetTimestamp() - t1;
-                var tw = Stopwatch.GetTimestamp();
-                for (var i = 0; i < window.Length; i++)
-                {
-                    var (outputs, error) = results[i];
-                    done++;
-                    if (outputs is null)
-                    {
-                        errors.Write(window[i].Key, error ?? "unknown failure");
-                        failed++;
-                        continue;
-                    }
-                    foreach (var o in outputs.Where(o => o.Floats is not null))
-                    {
-                        if (!writers.TryGetValue(o.Name, out var writer))
-                            writers[o.Name] = writer = new NpyWriter(Path.Combine(outDir, o.Name + ".npy"), o.Shape[1..]);
-                        if (!writer.RowShape.SequenceEqual(o.Shape[1..]))
-                            throw new InvalidDataException($"output '{o.Name}' changed shape from [{string.Join(",", writer.RowShape)}] to [{string.Join(",", o.Shape[1..])}] on {window[i].Key}");
-                        writer.Append(o.Floats);
-                    }
-                    index.Write((rows++).ToString(CultureInfo.InvariantCulture), window[i].Key);
-                }
-                writeTicks += Stopwatch.GetTimestamp() - tw;
-                progress?.Report(new ExtractionProgress(done + listing.Problems.Count, failed, listing.Items.Count + listing.Problems.Count, batchClock.Elapsed));
+                var (bytes, orientation, reason) = ReadAndCheck(window[i], options.CheckInputs ? check : null, options.MaxFileBytes);
+                checkedItems[i] = (bytes, orientation);
+                if (reason is not null) results[i] = (null, reason);
+            }), CancellationToken.None);
+            try
+            {
+                await reads.WaitAsync(cancellation); // a read stuck in the kernel must not hold up a stop
             }
-            batchClock.Stop();
-            status = cancellation.IsCancellationRequested && done < listing.Items.Count ? "interrupted" : "completed";
-            foreach (var w in writers.Values) w.Complete();
-            index.Complete();
-            errors.Complete();
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+            var t1 = Stopwatch.GetTimestamp();
+            checkTicks += t1 - t0;
+            var calls = Enumerable.Range(0, window.Length).Where(i => checkedItems[i].Bytes is not null).Chunk(perCall).ToList();
+            await Parallel.ForEachAsync(calls, new ParallelOptions { MaxDegreeOfParallelism = options.Workers, CancellationToken = CancellationToken.None },
+                async (call, _) =>
+                {
+                    var replies = await runners.RunAsync(call.Select(i => (checkedItems[i].Bytes!, checkedItems[i].Orientation)).ToList());
+                    for (var k = 0; k < call.Length; k++) results[call[k]] = replies[k];
+                });
+            runTicks += Stopwatch.GetTimestamp() - t1;
+            var rows = new WindowRows(outputs);
+            for (var i = 0; i < window.Length; i++) rows.Add(window[i].Key, results[i].Outputs, results[i].Error);
+            stage.Write(rows.Keys, rows.Failed, outputs, rows.Shape, rows.Values);
         }
-        finally
-        {
-            foreach (var w in writers.Values) w.Dispose();
-        }
+        var status = stage.Finish(cancellation.IsCancellationRequested, rowShapes);
         if (runners.Restarts > 0)
             warnings.Add($"{runners.Restarts} worker process(es) were lost to inputs (crash or time limit) and restarted; those inputs are in errors.csv.");
 
-        // the end-to-end file keeps the network's metadata: an fp16 model converted before export-e2e says so
-        var conversion = File.Exists(options.Model) ? PrecisionConversion.ReadFrom(OnnxGraph.Load(options.Model)) : null;
-        var result = new ExtractionResult
+        var result = stage.Summary(status, runners.ModelName ?? Path.GetFileNameWithoutExtension(options.Model), runners.Provider.ToString().ToLowerInvariant(),
+            wall.Elapsed, creation.Elapsed, checkTicks / (double)Stopwatch.Frequency, runTicks / (double)Stopwatch.Frequency) with
         {
-            Status = status,
             Precision = conversion is null ? "fp32" : PreparedModel.Name(conversion.Precision),
             PrecisionConversion = conversion,
-            Model = runners.ModelName ?? Path.GetFileNameWithoutExtension(options.Model),
             Manifest = Path.GetFullPath(options.Model),
-            Provider = runners.Provider.ToString().ToLowerInvariant(),
             ProviderFallback = runners.Fallback,
-            Layers = writers.ToDictionary(p => p.Key, p => (long[])[p.Value.Rows, .. p.Value.RowShape]),
-            Inputs = listing.Items.Count + listing.Problems.Count,
-            Extracted = rows,
-            Failed = failed,
-            NotProcessed = listing.Items.Count - done,
-            SkippedNonImageFiles = listing.SkippedNonImageFiles,
-            Shard = options.Shard.ToString(),
-            BatchSize = runners.IsBatched ? options.BatchSize : 1,
+            BatchSize = perCall,
             DecodeWorkers = options.Workers,
             IntraOpThreads = settings.ResolvedIntraOpThreads,
             Decoders = new SortedDictionary<string, string>(StringComparer.Ordinal) { ["all"] = "ONNX Runtime Extensions DecodeImage, inside the model (IJG libjpeg 9 for JPEG)" },
-            Seconds = new Dictionary<string, double>
-            {
-                ["wall"] = wall.Elapsed.TotalSeconds,
-                ["sessionCreation"] = creation.Elapsed.TotalSeconds,
-                ["batches"] = batchClock.Elapsed.TotalSeconds,
-                ["decodeBusy"] = checkTicks / (double)Stopwatch.Frequency,
-                ["inferenceBusy"] = runTicks / (double)Stopwatch.Frequency,
-                ["writeBusy"] = writeTicks / (double)Stopwatch.Frequency,
-            },
-            ImagesPerSecond = batchClock.Elapsed.TotalSeconds > 0 ? done / batchClock.Elapsed.TotalSeconds : 0,
             Warnings = warnings,
-            FinishedUtc = DateTime.UtcNow,
         };
-        RunSummary.Write(Path.Combine(outDir, "run.json"), result);
+        stage.WriteSummary(result);
         return result;
+    }
+
+    /// <summary>
+    /// From the model file: its precision conversion (the end-to-end file keeps the network's metadata: an fp16 model
+    /// converted before export-e2e says so), the outputs to write (<paramref name="requested"/>, or all float outputs
+    /// when empty) and the row shape of each of those whose dimensions after the batch axis are fixed.
+    /// </summary>
+    /// <exception cref="ArgumentException">A requested name is not a float output of the model; the message lists them.</exception>
+    private static (PrecisionConversion? Conversion, IReadOnlyList<string> Outputs, Dictionary<string, long[]> RowShapes) ReadModel(string modelPath, IReadOnlyList<string> requested)
+    {
+        var graph = OnnxGraph.Load(modelPath);
+        var floats = graph.Proto.Graph.Output.Where(o => o.Type?.TensorType?.ElemType == (int)Onnx.TensorProto.Types.DataType.Float).ToList();
+        var names = floats.Select(o => o.Name).ToList();
+        var unknown = requested.Where(r => !names.Contains(r)).ToList();
+        if (unknown.Count > 0)
+            throw new ArgumentException($"{modelPath} has no float output {string.Join(", ", unknown.Select(u => $"'{u}'"))}; its outputs are {string.Join(", ", names)}. " +
+                                        "Export the end-to-end model again with the outputs you need.");
+        var chosen = requested.Count == 0 ? names : requested.Distinct(StringComparer.Ordinal).ToList();
+        var rowShapes = new Dictionary<string, long[]>(StringComparer.Ordinal);
+        foreach (var o in floats.Where(o => chosen.Contains(o.Name)))
+        {
+            var dims = o.Type.TensorType.Shape?.Dim.Skip(1).ToList();
+            if (dims is { Count: > 0 } && dims.All(d => d.DimValue > 0)) rowShapes[o.Name] = dims.Select(d => d.DimValue).ToArray();
+        }
+        return (PrecisionConversion.ReadFrom(graph), chosen, rowShapes);
+    }
+
+    /// <summary>A window's results in input order, as the output stage takes them: the keys and rows of the images that ran, and the failures.</summary>
+    private sealed class WindowRows(IReadOnlyList<string> outputs)
+    {
+        private readonly Dictionary<string, (long[] RowShape, List<float[]> Rows)> _byOutput = outputs.ToDictionary(o => o, _ => (Array.Empty<long>(), new List<float[]>()), StringComparer.Ordinal);
+
+        public List<string> Keys { get; } = [];
+
+        public List<InputProblem> Failed { get; } = [];
+
+        public void Add(string key, IReadOnlyList<EndToEndOutput>? produced, string? error)
+        {
+            if (produced is null)
+            {
+                Failed.Add(new InputProblem(key, error ?? "unknown failure"));
+                return;
+            }
+            foreach (var name in outputs)
+            {
+                var output = produced.FirstOrDefault(o => o.Name == name && o.Floats is not null)
+                             ?? throw new InvalidDataException($"the end-to-end model gave no float output '{name}' for {key}.");
+                var (rowShape, rows) = _byOutput[name];
+                if (rows.Count == 0) _byOutput[name] = (output.Shape[1..], rows);
+                else if (!rowShape.SequenceEqual(output.Shape[1..]))
+                    throw new InvalidDataException($"output '{name}' changed shape from [{string.Join(",", rowShape)}] to [{string.Join(",", output.Shape[1..])}] on {key}");
+                rows.Add(output.Floats!);
+            }
+            Keys.Add(key);
+        }
+
+        public long[] Shape(string output) => [Keys.Count, .. _byOutput[output].RowShape];
+
+        public ReadOnlySpan<float> Values(string output) => _byOutput[output].Rows.SelectMany(r => r).ToArray();
     }
 
     private static (byte[]? Bytes, int Orientation, string? Reason) ReadAndCheck(InputItem item, EndToEndInputCheck? check, long maxFileBytes)
     {
-        byte[] bytes;
-        try
-        {
-            bytes = item.ReadBytes(maxFileBytes);
-        }
-        catch (Exception e)
-        {
-            return (null, 1, ExtractionPipeline.ReadFailure(e));
-        }
+        if (InputSelection.Read(item, maxFileBytes, (i, max) => i.ReadBytes(max), out var unreadable) is not { } bytes) return (null, 1, unreadable);
         if (check is null) return (bytes, 1, null);
         try
         {

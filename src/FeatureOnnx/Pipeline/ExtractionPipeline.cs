@@ -169,7 +169,7 @@ public sealed record ExtractionResult
     public double ImagesPerSecond { get; init; }
     /// <summary>Nodes pruned from the graph because no requested output needs them.</summary>
     public int PrunedNodes { get; init; }
-    /// <summary>Pooling, PCA (with its file's SHA-256) and L2 applied to every output before it was written; null from an end-to-end run, which has none.</summary>
+    /// <summary>Pooling, PCA (with its file's SHA-256) and L2 applied to every output before it was written.</summary>
     public PostProcessSummary? PostProcess { get; init; }
     /// <summary>Set when the model's weights are not stored as trained (float16 storage in the deployment build).</summary>
     public string? WeightStorage { get; init; }
@@ -222,7 +222,7 @@ public sealed class ExtractionPipeline
     /// <summary>How one input's bytes are read (<see cref="InputItem.ReadBytes"/>); tests replace it with a read that hangs.</summary>
     internal Func<InputItem, long, byte[]> ReadInput { get; init; } = (item, maxFileBytes) => item.ReadBytes(maxFileBytes);
 
-    /// <summary>Runs the job.</summary>
+    /// <summary>Runs the job: prepare (model, session, inputs, output folder), produce (decode workers -> ONNX Runtime), consume (<see cref="OutputStage"/>).</summary>
     /// <exception cref="ManifestException">The model cannot be resolved.</exception>
     /// <exception cref="IOException">The output folder already holds a run and <see cref="ExtractionOptions.Overwrite"/> is false.</exception>
     /// <exception cref="OperationCanceledException">Cancelled while the inputs were being listed, before the output folder was touched.</exception>
@@ -234,21 +234,8 @@ public sealed class ExtractionPipeline
         if (options.DecodeWorkers <= 0) throw new ArgumentException("decode workers must be positive.");
         if (options.DecodeNice is < 0 or > 19) throw new ArgumentException("decode nice value must be 0..19.");
         var outDir = options.OutputDirectory;
-        var unfinished = ResumeLog.HasUnfinishedRun(outDir);
-        if (!options.Overwrite && !options.Resume)
-        {
-            if (unfinished)
-                throw new IOException($"{outDir} holds an unfinished run (job.json). Pass --resume to continue it, or --overwrite to start again.");
-            if (File.Exists(Path.Combine(outDir, "run.json")))
-                throw new IOException($"{outDir} already holds a run (run.json). Choose another folder or pass --overwrite to replace it.");
-        }
-        if (!options.Overwrite) OutputFolder.RefuseForeign(outDir);
-        if (options.Resume && !unfinished && File.Exists(Path.Combine(outDir, "run.json")))
-        {
-            var previous = RunSummary.Read<ExtractionResult>(Path.Combine(outDir, "run.json"));
-            if (previous is { Status: "completed" })
-                return previous with { AlreadyComplete = true };
-        }
+        if (FeatureOutputFolder.Check(outDir, options.Overwrite, options.Resume))
+            return FeatureOutputFolder.ReadSummary<ExtractionResult>(outDir)! with { AlreadyComplete = true };
         var wall = Stopwatch.StartNew();
         var catalog = options.Catalog ?? new ModelCatalog();
         var warnings = new List<string>();
@@ -289,83 +276,21 @@ public sealed class ExtractionPipeline
             gpuProducer = null;
         }
         await warmUp;
-        // Listing stats every file (and reads @lists, which may be pipes): a hung file system must not hold up a stop.
-        var listing = options.TensorsIn is null
-            ? await Task.Run(() => FolderSource.Enumerate(options.Inputs, options.MaxFileBytes), CancellationToken.None).WaitAsync(cancellation)
-            : TensorListing(options.TensorsIn, manifest);
-        if (options.TensorsIn is null) RefuseEmpty(listing, options.Inputs);
-        if (options.Shard.Count > 1)
-            listing = listing with
-            {
-                Items = listing.Items.Where(i => options.Shard.Contains(i.Key)).ToList(),
-                Problems = listing.Problems.Where(p => options.Shard.Contains(p.Key)).ToList(),
-            };
-        // Listed in errors.csv but no failure; all are committed with the first commit, so a resumed run counts them again.
-        var nonImages = listing.ListedNonImageFiles;
+        var selection = options.TensorsIn is null
+            ? await InputSelection.ListAsync(options.Inputs, options.MaxFileBytes, options.Shard, cancellation)
+            : InputSelection.Select(TensorListing(options.TensorsIn, manifest), options.Shard);
 
-        Directory.CreateDirectory(outDir);
-        var job = JobDescription(options, manifest, session.OutputNames);
+        var job = JobDescription(options, manifest, session.OutputNames, prepared.Precision);
         if (gpuProducer is not null) job["decoder"] = "gpu"; // nvJPEG's pixels differ from libjpeg-turbo's; absent for the CPU, so older journals still resume
-        // Only when set, so that unfinished runs of versions without the limit still resume at the default.
-        if (options.MaxFileBytes != InputFile.DefaultMaxFileBytes)
-            job["maxFileBytes"] = options.MaxFileBytes.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        if (prepared.Precision != ModelPrecision.Fp32) job["precision"] = PreparedModel.Name(prepared.Precision); // absent for fp32: older job.json files still resume
-        var writers = new Dictionary<string, NpyWriter>();
-        CsvLog index, errors;
-        ResumeLog journal;
-        long rows = 0, committedErrors = 0;
-        ResumeLog? continued = options.Resume && unfinished ? ResumeLog.Continue(outDir, job, out rows, out committedErrors) : null;
-        if (continued is not null && rows + committedErrors == 0)
-        {
-            // Killed before its first commit: nothing to keep, start the same job afresh.
-            continued.Dispose();
-            continued = null;
-        }
-        if (continued is not null)
-        {
-            journal = continued;
-            index = CsvLog.Resume(Path.Combine(outDir, "index.csv"), rows, 1, out var doneRows);
-            errors = CsvLog.Resume(Path.Combine(outDir, "errors.csv"), committedErrors, 0, out var doneErrors);
-            if (rows > 0)
-                foreach (var name in session.OutputNames)
-                    writers[name] = NpyWriter.Resume(Path.Combine(outDir, name + ".npy"), rows);
-            var accounted = new HashSet<string>(doneRows, StringComparer.Ordinal);
-            accounted.UnionWith(doneErrors);
-            listing = listing with
-            {
-                Items = listing.Items.Where(i => !accounted.Contains(i.Key)).ToList(),
-                Problems = listing.Problems.Where(p => !accounted.Contains(p.Key)).ToList(),
-            };
-            warnings.Add($"resumed after {rows} rows and {committedErrors} errors committed by the earlier run.");
-        }
-        else
-        {
-            foreach (var stale in new[] { "*.npy", "*.partial", "index.csv", "errors.csv", "run.json", ResumeLog.ProgressFileName })
-                foreach (var file in Directory.EnumerateFiles(outDir, stale))
-                    File.Delete(file);
-            journal = ResumeLog.Start(outDir, job);
-            index = new CsvLog(Path.Combine(outDir, "index.csv"), "row", "path");
-            errors = new CsvLog(Path.Combine(outDir, "errors.csv"), "path", "reason");
-        }
-        using var journalScope = journal;
-        using var indexScope = index;
-        using var errorsScope = errors;
-        foreach (var problem in listing.Problems) errors.Write(problem.Key, problem.Reason);
-        index.Flush(); // both headers must be on disk before the first commit
-        errors.Flush();
-        journal.Commit(rows, errors.Lines);
-        var postProcessors = new Dictionary<string, FeaturePostProcessor>();
-        var postBuffer = Array.Empty<float>();
-        var previouslyDone = rows + committedErrors;
-
+        using var stage = OutputStage.Open(outDir, job, session.OutputNames, options.Resume,
+            selection, options.PostProcess, progress, warnings);
         var slot = session.SlotBytes;
         var pool = new ConcurrentBag<byte[]>();
         var channel = Channel.CreateBounded<DecodedBatch>(BatchesInFlight);
-        long decodeTicks = 0, inferenceTicks = 0, writeTicks = 0, done = 0, failed = errors.Lines - nonImages;
-        var batchClock = new Stopwatch();
-        var status = "failed";
+        long decodeTicks = 0, inferenceTicks = 0;
         // Stops the producer on a stop request, and when this method fails.
         using var stopProducer = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        string status;
         try
         {
             var producer = gpuProducer is not null ? Task.Run(async () =>
@@ -373,7 +298,7 @@ public sealed class ExtractionPipeline
                 using var workers = new DecodeWorkers(options.DecodeWorkers, 0);
                 try
                 {
-                    await gpuProducer.RunAsync(listing.Items, options.BatchSize, workers, preprocessor, ReadInput, options.MaxFileBytes, channel.Writer, stopProducer.Token);
+                    await gpuProducer.RunAsync(stage.Pending.Items, options.BatchSize, workers, preprocessor, ReadInput, options.MaxFileBytes, channel.Writer, stopProducer.Token);
                 }
                 catch (OperationCanceledException) when (stopProducer.IsCancellationRequested)
                 {
@@ -388,7 +313,7 @@ public sealed class ExtractionPipeline
                 using var workers = new DecodeWorkers(options.DecodeWorkers, session.Provider == ExecutionProviderKind.Cpu ? options.DecodeNice : 0);
                 try
                 {
-                    foreach (var chunk in listing.Items.Chunk(options.BatchSize))
+                    foreach (var chunk in stage.Pending.Items.Chunk(options.BatchSize))
                     {
                         if (stopProducer.IsCancellationRequested) break;
                         if (!pool.TryTake(out var buffer)) buffer = new byte[options.BatchSize * slot];
@@ -427,110 +352,46 @@ public sealed class ExtractionPipeline
                 }
             }, CancellationToken.None);
 
-            batchClock.Start();
             await foreach (var batch in channel.Reader.ReadAllAsync(CancellationToken.None))
             {
-                foreach (var problem in batch.Failed) errors.Write(problem.Key, problem.Reason);
-                failed += batch.Failed.Count;
+                var keys = batch.Items.Select(i => i.Key).ToList();
                 if (batch.Items.Count > 0)
                 {
                     var t0 = Stopwatch.GetTimestamp();
                     using var outputs = batch.DeviceSlots != 0 ? session.RunDevice(batch.DeviceSlots, batch.Items.Count) : session.RunBound(batch.Buffer, batch.Items.Count);
-                    var t1 = Stopwatch.GetTimestamp();
-                    foreach (var name in session.OutputNames)
-                    {
-                        var shape = outputs.Shape(name);
-                        if (options.PostProcess.IsIdentity)
-                        {
-                            if (!writers.TryGetValue(name, out var writer))
-                                writers[name] = writer = new NpyWriter(Path.Combine(outDir, name + ".npy"), shape[1..]);
-                            CheckRowShape(writer, shape[1..]);
-                            writer.Append(outputs.Values(name));
-                            continue;
-                        }
-                        if (!postProcessors.TryGetValue(name, out var post))
-                        {
-                            postProcessors[name] = post = new FeaturePostProcessor(options.PostProcess, shape[1..], $"output '{name}'");
-                            if (!writers.ContainsKey(name)) // a resumed run already has its file
-                                writers[name] = new NpyWriter(Path.Combine(outDir, name + ".npy"), post.OutputRowShape);
-                            CheckRowShape(writers[name], post.OutputRowShape);
-                        }
-                        var needed = (int)shape[0] * post.OutputRowLength;
-                        if (postBuffer.Length < needed) postBuffer = new float[needed];
-                        post.Process(outputs.Values(name), postBuffer.AsSpan(0, needed));
-                        writers[name].Append(postBuffer.AsSpan(0, needed));
-                    }
-                    foreach (var item in batch.Items) index.Write((rows++).ToString(System.Globalization.CultureInfo.InvariantCulture), item.Key);
-                    foreach (var w in writers.Values) w.Flush();
-                    writeTicks += Stopwatch.GetTimestamp() - t1;
-                    inferenceTicks += t1 - t0;
+                    inferenceTicks += Stopwatch.GetTimestamp() - t0;
+                    stage.Write(keys, batch.Failed, session.OutputNames, outputs.Shape, outputs.Values);
                 }
-                // Commit: rows, index lines and error lines are with the OS before the journal says so.
-                index.Flush();
-                errors.Flush();
-                journal.Commit(rows, errors.Lines);
+                else stage.Write(keys, batch.Failed, session.OutputNames, _ => [], _ => []);
                 if (batch.Buffer.Length > 0) pool.Add(batch.Buffer);
-                done += batch.Items.Count + batch.Failed.Count;
-                progress?.Report(new ExtractionProgress(previouslyDone + done + listing.Problems.Count, failed, previouslyDone + listing.Items.Count + listing.Problems.Count, batchClock.Elapsed));
                 if (stopProducer.IsCancellationRequested) break; // what is committed stays; the batches behind it are dropped
             }
             await producer;
-            batchClock.Stop();
-            status = cancellation.IsCancellationRequested && done < listing.Items.Count ? "interrupted" : "completed";
             // No image made it: still write [0, ...] files where the row shape is known, so consumers need no special case.
-            if (status == "completed" && options.PostProcess.IsIdentity)
-                foreach (var o in prepared.Outputs.Where(o => !writers.ContainsKey(o.Name) && o.Shape is not null))
-                    writers[o.Name] = new NpyWriter(Path.Combine(outDir, o.Name + ".npy"), o.Shape!);
-            foreach (var w in writers.Values) w.Complete();
-            index.Complete();
-            errors.Complete();
-            if (status == "completed")
-            {
-                journal.Dispose();
-                ResumeLog.Finish(outDir);
-            }
+            status = stage.Finish(cancellation.IsCancellationRequested,
+                prepared.Outputs.Where(o => o.Shape is not null).Select(o => KeyValuePair.Create(o.Name, o.Shape!.ToArray())));
         }
         finally
         {
             stopProducer.Cancel();
-            foreach (var w in writers.Values) w.Dispose();
         }
 
         decodeTicks += gpuProducer?.DecodeTicks ?? 0;
+        var decodeBusy = decodeTicks / (double)Stopwatch.Frequency;
+        var inferenceBusy = inferenceTicks / (double)Stopwatch.Frequency;
+        var summary = stage.Summary(status, manifest.Name, session.Provider.ToString().ToLowerInvariant(), wall.Elapsed, session.CreationTime, decodeBusy, inferenceBusy);
         var decoders = options.TensorsIn is null ? preprocessor.Decoder.Decoders : null;
         if (gpuProducer is not null) decoders = new SortedDictionary<string, string>(decoders!.ToDictionary(), StringComparer.Ordinal) { ["gpu"] = gpuProducer.Summary };
-        var result = new ExtractionResult
+        var result = summary with
         {
-            Status = status,
-            Model = manifest.Name,
             Manifest = manifest.ManifestPath,
-            Provider = session.Provider.ToString().ToLowerInvariant(),
             ProviderFallback = session.Fallback,
             Uint8Input = uint8,
-            Layers = writers.ToDictionary(p => p.Key, p => (long[])[p.Value.Rows, .. ShapeOf(p.Value)]),
-            Inputs = previouslyDone + listing.Items.Count + listing.Problems.Count,
-            Extracted = rows,
-            Failed = failed,
-            NotProcessed = listing.Items.Count - done,
-            SkippedNonImageFiles = listing.SkippedNonImageFiles,
-            Shard = options.Shard.ToString(),
             BatchSize = options.BatchSize,
             DecodeWorkers = options.DecodeWorkers,
             IntraOpThreads = session.Settings.ResolvedIntraOpThreads,
             Decoders = decoders,
-            Seconds = new Dictionary<string, double>
-            {
-                ["wall"] = wall.Elapsed.TotalSeconds,
-                ["sessionCreation"] = session.CreationTime.TotalSeconds,
-                ["batches"] = batchClock.Elapsed.TotalSeconds,
-                ["decodeBusy"] = decodeTicks / (double)Stopwatch.Frequency,
-                ["inferenceBusy"] = inferenceTicks / (double)Stopwatch.Frequency,
-                ["writeBusy"] = writeTicks / (double)Stopwatch.Frequency,
-            },
-            ImagesPerSecond = batchClock.Elapsed.TotalSeconds > 0 ? done / batchClock.Elapsed.TotalSeconds : 0,
-            Resumed = options.Resume && previouslyDone > 0,
             PrunedNodes = prepared.PrunedNodeCount,
-            PostProcess = PostProcessSummary.Of(options.PostProcess),
             WeightStorage = prepared.WeightStorage,
             Precision = PreparedModel.Name(prepared.Precision),
             PrecisionConversion = prepared.Conversion,
@@ -539,24 +400,11 @@ public sealed class ExtractionPipeline
             DecodeScale = options.TensorsIn is null ? options.DecodeScale.ToString() : null,
             DecodedAtScale = options.TensorsIn is null ? preprocessor.DecodeScaleCounts.Snapshot() : null,
             ReducibleJpegs = preprocessor.DecodeScaleCounts.ReducibleByAuto,
-            DecodeScaleAutoAdvised = options.TensorsIn is null && AutoDecodeScaleAdvised(options.DecodeScale, preprocessor.DecodeScaleCounts.ReducibleByAuto, rows, decodeTicks, inferenceTicks + writeTicks),
-            FinishedUtc = DateTime.UtcNow,
+            DecodeScaleAutoAdvised = options.TensorsIn is null && AutoDecodeScaleAdvised(options.DecodeScale, preprocessor.DecodeScaleCounts.ReducibleByAuto, summary.Extracted,
+                decodeTicks, inferenceTicks + (long)(stage.WriteSeconds * Stopwatch.Frequency)),
         };
-        RunSummary.Write(Path.Combine(outDir, "run.json"), result);
+        stage.WriteSummary(result);
         return result;
-    }
-
-    /// <summary>
-    /// Nothing found at all (an empty folder) is a mistake to report, not a completed run of 0 rows, and it is found
-    /// before the output folder is touched. Checked before sharding: a shard may get none of many inputs.
-    /// </summary>
-    /// <exception cref="FileNotFoundException">The inputs hold no image and no input that could be listed as failed.</exception>
-    internal static void RefuseEmpty(InputListing listing, IReadOnlyList<string> inputs)
-    {
-        // Files of walked folders that are not images are listed as problems too, but they are not inputs that were asked for.
-        if (listing.Items.Count > 0 || listing.Problems.Any(p => p.Reason != FolderSource.NotAnImage)) return;
-        throw new FileNotFoundException($"no image found in {string.Join(", ", inputs.Take(5))}{(inputs.Count > 5 ? ", ..." : "")}" +
-                                        (listing.SkippedNonImageFiles > 0 ? $" ({listing.SkippedNonImageFiles} file(s) without an image extension skipped)." : "."));
     }
 
     /// <summary>Exact decode was in force, decoding (busy time summed over workers) outweighed inference and writing
@@ -587,43 +435,20 @@ public sealed class ExtractionPipeline
     }
 
     /// <summary>What the run was asked to do; a resumed run must match it.</summary>
-    private static Dictionary<string, string> JobDescription(ExtractionOptions o, ModelManifest manifest, IReadOnlyList<string> outputs)
+    private static Dictionary<string, string> JobDescription(ExtractionOptions o, ModelManifest manifest, IReadOnlyList<string> outputs, ModelPrecision precision)
     {
-        var job = new Dictionary<string, string>
-        {
-            ["model"] = manifest.ManifestPath ?? manifest.Name,
-            ["outputs"] = string.Join(",", outputs),
-            ["inputs"] = string.Join("\n", o.Inputs.Select(i => i.StartsWith('@') ? "@" + Path.GetFullPath(i[1..]) : Path.GetFullPath(i))),
-            ["tensorsIn"] = o.TensorsIn is null ? "" : Path.GetFullPath(o.TensorsIn),
-            ["shard"] = o.Shard.ToString(),
-            ["maxPixels"] = o.MaxPixels.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["postProcess"] = $"pool={o.PostProcess.Pooling} l2={o.PostProcess.L2} pca={o.PostProcess.Pca?.ToString() ?? "none"}",
-        };
+        var job = OutputStage.Job(manifest.ManifestPath ?? manifest.Name, outputs, o.Inputs, o.Shard, o.MaxPixels, o.MaxFileBytes, o.PostProcess);
+        job["tensorsIn"] = o.TensorsIn is null ? "" : Path.GetFullPath(o.TensorsIn);
         // Scaled decodes change the rows; no key for exact, so that journals written before the option still resume.
         if (o.DecodeScale.Mode != DecodeScaleMode.Exact) job["decodeScale"] = o.DecodeScale.ToString();
+        if (precision != ModelPrecision.Fp32) job["precision"] = PreparedModel.Name(precision); // absent for fp32: older job.json files still resume
         return job;
     }
-
-    private static void CheckRowShape(NpyWriter writer, IReadOnlyList<long> rowShape)
-    {
-        if (!writer.RowShape.SequenceEqual(rowShape))
-            throw new InvalidDataException($"{writer.Path}: rows of [{string.Join(",", writer.RowShape)}] on disk, but the model now gives [{string.Join(",", rowShape)}]; resume with the same model and options or use --overwrite.");
-    }
-
-    private static long[] ShapeOf(NpyWriter writer) => writer.RowShape.ToArray();
 
     /// <summary>One input into its slot: a uint8 crop, or normalised float32 values (the slot's bytes). Returns why it failed, or null.</summary>
     private string? DecodeInto(ImagePreprocessor preprocessor, InputItem item, Span<byte> slot, bool uint8, long maxFileBytes)
     {
-        byte[] bytes;
-        try
-        {
-            bytes = ReadInput(item, maxFileBytes);
-        }
-        catch (Exception e)
-        {
-            return ReadFailure(e);
-        }
+        if (InputSelection.Read(item, maxFileBytes, ReadInput, out var unreadable) is not { } bytes) return unreadable;
         return CropInto(preprocessor, bytes, slot, uint8);
     }
 
@@ -650,16 +475,6 @@ public sealed class ExtractionPipeline
         OutOfMemoryException => $"out of memory decoding it ({InputFile.Human(fileBytes)} file)",
         // A decoder bug on one hostile file must not end a run over millions.
         _ => $"decoder failure ({e.GetType().Name}): {e.Message}",
-    };
-
-    /// <summary>The errors.csv reason for an input that could not be read (<see cref="InputFile.Read"/>).</summary>
-    internal static string ReadFailure(Exception e) => e switch
-    {
-        InputFileException => e.Message,
-        FileNotFoundException or DirectoryNotFoundException => "file vanished before it could be read",
-        OutOfMemoryException => "out of memory reading it",
-        IOException or UnauthorizedAccessException => $"unreadable: {e.Message}",
-        _ => $"read failure ({e.GetType().Name}): {e.Message}",
     };
 
     /// <summary>A batch for the consumer: slots in <see cref="Buffer"/>, or in device memory at <see cref="DeviceSlots"/> (GPU decoder) when not 0.</summary>

@@ -121,7 +121,7 @@ internal sealed class GpuDecodeProducer : IDisposable
                 }
                 catch (Exception e)
                 {
-                    reasons[i] = bytes[i] is null ? ExtractionPipeline.ReadFailure(e) : ExtractionPipeline.DecodeFailure(e, bytes[i]!.Length);
+                    reasons[i] = bytes[i] is null ? InputSelection.ReadFailure(e) : ExtractionPipeline.DecodeFailure(e, bytes[i]!.Length);
                 }
                 Interlocked.Add(ref _decodeTicks, Stopwatch.GetTimestamp() - start);
             }, stop);

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using FeatureOnnx.Pipeline;
+using FeatureOnnx.Sinks;
 using FeatureOnnx.Sources;
 using FeatureOnnx.Tests.Sources;
 

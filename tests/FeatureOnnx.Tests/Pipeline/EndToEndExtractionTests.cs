@@ -14,6 +14,8 @@ public sealed class EndToEndModelFile : IDisposable
         var catalog = new ModelCatalog();
         Path = _dir.File("resnet18.e2e.onnx");
         File.WriteAllBytes(Path, EndToEndModelBuilder.Build(catalog.Resolve("resnet18"), ["pooled"], catalog).OnnxBytes);
+        TwoOutputsPath = _dir.File("resnet18.two.e2e.onnx");
+        File.WriteAllBytes(TwoOutputsPath, EndToEndModelBuilder.Build(catalog.Resolve("resnet18"), ["pooled", "layer4"], catalog).OnnxBytes);
         BatchedPath = _dir.File("resnet18.batched.e2e.onnx");
         File.WriteAllBytes(BatchedPath, EndToEndModelBuilder.Build(catalog.Resolve("resnet18"), ["pooled"], catalog, new EndToEndOptions { Batched = true }).OnnxBytes);
     }
@@ -21,6 +23,9 @@ public sealed class EndToEndModelFile : IDisposable
     public string Path { get; }
 
     public string BatchedPath { get; }
+
+    /// <summary>Outputs pooled [1,512] and layer4 [1,512,7,7].</summary>
+    public string TwoOutputsPath { get; }
 
     /// <summary>The CLI next to the test assembly, started as 'featureonnx e2e-worker'.</summary>
     public static WorkerCommand Worker => new(System.IO.Path.Combine(AppContext.BaseDirectory, "featureonnx"), ["e2e-worker"]);
@@ -219,9 +224,88 @@ public sealed class EndToEndExtractionTests(EndToEndModelFile model, ITestOutput
         Assert.Equal(3, code); // finished, some inputs failed
         Assert.Equal(["good.png"], Indexed(tmp.File("out")));
         Assert.Contains("random.jpg", Errors(tmp.File("out")).Keys);
-        (code, text) = RunCli("extract", input, "-o", tmp.File("out2"), "--e2e", "--layers", "layer1");
+        (code, text) = RunCli("extract", input, "-o", tmp.File("out2"), "--e2e", "--model", e2eModel, "--layers", "layer1");
+        output.WriteLine(text);
         Assert.Equal(1, code);
-        Assert.Contains("--e2e", text);
+        Assert.Contains("no float output 'layer1'; its outputs are pooled", text);
+        Assert.False(Directory.Exists(tmp.File("out2")));
+        // Post-processing as on the C# path, and --resume of a completed run does nothing.
+        (code, text) = RunCli("extract", input, "-o", tmp.File("out3"), "--e2e", "--model", e2eModel, "--workers", "1", "--l2", "--quiet");
+        Assert.Equal(3, code);
+        var (_, unit) = Fixtures.ReadFloatNpy(Path.Combine(tmp.File("out3"), "pooled.npy"));
+        Assert.Equal(1.0, Math.Sqrt(unit.Sum(v => (double)v * v)), 5);
+        (code, text) = RunCli("extract", input, "-o", tmp.File("out3"), "--e2e", "--model", e2eModel, "--workers", "1", "--l2", "--resume");
+        Assert.Equal(3, code);
+        Assert.Contains("already complete: 1 rows", text);
+    }
+
+    [Fact]
+    public async Task Layers_choose_among_the_model_outputs_and_post_processing_matches_the_csharp_path()
+    {
+        using var tmp = new Fixtures.TempDir();
+        string[] photos = ["opencv_fruits.jpg", "skimage_chelsea.png", "opencv_baboon.jpg", "sklearn_china.jpg", "skimage_coffee.png", "opencv_apple.jpg"];
+        var input = Directory.CreateDirectory(tmp.File("in")).FullName;
+        foreach (var p in photos) Copy(input, "photos/" + p, p);
+        var pooledThenL2 = new FeatureOnnx.PostProcessing.PostProcessOptions { Pooling = FeatureOnnx.PostProcessing.PoolingMode.Average, L2 = true };
+        Task<ExtractionResult> E2e(string dir, IReadOnlyList<string> layers, FeatureOnnx.PostProcessing.PostProcessOptions post) =>
+            new EndToEndExtraction().RunAsync(new EndToEndExtractionOptions { Inputs = [input], OutputDirectory = tmp.File(dir), Model = model.TwoOutputsPath, Layers = layers, PostProcess = post });
+
+        // No layers: every float output of the model, as it comes out.
+        var all = await E2e("all", [], new());
+        Assert.Equal(["layer4", "pooled"], all.Layers.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(new long[] { 6, 512, 7, 7 }, all.Layers["layer4"]);
+        // layer4 alone, averaged and normalised by the post-processor: resnet18's own pooled output is the average of layer4.
+        var chosen = await E2e("chosen", ["layer4"], pooledThenL2);
+        Assert.Equal(["layer4"], chosen.Layers.Keys);
+        Assert.Equal("avg", chosen.PostProcess!.Pool);
+        var (shape, pooledLayer4) = Fixtures.ReadFloatNpy(Path.Combine(tmp.File("chosen"), "layer4.npy"));
+        Assert.Equal(new long[] { 6, 512 }, shape);
+        var (_, modelPooled) = Fixtures.ReadFloatNpy(Path.Combine(tmp.File("all"), "pooled.npy"));
+        for (var row = 0; row < 6; row++)
+        {
+            var expected = modelPooled.AsSpan(row * 512, 512).ToArray();
+            var norm = (float)Math.Sqrt(expected.Sum(v => (double)v * v));
+            for (var c = 0; c < 512; c++)
+                Assert.True(Math.Abs(pooledLayer4[row * 512 + c] - expected[c] / norm) < 1e-5f, $"row {row} channel {c}"); // float sums in another order
+        }
+        var unknown = await Assert.ThrowsAsync<ArgumentException>(() => E2e("unknown", ["layer3"], new()));
+        Assert.Contains("its outputs are pooled, layer4", unknown.Message);
+
+        // The C# path with the same layer and post-processing: the rows agree within the e2e path's own tolerance
+        // (JPEGs are decoded by IJG libjpeg 9 there and libjpeg-turbo here; README: pooled cosine >= 0.9991 on the test photos).
+        await new ExtractionPipeline().RunAsync(new ExtractionOptions { Inputs = [input], OutputDirectory = tmp.File("csharp"), Layers = ["layer4"], PostProcess = pooledThenL2 });
+        Assert.Equal(File.ReadAllText(Path.Combine(tmp.File("csharp"), "index.csv")), File.ReadAllText(Path.Combine(tmp.File("chosen"), "index.csv")));
+        var (csShape, csRows) = Fixtures.ReadFloatNpy(Path.Combine(tmp.File("csharp"), "layer4.npy"));
+        Assert.Equal(shape, csShape);
+        for (var row = 0; row < 6; row++)
+            Assert.True(Fixtures.Cosine(pooledLayer4.AsSpan(row * 512, 512), csRows.AsSpan(row * 512, 512)) >= 0.999, $"row {row}");
+
+        // PCA fitted on the C# path's pooled rows, applied by both paths: projecting onto orthonormal components cannot
+        // move two rows further apart than they were, so each e2e row is within its pooled distance of the C# one.
+        var fit = new FeatureOnnx.PostProcessing.PcaFitter(new FeatureOnnx.PostProcessing.PcaFitOptions { Components = 4 }).Fit(csRows, 512).Model;
+        var withPca = new FeatureOnnx.PostProcessing.PostProcessOptions { Pooling = FeatureOnnx.PostProcessing.PoolingMode.Average, Pca = fit };
+        var e2ePca = await E2e("pca", ["layer4"], withPca);
+        await new ExtractionPipeline().RunAsync(new ExtractionOptions { Inputs = [input], OutputDirectory = tmp.File("csharp-pca"), Layers = ["layer4"], PostProcess = withPca });
+        Assert.Equal(new long[] { 6, 4 }, e2ePca.Layers["layer4"]);
+        var (_, a) = Fixtures.ReadFloatNpy(Path.Combine(tmp.File("pca"), "layer4.npy"));
+        var (_, b) = Fixtures.ReadFloatNpy(Path.Combine(tmp.File("csharp-pca"), "layer4.npy"));
+        await new ExtractionPipeline().RunAsync(new ExtractionOptions { Inputs = [input], OutputDirectory = tmp.File("csharp-avg"), Layers = ["layer4"], PostProcess = withPca with { Pca = null } });
+        var (_, csAvg) = Fixtures.ReadFloatNpy(Path.Combine(tmp.File("csharp-avg"), "layer4.npy"));
+        var (_, e2eAvg) = Fixtures.ReadFloatNpy(Path.Combine(tmp.File("all"), "pooled.npy"));
+        for (var row = 0; row < 6; row++)
+        {
+            var projected = Distance(a.AsSpan(row * 4, 4), b.AsSpan(row * 4, 4));
+            var pooled = Distance(e2eAvg.AsSpan(row * 512, 512), csAvg.AsSpan(row * 512, 512));
+            output.WriteLine($"row {row}: pooled distance {pooled:G4}, after PCA {projected:G4}");
+            Assert.True(projected <= pooled + 1e-4, $"row {row}: {projected} > {pooled}");
+        }
+    }
+
+    private static double Distance(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        var sum = 0.0;
+        for (var i = 0; i < a.Length; i++) sum += (a[i] - (double)b[i]) * (a[i] - b[i]);
+        return Math.Sqrt(sum);
     }
 
     private static (int Code, string Output) RunCli(params string[] args)

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using FeatureOnnx.Pipeline;
+using FeatureOnnx.Sinks;
 using FeatureOnnx.Sources;
 using FeatureOnnx.Tests.Sources;
 

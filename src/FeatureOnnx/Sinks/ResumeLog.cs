@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 
-namespace FeatureOnnx.Pipeline;
+namespace FeatureOnnx.Sinks;
 
 /// <summary>
 /// What makes a run resumable after it is killed at any moment (SIGKILL included). <c>job.json</c> records what the
