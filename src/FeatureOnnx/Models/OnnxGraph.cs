@@ -204,28 +204,17 @@ public sealed class OnnxGraph
                     RenameTensor(r.Tensor, source);
                     newOutputs.RemoveAll(o => o.Name == r.Tensor);
                 }
-                var node = new NodeProto { OpType = "Flatten", Name = $"featureonnx_flatten_{r.Alias}" };
-                node.Input.Add(source);
-                node.Output.Add(r.Alias);
-                node.Attribute.Add(new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = 1 });
-                Graph.Node.Add(node);
+                Graph.Node.Add(OnnxProto.Node("Flatten", $"featureonnx_flatten_{r.Alias}", [source], [r.Alias], "", OnnxProto.Int("axis", 1)));
             }
             else if (r.Alias != r.Tensor)
             {
-                var node = new NodeProto { OpType = "Identity", Name = $"featureonnx_alias_{r.Alias}" };
-                node.Input.Add(r.Tensor);
-                node.Output.Add(r.Alias);
-                Graph.Node.Add(node);
+                Graph.Node.Add(OnnxProto.Node("Identity", $"featureonnx_alias_{r.Alias}", [r.Tensor], [r.Alias]));
             }
             names.Add(r.Alias);
             var elemType = knownTypes.TryGetValue(r.Tensor, out var vi) && vi.Type?.TensorType is not null
-                ? vi.Type.TensorType.ElemType
-                : (int)TensorProto.Types.DataType.Float;
-            newOutputs.Add(new ValueInfoProto
-            {
-                Name = r.Alias,
-                Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = elemType } },
-            });
+                ? (TensorProto.Types.DataType)vi.Type.TensorType.ElemType
+                : TensorProto.Types.DataType.Float;
+            newOutputs.Add(OnnxProto.Value(r.Alias, elemType));
         }
         Graph.Output.Clear();
         Graph.Output.AddRange(newOutputs);
@@ -417,11 +406,7 @@ public sealed class OnnxGraph
                 listed.Name = stored;
                 if (listed.Type?.TensorType is { } tt) tt.ElemType = (int)TensorProto.Types.DataType.Float16;
             }
-            var cast = new NodeProto { OpType = "Cast", Name = UniqueName("Cast_" + stored, names) };
-            cast.Input.Add(stored);
-            cast.Output.Add(original);
-            cast.Attribute.Add(new AttributeProto { Name = "to", Type = AttributeProto.Types.AttributeType.Int, I = (long)TensorProto.Types.DataType.Float });
-            casts.Add(cast);
+            casts.Add(OnnxProto.Cast(UniqueName("Cast_" + stored, names), stored, original, TensorProto.Types.DataType.Float));
             converted++;
             bytesAfter += size * 2;
         }
