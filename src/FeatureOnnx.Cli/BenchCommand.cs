@@ -1,10 +1,10 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using FeatureOnnx.Benchmarking;
 using FeatureOnnx.Models;
 using FeatureOnnx.Preprocessing;
 using FeatureOnnx.Runtime;
-using FeatureOnnx.Sinks;
 
 namespace FeatureOnnx.Cli;
 

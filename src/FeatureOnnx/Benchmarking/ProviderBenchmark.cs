@@ -2,10 +2,10 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using FeatureOnnx.Cuda;
 using FeatureOnnx.Models;
-using FeatureOnnx.Preprocessing;
+using FeatureOnnx.Runtime;
 using Microsoft.ML.OnnxRuntime;
 
-namespace FeatureOnnx.Runtime;
+namespace FeatureOnnx.Benchmarking;
 
 /// <summary>An execution provider to benchmark: the CPU, or a CUDA device.</summary>
 /// <param name="Kind">The provider.</param>

@@ -1,6 +1,6 @@
-using FeatureOnnx.Runtime;
+using FeatureOnnx.Benchmarking;
 
-namespace FeatureOnnx.Tests.Runtime;
+namespace FeatureOnnx.Tests.Benchmarking;
 
 [Trait("Category", TestCategory.Fast)]
 public sealed class BenchmarkStatisticsTests
