@@ -246,7 +246,7 @@ public sealed class ProviderBenchmark
                             // A provider that loads but fails (bad option, out of device memory at this batch size), or a model whose
                             // outputs cannot be preallocated for the device path, is reported, not fatal.
                             var reason = e.Message.Split('\n')[0];
-                            var cut = reason.IndexOf(" Pass --fallback cpu", StringComparison.Ordinal);
+                            var cut = reason.IndexOf(" Set SessionSettings.FallbackToCpu", StringComparison.Ordinal);
                             var whole = e is ExecutionProviderException;
                             var entry = new SkippedProvider(provider.ToString(), cut > 0 ? reason[..cut] : reason)
                             {

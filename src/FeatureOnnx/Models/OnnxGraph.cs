@@ -242,26 +242,11 @@ public sealed class OnnxGraph
     public IReadOnlyList<string> ClosestTensorNames(string name, int count) => ClosestNames(name, AllTensorNames(), count);
 
     private static List<string> ClosestNames(string name, HashSet<string> names, int count) =>
-        names.OrderBy(n => EditDistance(n, name)).ThenBy(n => n, StringComparer.Ordinal).Take(count).ToList();
+        names.OrderBy(n => EditDistance.Between(n, name, ignoreCase: true)).ThenBy(n => n, StringComparer.Ordinal).Take(count).ToList();
 
     private string UnknownTensorMessage(string tensor, HashSet<string> names) =>
         $"{Origin}: no tensor named '{tensor}'. Closest names: {string.Join(", ", ClosestNames(tensor, names, 5))}. " +
         $"'featureonnx inspect {Path.GetFileName(Origin)}' lists all {names.Count} tensors.";
-
-    internal static int EditDistance(string a, string b)
-    {
-        var prev = new int[b.Length + 1];
-        var cur = new int[b.Length + 1];
-        for (var j = 0; j <= b.Length; j++) prev[j] = j;
-        for (var i = 1; i <= a.Length; i++)
-        {
-            cur[0] = i;
-            for (var j = 1; j <= b.Length; j++)
-                cur[j] = Math.Min(Math.Min(cur[j - 1] + 1, prev[j] + 1), prev[j - 1] + (char.ToLowerInvariant(a[i - 1]) == char.ToLowerInvariant(b[j - 1]) ? 0 : 1));
-            (prev, cur) = (cur, prev);
-        }
-        return prev[b.Length];
-    }
 
     /// <summary>
     /// Removes every node, initializer and recorded intermediate that no graph output depends on. ONNX Runtime runs
