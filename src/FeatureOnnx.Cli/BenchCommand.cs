@@ -3,8 +3,6 @@ using System.Diagnostics;
 using System.Globalization;
 using FeatureOnnx.Benchmarking;
 using FeatureOnnx.Models;
-using FeatureOnnx.Preprocessing;
-using FeatureOnnx.Runtime;
 
 namespace FeatureOnnx.Cli;
 

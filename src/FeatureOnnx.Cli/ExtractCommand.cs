@@ -205,7 +205,6 @@ internal static class ExtractCommand
     }
     // --- end decode scale ---
 
-
     /// <summary>Help of --precision (extract).</summary>
     internal const string PrecisionHelp =
         "Precision to run at: fp32, or fp16 (float16 weights and compute with float32 reductions, exponentials and normalisations, for CUDA; " +
@@ -219,7 +218,6 @@ internal static class ExtractCommand
         "fp16" => ModelPrecision.Fp16,
         _ => throw new ArgumentException($"--precision {text}: use fp32 or fp16 (int8 is not available yet)."),
     };
-
 
     /// <summary>--max-file-bytes: bytes, or a number with K, M or G (binary units), within what one .NET array holds.</summary>
     internal static long ParseBytes(string text)

@@ -37,13 +37,6 @@ public sealed class SessionOptionGroupTests
     }
 
     [Theory]
-    [InlineData("cpu", ExecutionProviderKind.Cpu, 0)]
-    [InlineData("CUDA", ExecutionProviderKind.Cuda, 0)]
-    [InlineData("cuda:2", ExecutionProviderKind.Cuda, 2)]
-    public void Provider_specs_parse(string text, ExecutionProviderKind kind, int device) =>
-        Assert.Equal(new ExecutionProviderSpec(kind, device), ExecutionProviderSpec.Parse(text));
-
-    [Theory]
     [InlineData("tpu", "--provider tpu: use cpu or cuda[:DEVICE].")]
     [InlineData("cuda:x", "--provider cuda:x: the device must be a number, e.g. cuda:0.")]
     [InlineData("cpu:1", "--provider cpu:1: use cpu or cuda[:DEVICE].")]
@@ -51,10 +44,5 @@ public sealed class SessionOptionGroupTests
     {
         var group = new SessionOptionGroup("model");
         Assert.Equal(message, Assert.Throws<ArgumentException>(() => SessionOptionGroup.ParseProvider(group.Provider!, text)).Message);
-        Assert.DoesNotContain("--", Assert.Throws<FormatException>(() => ExecutionProviderSpec.Parse(text)).Message); // the library's own words
     }
-
-    [Fact]
-    public void Optimization_names_round_trip() =>
-        Assert.All(GraphOptimization.Names, n => Assert.Equal(n, GraphOptimization.Name(GraphOptimization.Parse(n))));
 }
