@@ -35,7 +35,8 @@ internal sealed class SessionOptionGroup
     public SessionOptionGroup(string? modelHelp, string? deviceOption = null, string? optimizationHelp = null)
     {
         var hidden = modelHelp is null;
-        Model = new Option<string>("--model", "-m") { Description = modelHelp, DefaultValueFactory = _ => ModelCatalog.DefaultModelName, Hidden = hidden };
+        Model = ModelOption(modelHelp);
+        Model.Hidden = hidden;
         if (deviceOption is null)
         {
             Provider = new Option<string>("--provider") { Description = "Execution provider: cpu, or cuda[:DEVICE].", DefaultValueFactory = _ => "cpu", Hidden = hidden };
@@ -80,6 +81,10 @@ internal sealed class SessionOptionGroup
 
     /// <summary><paramref name="text"/> as a provider; a mistake names <paramref name="option"/> and the text.</summary>
     public static ExecutionProviderSpec ParseProvider(Option option, string text) => CliErrors.ForOption(option, text, t => ExecutionProviderSpec.Parse(t!));
+
+    /// <summary>--model (-m), defaulting to the built-in model: the group's, and that of commands that build a model without a session (export-e2e).</summary>
+    public static Option<string> ModelOption(string? description) =>
+        new("--model", "-m") { Description = description, DefaultValueFactory = _ => ModelCatalog.DefaultModelName };
 
     /// <summary>Help of --cuda-options; <paramref name="deviceOption"/> names where the command takes the device.</summary>
     public static string CudaOptionsHelp(string deviceOption) =>
