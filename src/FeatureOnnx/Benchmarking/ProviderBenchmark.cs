@@ -285,7 +285,7 @@ public sealed class ProviderBenchmark
             Conversions = models.Select(m => m.Model.Conversion).OfType<PrecisionConversion>().ToList(),
             WarmupIterations = options.WarmupIterations,
             Iterations = options.Iterations,
-            Optimization = OptimizationName(session.OptimizationLevel),
+            Optimization = GraphOptimization.Name(session.OptimizationLevel),
             IntraOpThreads = session.ResolvedIntraOpThreads,
             CudaOptions = session.Cuda.ToString(),
             OrtVersion = OrtEnv.Instance().GetVersionString(),
@@ -298,16 +298,6 @@ public sealed class ProviderBenchmark
             FinishedUtc = DateTime.UtcNow,
         };
     }
-
-    /// <summary>The graph optimisation level as the CLI spells it: all, extended, basic, none.</summary>
-    public static string OptimizationName(GraphOptimizationLevel level) => level switch
-    {
-        GraphOptimizationLevel.ORT_ENABLE_ALL => "all",
-        GraphOptimizationLevel.ORT_ENABLE_EXTENDED => "extended",
-        GraphOptimizationLevel.ORT_ENABLE_BASIC => "basic",
-        GraphOptimizationLevel.ORT_DISABLE_ALL => "none",
-        _ => level.ToString(),
-    };
 
     /// <summary>The input path as the CLI and the report spell it: run, bound, uint8, device.</summary>
     public static string InputPathName(BenchmarkInputPath path) => path switch

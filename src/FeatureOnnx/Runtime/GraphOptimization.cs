@@ -19,12 +19,13 @@ public static class GraphOptimization
         _ => throw new FormatException($"use one of {string.Join(", ", Names)}."),
     };
 
-    /// <summary>The short name of <paramref name="level"/>.</summary>
+    /// <summary>The short name of <paramref name="level"/> (ONNX Runtime's own name for a level without one).</summary>
     public static string Name(GraphOptimizationLevel level) => level switch
     {
+        GraphOptimizationLevel.ORT_ENABLE_ALL => "all",
         GraphOptimizationLevel.ORT_ENABLE_EXTENDED => "extended",
         GraphOptimizationLevel.ORT_ENABLE_BASIC => "basic",
         GraphOptimizationLevel.ORT_DISABLE_ALL => "none",
-        _ => "all",
+        _ => level.ToString(),
     };
 }
