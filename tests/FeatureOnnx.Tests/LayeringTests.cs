@@ -25,7 +25,7 @@ public sealed partial class LayeringTests
         ["Runtime"] = ["Models", "Formats", "Cuda"],
         ["PostProcessing"] = ["Models", "Formats", "Cuda"],
         ["Sinks"] = ["Models", "Formats", "Cuda"],
-        ["Pipeline"] = ["Models", "Formats", "Cuda", .. Stages, "Benchmarking"],
+        ["Pipeline"] = ["Models", "Formats", "Cuda", .. Stages], // beside Benchmarking, which may run a pipeline; never the other way
         ["Benchmarking"] = ["Models", "Formats", "Cuda", .. Stages, "Pipeline"],
     };
 
