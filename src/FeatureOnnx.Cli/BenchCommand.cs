@@ -1,10 +1,8 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using FeatureOnnx.Benchmarking;
 using FeatureOnnx.Models;
-using FeatureOnnx.Preprocessing;
-using FeatureOnnx.Runtime;
-using FeatureOnnx.Sinks;
 
 namespace FeatureOnnx.Cli;
 
@@ -14,11 +12,7 @@ internal static class BenchCommand
     public static Command Create()
     {
         var defaults = new BenchmarkOptions();
-        var model = new Option<string>("--model", "-m")
-        {
-            Description = "Built-in model name, a manifest (DIR/NAME.json) or an ONNX file.",
-            DefaultValueFactory = _ => ModelCatalog.DefaultModelName,
-        };
+        var session = new SessionOptionGroup("Built-in model name, a manifest (DIR/NAME.json) or an ONNX file.", deviceOption: "--providers cuda:N");
         var providers = new Option<string>("--providers")
         {
             Description = "Comma-separated providers to compare: cpu, cuda[:DEVICE]. One that cannot load here is skipped, and the report says why.",
@@ -62,14 +56,6 @@ internal static class BenchCommand
         {
             Description = "Comma-separated outputs to fetch (as 'extract --layers'). Early layers alone prune the graph and run faster. Default: the manifest's default.",
         };
-        var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per physical core).", DefaultValueFactory = _ => 0 };
-        var optimization = new Option<string>("--optimization")
-        {
-            Description = "ONNX Runtime graph optimisation: all, extended, basic, none.",
-            DefaultValueFactory = _ => "all",
-        };
-        optimization.AcceptOnlyFromAmong("all", "extended", "basic", "none");
-        var cudaOptions = new Option<string?>("--cuda-options") { Description = ExtractCommand.CudaOptionsHelp("--providers cuda:N") };
         var seed = new Option<int>("--seed") { Description = "Seed of the random inputs (without --images).", DefaultValueFactory = _ => 42 };
         var output = new Option<string>("--output", "-o") { Description = "Report folder: report.md (tables), report.json (every figure), report.svg (throughput against batch size).", Required = true };
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace a report already in the folder." };
@@ -79,62 +65,44 @@ internal static class BenchCommand
             "host and device memory, and the agreement of every output with the CPU provider on the same inputs. " +
             "A provider that cannot load is skipped with the reason. Exit code: 0 done, 1 could not run (or no provider could), 130 interrupted.")
         {
-            model, providers, batch, inputPath, precision, images, decodeScale, warmup, iters, layers, threads, optimization, cudaOptions, seed, output, overwrite, quiet,
+            providers, batch, inputPath, precision, images, decodeScale, warmup, iters, layers, seed, output, overwrite, quiet,
         };
+        session.AddTo(command);
         command.SetAction((parse, cancellation) => Task.FromResult(CliErrors.Guard(() =>
         {
             var outDir = parse.GetValue(output)!;
             if (File.Exists(Path.Combine(outDir, "report.json")) && !parse.GetValue(overwrite))
                 throw new IOException($"{outDir} already holds a report (report.json). Choose another folder or pass --overwrite to replace it.");
-            var options = new BenchmarkOptions
+            var request = new BenchmarkRequest
             {
-                Providers = parse.GetValue(providers)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-                    .Select(p => ExtractCommand.ParseProvider(p)).Select(p => new ProviderChoice(p.Kind, p.Device)).ToList(),
-                BatchSizes = ParseBatchSizes(parse.GetValue(batch)!),
-                InputPaths = ParseInputPaths(parse.GetValue(inputPath)!),
-                WarmupIterations = parse.GetValue(warmup),
-                Iterations = parse.GetValue(iters),
-                Session = new SessionSettings
+                Model = parse.GetValue(session.Model)!,
+                Layers = parse.GetValue(layers) is { } l ? l.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [],
+                Precisions = parse.GetResult(precision) is { Implicit: false } ? ParsePrecisions(parse.GetValue(precision)!) : null,
+                Images = parse.GetValue(images) ?? [],
+                DecodeScale = parse.GetValue(images) is { Length: > 0 } ? ExtractCommand.ParseDecodeScale(parse.GetValue(decodeScale)!) : null,
+                Seed = parse.GetValue(seed),
+                Options = new BenchmarkOptions
                 {
-                    IntraOpThreads = parse.GetValue(threads),
-                    OptimizationLevel = ExtractCommand.ParseOptimization(parse.GetValue(optimization)!),
-                    Cuda = CudaProviderSettings.Parse(parse.GetValue(cudaOptions)),
+                    Providers = parse.GetValue(providers)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                        .Select(p => SessionOptionGroup.ParseProvider(providers, p)).Select(p => new ProviderChoice(p.Kind, p.DeviceId)).ToList(),
+                    BatchSizes = ParseBatchSizes(parse.GetValue(batch)!),
+                    InputPaths = ParseInputPaths(parse.GetValue(inputPath)!),
+                    WarmupIterations = parse.GetValue(warmup),
+                    Iterations = parse.GetValue(iters),
+                    Session = session.Bind(parse),
                 },
             };
-            var catalog = new ModelCatalog();
-            var warnings = new List<string>();
-            var manifest = catalog.Resolve(parse.GetValue(model)!, warnings);
-            var requested = parse.GetValue(layers) is { } l ? l.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [];
-            var precisions = ParsePrecisions(parse.GetValue(precision)!);
-            if (manifest.Precision != ModelPrecision.Fp32)
-            {
-                // a converted model runs at its own precision only; its rows compare with its own CPU run
-                if (precisions.Any(p => p != manifest.Precision && p != ModelPrecision.Fp32) || parse.GetResult(precision) is { Implicit: false })
-                    throw new ArgumentException($"--precision: model '{manifest.Name}' is stored at {PreparedModel.Name(manifest.Precision)} and runs at that precision only; " +
-                                                "drop --precision, or bench the float32 model it was converted from with --precision fp32,fp16.");
-                precisions = [manifest.Precision];
-            }
-            var cache = new ConversionCache();
-            var models = precisions.Select(p => new BenchmarkModel(
-                PreparedModel.Build(manifest, requested, catalog, new PrepareOptions { Precision = p, Cache = cache }),
-                options.InputPaths.Contains(BenchmarkInputPath.Uint8)
-                    ? PreparedModel.Build(manifest, requested, catalog, new PrepareOptions { Uint8Input = true, Precision = p, Cache = cache })
-                    : null)).ToList();
-            var prepared = models[0].Model;
-            foreach (var warning in warnings.Concat(prepared.Warnings)) Console.Error.WriteLine($"warning: {warning}");
-            foreach (var m in models.Where(m => m.Model.Conversion is not null))
+            var setup = BenchmarkSetup.Prepare(request);
+            var prepared = setup.Models[0].Model;
+            foreach (var warning in setup.Warnings) Console.Error.WriteLine($"warning: {CliErrors.InFlags(warning)}");
+            foreach (var m in setup.Models.Where(m => m.Model.Conversion is not null))
                 Console.WriteLine($"{PreparedModel.Name(m.Model.Precision)}: {string.Join("; ", m.Model.Conversion!.Describe())}{(m.Model.CachedAt is { } at ? $" (cached: {at})" : "")}");
-
-            var needed = options.BatchSizes.Max();
-            var inputs = parse.GetValue(images) is { Length: > 0 } paths
-                ? BenchmarkInputs.FromImages(manifest, paths, needed, decodeScale: ExtractCommand.ParseDecodeScale(parse.GetValue(decodeScale)!))
-                : BenchmarkInputs.Random(manifest, needed, parse.GetValue(seed));
-            foreach (var problem in inputs.Problems) Console.Error.WriteLine($"warning: {problem.Key}: {problem.Reason} (not used)");
-            Console.WriteLine($"bench {manifest.Name} [{string.Join(", ", prepared.Outputs.Select(o => o.Name))}]: inputs: {inputs.Description}");
+            foreach (var problem in setup.Inputs.Problems) Console.Error.WriteLine($"warning: {problem.Key}: {problem.Reason} (not used)");
+            Console.WriteLine($"bench {setup.Manifest.Name} [{string.Join(", ", prepared.Outputs.Select(o => o.Name))}]: inputs: {setup.Inputs.Description}");
 
             // SIGINT/SIGTERM stop between runs and still write the report of what finished (status "interrupted").
             using var stop = new GracefulStop(cancellation);
-            var report = new ProviderBenchmark().Run(models, inputs, options, new BenchProgress(parse.GetValue(quiet)), stop.Token);
+            var report = setup.Run(new BenchProgress(parse.GetValue(quiet)), stop.Token);
             BenchmarkReportWriter.Write(report, outDir);
             Console.WriteLine($"wrote {outDir}: {string.Join(", ", BenchmarkReportWriter.FileNames)}");
             if (report.Status == "interrupted") return CliErrors.Interrupted;

@@ -1,3 +1,5 @@
+using System.CommandLine;
+using System.Text.RegularExpressions;
 using FeatureOnnx.Models;
 using FeatureOnnx.Runtime;
 using Microsoft.ML.OnnxRuntime;
@@ -44,8 +46,57 @@ internal static class CliErrors
     private static string Describe(Exception e) => e switch
     {
         FeatureOnnx.Sinks.OutputFolderException => $"{e.Message} Or pass --overwrite to write into it anyway.",
-        _ => e.Message,
+        SettingException s when Flags.TryGetValue(s.Setting, out var flag) => $"{flag}: {InFlags(s.Message)}",
+        _ => InFlags(e.Message),
     };
+
+    /// <summary>
+    /// The library's settings as the command line spells them: a library message names a setting (Type.Property, with
+    /// the verb that changes it where one reads better) and the CLI shows the flag instead. The one table of the two
+    /// spellings; a library message naming a setting not listed here shows the property name.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> Flags { get; } = new Dictionary<string, string>
+    {
+        ["Set SessionSettings.FallbackToCpu"] = "Pass --fallback cpu",
+        ["SessionSettings.FallbackToCpu"] = "--fallback cpu",
+        ["SessionSettings.DeviceId"] = "--provider cuda:N",
+        ["SessionSettings.Cuda"] = "--cuda-options",
+        ["ProviderDiagnostics.Diagnose"] = "'featureonnx providers'",
+        ["ImageDecoderOptions.MaxPixels"] = "--max-pixels",
+        ["PostProcessOptions.Pooling = Average or Flatten"] = "--pool avg or --pool flatten",
+        ["PostProcessOptions.Pooling = Average"] = "--pool avg",
+        ["PostProcessOptions.Pooling"] = "--pool",
+        ["PcaFitOptions.Components"] = "-k K",
+        ["PcaFitOptions.VarianceRatio"] = "--variance",
+        ["PcaFitOptions.Backend = Managed"] = "--backend managed",
+        ["PcaFitOptions.Backend"] = "--backend",
+        ["BenchmarkRequest.Precisions"] = "--precision",
+        ["OnnxGraph.ListTensors"] = "'featureonnx inspect MODEL --all'",
+    };
+
+    /// <summary><paramref name="message"/> with every setting of <see cref="Flags"/> it names replaced by the flag (longest first, first letter's case kept).</summary>
+    public static string InFlags(string message)
+    {
+        foreach (var (setting, flag) in Flags.OrderByDescending(p => p.Key.Length))
+            message = Regex.Replace(message, Regex.Escape(setting), m => char.IsUpper(m.Value[0]) ? flag : char.ToLowerInvariant(flag[0]) + flag[1..], RegexOptions.IgnoreCase);
+        return message;
+    }
+
+    /// <summary>
+    /// <paramref name="text"/> parsed by the library; a mistake is reported as <c>--option TEXT: the library's reason</c>
+    /// (<c>--option: reason</c> without <paramref name="withValue"/>, for parsers whose reason quotes the part at fault).
+    /// </summary>
+    public static T ForOption<T>(Option option, string? text, Func<string?, T> parse, bool withValue = true)
+    {
+        try
+        {
+            return parse(text);
+        }
+        catch (Exception e) when (e is FormatException or ArgumentException)
+        {
+            throw new ArgumentException($"{option.Name}{(withValue ? $" {text}" : "")}: {InFlags(e.Message)}", e);
+        }
+    }
 
     /// <summary>Refuses to replace an existing output file unless --overwrite was given (as extract, merge and bench refuse).</summary>
     public static void RefuseExisting(string path, bool overwrite)

@@ -14,26 +14,17 @@ internal static class E2eWorkerCommand
 
     public static Command Create()
     {
-        var model = new Option<string>("--model") { Required = true };
-        var threads = new Option<int>("--threads") { DefaultValueFactory = _ => 0 };
-        var provider = new Option<string>("--provider") { DefaultValueFactory = _ => "cpu" };
-        var fallback = new Option<string?>("--fallback");
-        var cudaOptions = new Option<string?>("--cuda-options");
-        var optimization = new Option<string>("--optimization") { DefaultValueFactory = _ => "all" };
-        var command = new Command(Name, "Internal: runs an end-to-end model for 'extract --e2e' over stdin/stdout.") { model, threads, provider, fallback, cudaOptions, optimization };
+        var session = new SessionOptionGroup(modelHelp: null); // the same options extract passes on, hidden
+        session.Model.Required = true;
+        var command = new Command(Name, "Internal: runs an end-to-end model for 'extract --e2e' over stdin/stdout.");
+        session.AddTo(command);
         command.Hidden = true;
         command.SetAction(parse =>
         {
-            var (kind, device) = ExtractCommand.ParseProvider(parse.GetValue(provider)!);
-            var settings = new SessionSettings
-            {
-                Provider = kind, DeviceId = device, IntraOpThreads = parse.GetValue(threads), FallbackToCpu = parse.GetValue(fallback) == "cpu",
-                Cuda = CudaProviderSettings.Parse(parse.GetValue(cudaOptions)),
-                OptimizationLevel = ExtractCommand.ParseOptimization(parse.GetValue(optimization)!),
-            };
+            var settings = session.Bind(parse);
             using var stdin = Console.OpenStandardInput();
             using var stdout = Console.OpenStandardOutput();
-            return EndToEndWorker.Serve(parse.GetValue(model)!, settings, stdin, stdout);
+            return EndToEndWorker.Serve(parse.GetValue(session.Model)!, settings, stdin, stdout);
         });
         return command;
     }

@@ -8,11 +8,7 @@ internal static class ExportE2eCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model", "-m")
-        {
-            Description = "Built-in model name, a manifest (DIR/NAME.json) or an ONNX file; its manifest's preprocessing is what gets built in.",
-            DefaultValueFactory = _ => ModelCatalog.DefaultModelName,
-        };
+        var model = SessionOptionGroup.ModelOption("Built-in model name, a manifest (DIR/NAME.json) or an ONNX file; its manifest's preprocessing is what gets built in.");
         var layers = new Option<string?>("--layers", "-l")
         {
             Description = "Comma-separated outputs (manifest names or TENSOR[=alias]). Default: the manifest's default (resnet18: pooled).",

@@ -16,11 +16,9 @@ internal static class ExtractCommand
             Arity = ArgumentArity.ZeroOrMore,
         };
         var output = new Option<string>("--output", "-o") { Description = "Output folder: LAYER.npy (float32, one row per image), index.csv (row,path), errors.csv (path,reason), run.json.", Required = true };
-        var model = new Option<string>("--model", "-m")
-        {
-            Description = "Built-in model name, a manifest (DIR/NAME.json, from export-scripts/export.py) or an ONNX file. 'featureonnx inspect MODEL' shows its outputs.",
-            DefaultValueFactory = _ => ModelCatalog.DefaultModelName,
-        };
+        var session = new SessionOptionGroup(
+            "Built-in model name, a manifest (DIR/NAME.json, from export-scripts/export.py) or an ONNX file. 'featureonnx inspect MODEL' shows its outputs.",
+            optimizationHelp: "ONNX Runtime graph optimisation: all (fastest on CPU: adds NCHWc layout transforms, which reorder float sums), extended, basic, none. Use extended for the closest agreement with PyTorch.");
         var layers = new Option<string?>("--layers", "-l")
         {
             Description = "Comma-separated outputs to extract: manifest output names (resnet18: pooled, layer1..layer4) or any graph tensor as TENSOR[=alias]. Default: the manifest's default (resnet18: pooled). " +
@@ -52,17 +50,6 @@ internal static class ExtractCommand
                 }
             },
         };
-        var provider = new Option<string>("--provider") { Description = "Execution provider: cpu, or cuda[:DEVICE].", DefaultValueFactory = _ => "cpu" };
-        var fallback = new Option<string?>("--fallback") { Description = "'cpu': if the provider cannot be created, run on the CPU (logged). Default: fail." };
-        fallback.AcceptOnlyFromAmong("cpu");
-        var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per physical core).", DefaultValueFactory = _ => 0 };
-        var optimization = new Option<string>("--optimization")
-        {
-            Description = "ONNX Runtime graph optimisation: all (fastest on CPU: adds NCHWc layout transforms, which reorder float sums), extended, basic, none. Use extended for the closest agreement with PyTorch.",
-            DefaultValueFactory = _ => "all",
-        };
-        optimization.AcceptOnlyFromAmong("all", "extended", "basic", "none");
-        var cudaOptions = new Option<string?>("--cuda-options") { Description = CudaOptionsHelp("--provider cuda:N") };
         var uint8Input = new Option<string>("--uint8-input")
         {
             Description = "Feed ONNX Runtime the 8-bit crops and normalise them inside the graph (a quarter of the bytes per batch, identical values): on, off, " +
@@ -123,16 +110,16 @@ internal static class ExtractCommand
             "Extract feature vectors (or intermediate maps) for images, batched, with the model's own preprocessing. " +
             "Bad files go to errors.csv and never stop the run. Exit code: 0 all inputs extracted, 3 some inputs failed, 1 could not run, 130 interrupted.")
         {
-            inputs, output, model, layers, batch, workers, decodeNice, maxPixels, maxFileBytes, provider, fallback, threads, optimization, shard, tensorsIn, pool, pca, l2, overwrite, resume, quiet, e2e, timeout,
+            inputs, output, layers, batch, workers, decodeNice, maxPixels, maxFileBytes, shard, tensorsIn, pool, pca, l2, overwrite, resume, quiet, e2e, timeout,
         };
-        command.Options.Add(cudaOptions);
+        session.AddTo(command);
         command.Options.Add(uint8Input);
         command.Options.Add(precision);
         command.Options.Add(decodeScale);
         command.Options.Add(decoder);
         command.SetAction((parse, cancellation) => CliErrors.GuardAsync(async () =>
         {
-            var (kind, device) = ParseProvider(parse.GetValue(provider)!);
+            var settings = session.Bind(parse);
             if (parse.GetValue(inputs) is not { Length: > 0 } && parse.GetValue(tensorsIn) is null)
                 throw new ArgumentException("name at least one image file or folder (or --tensors-in FILE.npy).");
             if (parse.GetValue(tensorsIn) is null && parse.GetValue(inputs)!.All(i => !Exists(i.StartsWith('@') ? i[1..] : i)))
@@ -150,10 +137,10 @@ internal static class ExtractCommand
             {
                 DecodeScale = scale,
                 Decoder = decodeDevice,
-                DecoderFallbackToCpu = parse.GetValue(fallback) == "cpu",
+                DecoderFallbackToCpu = settings.FallbackToCpu,
                 Inputs = parse.GetValue(inputs)!,
                 OutputDirectory = parse.GetValue(output)!,
-                Model = parse.GetValue(model)!,
+                Model = parse.GetValue(session.Model)!,
                 Layers = parse.GetValue(layers) is { } l ? l.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [],
                 BatchSize = parse.GetValue(batch),
                 DecodeWorkers = parse.GetValue(workers),
@@ -172,15 +159,7 @@ internal static class ExtractCommand
                     L2 = parse.GetValue(l2),
                 },
                 Shard = parse.GetValue(shard) is { } s ? Shard.Parse(s) : Shard.All,
-                Session = new SessionSettings
-                {
-                    Provider = kind,
-                    DeviceId = device,
-                    FallbackToCpu = parse.GetValue(fallback) == "cpu",
-                    IntraOpThreads = parse.GetValue(threads),
-                    OptimizationLevel = ParseOptimization(parse.GetValue(optimization)!),
-                    Cuda = CudaProviderSettings.Parse(parse.GetValue(cudaOptions)),
-                },
+                Session = settings,
             };
             using var reporter = new ProgressReporter(parse.GetValue(quiet));
             using var stop = new GracefulStop(cancellation);
@@ -195,7 +174,7 @@ internal static class ExtractCommand
                                   (result.Failed > 0 ? $", {result.Failed} input(s) failed (see {errorsCsv})" : ""));
                 return result.Failed > 0 ? CliErrors.SomeInputsFailed : CliErrors.Ok;
             }
-            foreach (var warning in result.Warnings) Console.Error.WriteLine($"warning: {warning}");
+            foreach (var warning in result.Warnings) Console.Error.WriteLine($"warning: {CliErrors.InFlags(warning)}");
             var shapes = string.Join(", ", result.Layers.Select(p => $"{p.Key}.npy [{string.Join(",", p.Value)}]"));
             Console.WriteLine($"{result.Status}: {result.Extracted} extracted, {result.Failed} failed" +
                               (result.NotProcessed > 0 ? $", {result.NotProcessed} not processed" : "") +
@@ -256,12 +235,6 @@ internal static class ExtractCommand
     }
     // --- end decode scale ---
 
-    /// <summary>Help of --cuda-options; <paramref name="deviceOption"/> names where the command takes the device.</summary>
-    internal static string CudaOptionsHelp(string deviceOption) =>
-        "CUDA provider options as KEY=VALUE,...: cudnn_conv_algo_search=EXHAUSTIVE|HEURISTIC|DEFAULT (ONNX Runtime's default EXHAUSTIVE: slow first batch), " +
-        "prefer_nhwc=1 (channels-last convolutions), enable_cuda_graph=1 (fixed shapes and device-bound buffers only), gpu_mem_limit=BYTES[K|M|G], " +
-        "use_tf32=0 (full fp32 math), or any other key of ONNX Runtime's CUDA provider. The device is " + deviceOption + ". Default: ONNX Runtime's defaults.";
-
     /// <summary>Help of --precision (extract).</summary>
     internal const string PrecisionHelp =
         "Precision to run at: fp32, or fp16 (float16 weights and compute with float32 reductions, exponentials and normalisations, for CUDA; " +
@@ -276,15 +249,6 @@ internal static class ExtractCommand
         _ => throw new ArgumentException($"--precision {text}: use fp32 or fp16 (int8 is not available yet)."),
     };
 
-    /// <summary>--optimization all|extended|basic|none as ONNX Runtime's level.</summary>
-    internal static Microsoft.ML.OnnxRuntime.GraphOptimizationLevel ParseOptimization(string text) => text switch
-    {
-        "extended" => Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "basic" => Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "none" => Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
-        _ => Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_ALL,
-    };
-
     /// <summary>--max-file-bytes: bytes, or a number with K, M or G (binary units), within what one .NET array holds.</summary>
     internal static long ParseBytes(string text)
     {
@@ -293,17 +257,5 @@ internal static class ExtractCommand
         if (!long.TryParse(digits, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) || n <= 0 || n > FeatureOnnx.Sources.InputFile.LargestMaxFileBytes >> shift)
             throw new ArgumentException($"--max-file-bytes {text}: a number of bytes from 1 to {FeatureOnnx.Sources.InputFile.LargestMaxFileBytes} (2G less a little, the most one .NET array holds), optionally with K, M or G (e.g. 256M).");
         return n << shift;
-    }
-
-    internal static (ExecutionProviderKind Kind, int Device) ParseProvider(string text)
-    {
-        var parts = text.Split(':', 2);
-        return parts[0].ToLowerInvariant() switch
-        {
-            "cpu" when parts.Length == 1 => (ExecutionProviderKind.Cpu, 0),
-            "cuda" => (ExecutionProviderKind.Cuda, parts.Length == 2 && int.TryParse(parts[1], out var d) && d >= 0 ? d
-                : parts.Length == 1 ? 0 : throw new ArgumentException($"--provider {text}: the device must be a number, e.g. cuda:0.")),
-            _ => throw new ArgumentException($"--provider {text}: use cpu or cuda[:DEVICE]."),
-        };
     }
 }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
+using FeatureOnnx.Models;
 
 namespace FeatureOnnx.Cli;
 
@@ -48,7 +49,7 @@ internal static class UsageErrors
         var best = options.Where(o => !o.Hidden)
             .SelectMany(o => o.Aliases.Append(o.Name).Select(alias => (Option: o, Bare: alias.TrimStart('-'))))
             .Where(c => c.Bare.Length > 1)
-            .Select(c => (c.Option, Distance: EditDistance(bare, c.Bare), Prefix: CommonPrefix(bare, c.Bare), IsPrefix: c.Bare.StartsWith(bare, StringComparison.Ordinal)))
+            .Select(c => (c.Option, Distance: EditDistance.Between(bare, c.Bare), Prefix: CommonPrefix(bare, c.Bare), IsPrefix: c.Bare.StartsWith(bare, StringComparison.Ordinal)))
             .Where(c => c.Distance <= MaxSuggestionDistance || c.IsPrefix)
             .OrderBy(c => c.IsPrefix ? 0 : 1).ThenBy(c => c.Distance).ThenByDescending(c => c.Prefix)
             .FirstOrDefault();
@@ -76,7 +77,7 @@ internal static class UsageErrors
             if (arg.Length <= 2 || arg[0] != '-' || arg[1] == '-' || arg.IndexOfAny([':', '=']) >= 0) continue;
             var asLong = "-" + arg;
             var match = options.Where(o => !o.Hidden && o.Name.StartsWith("--", StringComparison.Ordinal))
-                .Select(o => (Option: o, Distance: EditDistance(asLong, o.Name))).Where(c => c.Distance <= 1).OrderBy(c => c.Distance).FirstOrDefault();
+                .Select(o => (Option: o, Distance: EditDistance.Between(asLong, o.Name))).Where(c => c.Distance <= 1).OrderBy(c => c.Distance).FirstOrDefault();
             if (match.Option is null) continue;
             var shortAlias = "-" + arg[1];
             yield return options.Any(o => o.Aliases.Contains(shortAlias))
@@ -116,20 +117,5 @@ internal static class UsageErrors
         var i = 0;
         while (i < a.Length && i < b.Length && a[i] == b[i]) i++;
         return i;
-    }
-
-    private static int EditDistance(string a, string b)
-    {
-        var previous = new int[b.Length + 1];
-        var current = new int[b.Length + 1];
-        for (var j = 0; j <= b.Length; j++) previous[j] = j;
-        for (var i = 1; i <= a.Length; i++)
-        {
-            current[0] = i;
-            for (var j = 1; j <= b.Length; j++)
-                current[j] = Math.Min(Math.Min(previous[j] + 1, current[j - 1] + 1), previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
-            (previous, current) = (current, previous);
-        }
-        return previous[b.Length];
     }
 }

@@ -15,5 +15,5 @@ namespace FeatureOnnx;
 [JsonSerializable(typeof(ExtractionResult))]
 [JsonSerializable(typeof(MergeResult))]
 [JsonSerializable(typeof(Dictionary<string, string>))]
-[JsonSerializable(typeof(FeatureOnnx.Runtime.BenchmarkReport))]
+[JsonSerializable(typeof(FeatureOnnx.Benchmarking.BenchmarkReport))]
 internal sealed partial class JsonMetadata : JsonSerializerContext;

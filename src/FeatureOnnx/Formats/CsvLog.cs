@@ -37,7 +37,7 @@ public sealed class CsvLog : IDisposable
         var partial = path + ".partial";
         if (!File.Exists(partial))
         {
-            if (!File.Exists(path)) throw new FileNotFoundException($"--resume: {partial} is missing; the run cannot be resumed. Start again with --overwrite.", partial);
+            if (!File.Exists(path)) throw new FileNotFoundException($"cannot resume: {partial} is missing. Start the run again from scratch (overwriting the folder).", partial);
             File.Move(path, partial);
         }
         keys = new List<string>();

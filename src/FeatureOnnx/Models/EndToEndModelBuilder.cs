@@ -109,19 +109,19 @@ public static class EndToEndModelBuilder
 
         var pre = new Preprocessing(manifest, options);
         var backboneInput = manifest.Input.Name;
-        var cropDims = new[] { manifest.Input.Height.ToString(CultureInfo.InvariantCulture), manifest.Input.Width.ToString(CultureInfo.InvariantCulture), "3" };
+        OnnxDim[] cropDims = [manifest.Input.Height, manifest.Input.Width, 3];
         var oldInput = g.Input.First(i => i.Name == backboneInput);
         g.Input.Remove(oldInput);
         g.ValueInfo.Add(oldInput);
         List<NodeProto> front;
         if (!options.Batched)
         {
-            pre.Initializers.Add(OnnxOpsetUpgrade.Int64Tensor(EndToEndModel.OrientationInput, [1], [])); // overridable default
+            pre.Initializers.Add(OnnxProto.Int64s(EndToEndModel.OrientationInput, [1], [])); // overridable default
             pre.Build(EndToEndModel.ImageInput, EndToEndModel.OrientationInput, backboneInput, options.ExposeCrop ? EndToEndModel.CropOutput : null, keepBatchAxis: true);
             front = pre.Nodes;
-            g.Input.Insert(0, TensorValue(EndToEndModel.ImageInput, TensorProto.Types.DataType.Uint8, ["num_bytes"]));
-            g.Input.Insert(1, TensorValue(EndToEndModel.OrientationInput, TensorProto.Types.DataType.Int64, []));
-            if (options.ExposeCrop) g.Output.Add(TensorValue(EndToEndModel.CropOutput, TensorProto.Types.DataType.Uint8, cropDims));
+            g.Input.Insert(0, OnnxProto.Value(EndToEndModel.ImageInput, TensorProto.Types.DataType.Uint8, ["num_bytes"]));
+            g.Input.Insert(1, OnnxProto.Value(EndToEndModel.OrientationInput, TensorProto.Types.DataType.Int64, []));
+            if (options.ExposeCrop) g.Output.Add(OnnxProto.Value(EndToEndModel.CropOutput, TensorProto.Types.DataType.Uint8, cropDims));
         }
         else
         {
@@ -129,10 +129,10 @@ public static class EndToEndModelBuilder
             g.Input.Insert(0, new ValueInfoProto
             {
                 Name = EndToEndModel.BatchImagesInput,
-                Type = new TypeProto { SequenceType = new TypeProto.Types.Sequence { ElemType = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Uint8 } } } },
+                Type = new TypeProto { SequenceType = new TypeProto.Types.Sequence { ElemType = OnnxProto.Value("", TensorProto.Types.DataType.Uint8).Type } },
             });
-            g.Input.Insert(1, TensorValue(EndToEndModel.BatchOrientationsInput, TensorProto.Types.DataType.Int64, ["N"]));
-            if (options.ExposeCrop) g.Output.Add(TensorValue(EndToEndModel.CropOutput, TensorProto.Types.DataType.Uint8, ["N", .. cropDims]));
+            g.Input.Insert(1, OnnxProto.Value(EndToEndModel.BatchOrientationsInput, TensorProto.Types.DataType.Int64, ["N"]));
+            if (options.ExposeCrop) g.Output.Add(OnnxProto.Value(EndToEndModel.CropOutput, TensorProto.Types.DataType.Uint8, ["N", .. cropDims]));
         }
         var nodes = front.Concat(g.Node).ToList();
         g.Node.Clear();
@@ -157,22 +157,12 @@ public static class EndToEndModelBuilder
         };
     }
 
-    private static ValueInfoProto TensorValue(string name, TensorProto.Types.DataType type, IEnumerable<string> dims)
-    {
-        var shape = new TensorShapeProto();
-        foreach (var d in dims)
-            shape.Dim.Add(long.TryParse(d, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v)
-                ? new TensorShapeProto.Types.Dimension { DimValue = v }
-                : new TensorShapeProto.Types.Dimension { DimParam = d });
-        return new ValueInfoProto { Name = name, Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)type, Shape = shape } } };
-    }
-
     /// <summary>The preprocessing nodes, built in order; every name carries <see cref="Prefix"/>.</summary>
     private sealed class Preprocessing(ModelManifest manifest, EndToEndOptions options)
     {
-        private int _counter;
-        public List<NodeProto> Nodes { get; } = [];
-        public List<TensorProto> Initializers { get; } = [];
+        private readonly GraphBuilder _b = new(Prefix);
+        public List<NodeProto> Nodes => _b.Nodes;
+        public List<TensorProto> Initializers => _b.Initializers;
 
         /// <summary>
         /// A Loop over the <see cref="EndToEndModel.BatchImagesInput"/> sequence whose body is <see cref="Build"/>
@@ -189,16 +179,14 @@ public static class EndToEndModelBuilder
             Build(image, orientation, slot, cropOutput is null ? null : crop, keepBatchAxis: false);
             var body = new GraphProto { Name = Prefix + "per_image" };
             body.Node.AddRange(Nodes);
-            body.Input.Add(TensorValue(iteration, TensorProto.Types.DataType.Int64, []));
-            body.Input.Add(TensorValue(condIn, TensorProto.Types.DataType.Bool, []));
-            body.Output.Add(TensorValue(condOut, TensorProto.Types.DataType.Bool, []));
-            body.Output.Add(new ValueInfoProto { Name = slot, Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float } } });
-            if (cropOutput is not null)
-                body.Output.Add(new ValueInfoProto { Name = crop, Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Uint8 } } });
+            body.Input.Add(OnnxProto.Value(iteration, TensorProto.Types.DataType.Int64, []));
+            body.Input.Add(OnnxProto.Value(condIn, TensorProto.Types.DataType.Bool, []));
+            body.Output.Add(OnnxProto.Value(condOut, TensorProto.Types.DataType.Bool, []));
+            body.Output.Add(OnnxProto.Value(slot, TensorProto.Types.DataType.Float));
+            if (cropOutput is not null) body.Output.Add(OnnxProto.Value(crop, TensorProto.Types.DataType.Uint8));
             Nodes.Clear();
             var count = Op("SequenceLength", [EndToEndModel.BatchImagesInput]);
-            var loop = MakeNode("Loop", [count, ""], cropOutput is null ? [output] : [output, cropOutput], "",
-                [new AttributeProto { Name = "body", Type = AttributeProto.Types.AttributeType.Graph, G = body }]);
+            var loop = _b.Node("Loop", [count, ""], cropOutput is null ? [output] : [output, cropOutput], "", OnnxProto.Graph("body", body));
             return [.. Nodes, loop];
         }
 
@@ -235,7 +223,7 @@ public static class EndToEndModelBuilder
                     Str("mode", mode), Int("antialias", 1), Ints("axes", [1, 2]),
                     Str("coordinate_transformation_mode", options.CoordinateTransformationMode),
                 };
-                if (cubic is { } a) attrs.Add(new AttributeProto { Name = "cubic_coeff_a", Type = AttributeProto.Types.AttributeType.Float, F = a });
+                if (cubic is { } a) attrs.Add(OnnxProto.Float("cubic_coeff_a", a));
                 image = Op("Resize", [image, "", "", sizes], attributes: [.. attrs]);
             }
 
@@ -263,15 +251,8 @@ public static class EndToEndModelBuilder
             var cropped = Op("Slice", [image, offset, Op("Add", [offset, crop]), I64("crop_axes", [1, 2])]);
             if (cropOutput is not null) Op("Squeeze", [cropped, I64("crop_batch_axis", [0])], output: cropOutput);
 
-            // ToTensor + Normalize in float32, in torch's order: p / divisor, then - mean, then / std.
-            var x = Op("Cast", [cropped], attributes: [Int("to", (int)TensorProto.Types.DataType.Float)]);
-            if (spec.PixelDivisor != 1f) x = Op("Div", [x, F32("pixel_divisor", [spec.PixelDivisor], [])]);
-            if (spec.Mean.Any(m => m != 0f)) x = Op("Sub", [x, F32("mean", spec.Mean.ToArray(), [3])]);
-            if (spec.Std.Any(v => v != 1f)) x = Op("Div", [x, F32("std", spec.Std.ToArray(), [3])]);
-            if (spec.ChannelOrder == ChannelOrder.Bgr)
-                x = Op("Slice", [x, I64("c_start", [-1]), I64("c_end", [long.MinValue]), I64("c_axis", [3]), I64("c_step", [-1])]);
-            if (manifest.Input.Layout == TensorLayout.Nchw)
-                x = Op("Transpose", [x], attributes: [Ints("perm", [0, 3, 1, 2])]);
+            // ToTensor + Normalize in float32, in torch's order (the nodes the uint8 input graph uses too).
+            var x = _b.Normalize(cropped, spec, manifest.Input.Layout);
             Op(keepBatchAxis ? "Identity" : "Squeeze", keepBatchAxis ? [x] : [x, I64("slot_batch_axis", [0])], output: output);
         }
 
@@ -283,9 +264,8 @@ public static class EndToEndModelBuilder
             var transposed = Name("transposed");
             var thenBranch = Branch("transpose", rgb, "Transpose", [Ints("perm", [1, 0, 2])]);
             var elseBranch = Branch("keep", rgb, "Identity", []);
-            Nodes.Add(MakeNode("If", [Op("Greater", [orientation, I64("four", [4], [])])], [transposed], "",
-                [new AttributeProto { Name = "then_branch", Type = AttributeProto.Types.AttributeType.Graph, G = thenBranch },
-                 new AttributeProto { Name = "else_branch", Type = AttributeProto.Types.AttributeType.Graph, G = elseBranch }]));
+            Nodes.Add(_b.Node("If", [Op("Greater", [orientation, I64("four", [4], [])])], [transposed], "",
+                OnnxProto.Graph("then_branch", thenBranch), OnnxProto.Graph("else_branch", elseBranch)));
             //                               orientation:  0  1  2   3   4  5  6   7   8
             var stepY = Op("Gather", [I64("flip_y", [1, 1, 1, -1, -1, 1, 1, -1, -1]), index]);
             var stepX = Op("Gather", [I64("flip_x", [1, 1, -1, -1, 1, 1, -1, -1, 1]), index]);
@@ -300,68 +280,24 @@ public static class EndToEndModelBuilder
         {
             var output = Name(name + "_out");
             var graph = new GraphProto { Name = Prefix + name };
-            graph.Node.Add(MakeNode(op, [input], [output], "", attributes));
-            graph.Output.Add(new ValueInfoProto
-            {
-                Name = output,
-                Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Uint8 } },
-            });
+            graph.Node.Add(_b.Node(op, [input], [output], "", attributes));
+            graph.Output.Add(OnnxProto.Value(output, TensorProto.Types.DataType.Uint8));
             return graph;
         }
 
-        private string Name(string hint) => $"{Prefix}{hint}_{_counter++}";
+        private string Name(string hint) => _b.Name(hint);
 
-        private string Op(string opType, string[] inputs, string domain = "", AttributeProto[]? attributes = null, string? output = null)
-        {
-            var name = output ?? Name(opType.ToLowerInvariant());
-            Nodes.Add(MakeNode(opType, inputs, [name], domain, attributes ?? []));
-            return name;
-        }
+        private string Op(string opType, string[] inputs, string domain = "", AttributeProto[]? attributes = null, string? output = null) =>
+            _b.Op(opType, inputs, domain, attributes, output);
 
-        private NodeProto MakeNode(string opType, string[] inputs, string[] outputs, string domain, AttributeProto[] attributes)
-        {
-            var node = new NodeProto { OpType = opType, Name = $"{Prefix}{opType}_node{_counter++}", Domain = domain };
-            node.Input.AddRange(inputs);
-            node.Output.AddRange(outputs);
-            node.Attribute.AddRange(attributes);
-            return node;
-        }
+        private string I64(string name, long[] values, long[]? dims = null) => _b.Int64s(name, values, dims);
 
-        private string I64(string name, long[] values, long[]? dims = null)
-        {
-            var t = OnnxOpsetUpgrade.Int64Tensor(Prefix + name, values, dims);
-            Initializers.Add(t);
-            return t.Name;
-        }
+        private string U8Scalar(string name, byte value) => _b.Uint8Scalar(name, value);
 
-        private string F32(string name, float[] values, long[] dims)
-        {
-            var t = new TensorProto { Name = Prefix + name, DataType = (int)TensorProto.Types.DataType.Float };
-            t.Dims.AddRange(dims);
-            t.FloatData.AddRange(values);
-            Initializers.Add(t);
-            return t.Name;
-        }
+        private static AttributeProto Str(string name, string value) => OnnxProto.String(name, value);
 
-        private string U8Scalar(string name, byte value)
-        {
-            var t = new TensorProto { Name = Prefix + name, DataType = (int)TensorProto.Types.DataType.Uint8 };
-            t.RawData = Google.Protobuf.ByteString.CopyFrom(value);
-            Initializers.Add(t);
-            return t.Name;
-        }
+        private static AttributeProto Int(string name, long value) => OnnxProto.Int(name, value);
 
-        private static AttributeProto Str(string name, string value) =>
-            new() { Name = name, Type = AttributeProto.Types.AttributeType.String, S = Google.Protobuf.ByteString.CopyFromUtf8(value) };
-
-        private static AttributeProto Int(string name, long value) =>
-            new() { Name = name, Type = AttributeProto.Types.AttributeType.Int, I = value };
-
-        private static AttributeProto Ints(string name, long[] values)
-        {
-            var a = new AttributeProto { Name = name, Type = AttributeProto.Types.AttributeType.Ints };
-            a.Ints.AddRange(values);
-            return a;
-        }
+        private static AttributeProto Ints(string name, long[] values) => OnnxProto.Ints(name, values);
     }
 }

@@ -418,14 +418,8 @@ public static class Float16Conversion
             yield return CastNode(half, to, Float);
         }
 
-        private NodeProto CastNode(string from, string to, int type)
-        {
-            var node = new NodeProto { OpType = "Cast", Name = Unique("featureonnx_cast/" + to) };
-            node.Input.Add(from);
-            node.Output.Add(to);
-            node.Attribute.Add(new AttributeProto { Name = "to", Type = AttributeProto.Types.AttributeType.Int, I = type });
-            return node;
-        }
+        private NodeProto CastNode(string from, string to, int type) =>
+            OnnxProto.Cast(Unique("featureonnx_cast/" + to), from, to, (TensorProto.Types.DataType)type);
 
         private string Unique(string wanted)
         {
@@ -463,16 +457,6 @@ public static class Float16Conversion
 
     /// <summary>The float32 values of an initializer.</summary>
     internal static float[] WeightValues(TensorProto tensor) => OnnxGraph.FloatValues(tensor, tensor.Dims.Aggregate(1L, (a, d) => a * d));
-
-    private static TensorProto FloatTensor(string name, IReadOnlyList<long> dims, float[] values)
-    {
-        var t = new TensorProto { Name = name, DataType = Float };
-        t.Dims.AddRange(dims);
-        var bytes = new byte[values.Length * 4];
-        for (var i = 0; i < values.Length; i++) BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(i * 4), values[i]);
-        t.RawData = ByteString.CopyFrom(bytes);
-        return t;
-    }
 
     /// <summary>
     /// Folds each BatchNormalization (inference form, per-channel) into the Conv that alone feeds it:
@@ -522,8 +506,8 @@ public static class Float16Conversion
             }
             var wName = Unique(w.Name + "/bn_folded");
             var bName = Unique((b?.Name ?? conv.Output[0]) + "/bn_folded_bias");
-            g.Initializer.Add(FloatTensor(wName, w.Dims, weights));
-            g.Initializer.Add(FloatTensor(bName, [channels], newBias));
+            g.Initializer.Add(OnnxProto.RawFloats(wName, weights, w.Dims));
+            g.Initializer.Add(OnnxProto.RawFloats(bName, newBias, [channels]));
             conv.Input[1] = wName;
             if (conv.Input.Count > 2) conv.Input[2] = bName; else conv.Input.Add(bName);
             conv.Output[0] = bn.Output[0];

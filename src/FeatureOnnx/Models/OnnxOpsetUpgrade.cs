@@ -108,19 +108,19 @@ public static class OnnxOpsetUpgrade
                 if (split is not null)
                 {
                     node.Attribute.Remove(split);
-                    AddInput(graph, node, Int64Tensor(Unique(taken, node.Name + "_split"), split.Ints.ToArray()), 1);
+                    AddInput(graph, node, OnnxProto.Int64s(Unique(taken, node.Name + "_split"), split.Ints.ToArray()), 1);
                     changes.Add($"Split '{node.Name}': attribute split moved to an input");
                 }
                 else if (target >= 18)
                 {
-                    node.Attribute.Add(new AttributeProto { Name = "num_outputs", Type = AttributeProto.Types.AttributeType.Int, I = node.Output.Count });
+                    node.Attribute.Add(OnnxProto.Int("num_outputs", node.Output.Count));
                     changes.Add($"Split '{node.Name}': num_outputs={node.Output.Count} made explicit");
                 }
                 return null;
             }
             case "Split":
                 if (target >= 18 && node.Input.Count < 2)
-                    node.Attribute.Add(new AttributeProto { Name = "num_outputs", Type = AttributeProto.Types.AttributeType.Int, I = node.Output.Count });
+                    node.Attribute.Add(OnnxProto.Int("num_outputs", node.Output.Count));
                 return null;
             case "Dropout":
                 if (node.Output.Count > 1 && node.Output[1].Length > 0 && graph.Node.Any(n => n.Input.Contains(node.Output[1])))
@@ -138,9 +138,9 @@ public static class OnnxOpsetUpgrade
                 if (pads is null) return "no pads";
                 node.Attribute.Remove(pads);
                 if (value is not null) node.Attribute.Remove(value);
-                AddInput(graph, node, Int64Tensor(Unique(taken, node.Name + "_pads"), pads.Ints.ToArray()), 1);
+                AddInput(graph, node, OnnxProto.Int64s(Unique(taken, node.Name + "_pads"), pads.Ints.ToArray()), 1);
                 if (value is not null && value.F != 0f)
-                    AddInput(graph, node, FloatScalar(Unique(taken, node.Name + "_value"), value.F), 2);
+                    AddInput(graph, node, OnnxProto.Floats(Unique(taken, node.Name + "_value"), [value.F], []), 2);
                 changes.Add($"Pad '{node.Name}': attributes moved to inputs");
                 return null;
             }
@@ -153,9 +153,9 @@ public static class OnnxOpsetUpgrade
                 var axes = node.Attribute.FirstOrDefault(a => a.Name == "axes");
                 if (starts is null || ends is null) return "no starts/ends";
                 node.Attribute.Clear();
-                AddInput(graph, node, Int64Tensor(Unique(taken, node.Name + "_starts"), starts.Ints.ToArray()), 1);
-                AddInput(graph, node, Int64Tensor(Unique(taken, node.Name + "_ends"), ends.Ints.ToArray()), 2);
-                if (axes is not null) AddInput(graph, node, Int64Tensor(Unique(taken, node.Name + "_axes"), axes.Ints.ToArray()), 3);
+                AddInput(graph, node, OnnxProto.Int64s(Unique(taken, node.Name + "_starts"), starts.Ints.ToArray()), 1);
+                AddInput(graph, node, OnnxProto.Int64s(Unique(taken, node.Name + "_ends"), ends.Ints.ToArray()), 2);
+                if (axes is not null) AddInput(graph, node, OnnxProto.Int64s(Unique(taken, node.Name + "_axes"), axes.Ints.ToArray()), 3);
                 changes.Add($"Slice '{node.Name}': attributes moved to inputs");
                 return null;
             }
@@ -166,8 +166,8 @@ public static class OnnxOpsetUpgrade
                 var min = node.Attribute.FirstOrDefault(a => a.Name == "min");
                 var max = node.Attribute.FirstOrDefault(a => a.Name == "max");
                 node.Attribute.Clear();
-                AddInput(graph, node, FloatScalar(Unique(taken, node.Name + "_min"), min?.F ?? float.MinValue), 1);
-                AddInput(graph, node, FloatScalar(Unique(taken, node.Name + "_max"), max?.F ?? float.MaxValue), 2);
+                AddInput(graph, node, OnnxProto.Floats(Unique(taken, node.Name + "_min"), [min?.F ?? float.MinValue], []), 1);
+                AddInput(graph, node, OnnxProto.Floats(Unique(taken, node.Name + "_max"), [max?.F ?? float.MaxValue], []), 2);
                 changes.Add($"Clip '{node.Name}': min/max moved to inputs (float input assumed)");
                 return null;
             }
@@ -181,7 +181,7 @@ public static class OnnxOpsetUpgrade
             if (axes is not null)
             {
                 node.Attribute.Remove(axes);
-                AddInput(graph, node, Int64Tensor(Unique(taken, node.Name + "_axes"), axes.Ints.ToArray()), 1);
+                AddInput(graph, node, OnnxProto.Int64s(Unique(taken, node.Name + "_axes"), axes.Ints.ToArray()), 1);
                 changes.Add($"{op} '{node.Name}': attribute axes moved to an input");
             }
             return null;
@@ -202,20 +202,5 @@ public static class OnnxOpsetUpgrade
         var candidate = "opset_upgrade/" + name;
         for (var k = 1; !taken.Add(candidate); k++) candidate = $"opset_upgrade/{name}_{k}";
         return candidate;
-    }
-
-    internal static TensorProto Int64Tensor(string name, long[] values, long[]? dims = null)
-    {
-        var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int64 };
-        t.Dims.AddRange(dims ?? [values.Length]);
-        t.Int64Data.AddRange(values);
-        return t;
-    }
-
-    internal static TensorProto FloatScalar(string name, float value)
-    {
-        var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Float };
-        t.FloatData.Add(value);
-        return t;
     }
 }

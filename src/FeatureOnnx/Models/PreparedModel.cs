@@ -74,12 +74,12 @@ public sealed record PreparedModel
         var spec = catalog.BuiltInNames().Contains(manifest.Name) && catalog.Resolve(manifest.Name).ManifestPath == manifest.ManifestPath
             ? manifest.Name
             : manifest.ManifestPath ?? manifest.Name;
-        var distance = manifest.Outputs.Select(o => OnnxGraph.EditDistance(o.Name, name)).DefaultIfEmpty(int.MaxValue).Min();
-        var close = manifest.Outputs.Where(o => distance <= 2 && OnnxGraph.EditDistance(o.Name, name) == distance).Select(o => $"'{o.Name}'").ToList();
+        var distance = manifest.Outputs.Select(o => EditDistance.Between(o.Name, name, ignoreCase: true)).DefaultIfEmpty(int.MaxValue).Min();
+        var close = manifest.Outputs.Where(o => distance <= 2 && EditDistance.Between(o.Name, name, ignoreCase: true) == distance).Select(o => $"'{o.Name}'").ToList();
         return $"model '{manifest.Name}' has no output named '{name}'{(close.Count == 0 ? "" : $" (did you mean {string.Join(" or ", close)}?)")}. " +
                $"Its outputs: {string.Join(", ", manifest.Outputs.Select(o => o.Name))}. " +
                $"Any graph tensor also works as TENSOR[=alias]; the closest names: {string.Join(", ", graph.ClosestTensorNames(name, 5))} " +
-               $"('featureonnx inspect {spec} --all' lists all {graph.TensorCount}).";
+               $"(OnnxGraph.ListTensors lists all {graph.TensorCount} of {spec}).";
     }
 
     /// <summary>

@@ -28,35 +28,12 @@ public static class ProviderProbeModel
     public static byte[] Bytes()
     {
         var graph = new GraphProto { Name = "provider_probe" };
-        graph.Input.Add(Tensor(InputName));
-        graph.Output.Add(Tensor(OutputName));
-        graph.Initializer.Add(Floats("w", [1, 1, 1, 1], 2f));
-        graph.Initializer.Add(Floats("b", [1], 1f));
-        var conv = new NodeProto { OpType = "Conv", Name = "probe_conv" };
-        conv.Input.AddRange([InputName, "w", "b"]);
-        conv.Output.Add(OutputName);
-        graph.Node.Add(conv);
-        var model = new ModelProto { IrVersion = 8, ProducerName = "FeatureOnnx provider probe", Graph = graph };
-        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = 17 });
-        return model.ToByteArray();
-    }
-
-    private static ValueInfoProto Tensor(string name)
-    {
-        var shape = new TensorShapeProto();
-        foreach (var d in Shape) shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimValue = d });
-        return new ValueInfoProto
-        {
-            Name = name,
-            Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float, Shape = shape } },
-        };
-    }
-
-    private static TensorProto Floats(string name, long[] dims, float value)
-    {
-        var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Float };
-        t.Dims.AddRange(dims);
-        t.FloatData.Add(value);
-        return t;
+        OnnxDim[] shape = [.. Shape.Select(d => (OnnxDim)d)];
+        graph.Input.Add(OnnxProto.Value(InputName, TensorProto.Types.DataType.Float, shape));
+        graph.Output.Add(OnnxProto.Value(OutputName, TensorProto.Types.DataType.Float, shape));
+        graph.Initializer.Add(OnnxProto.Floats("w", [2f], [1, 1, 1, 1]));
+        graph.Initializer.Add(OnnxProto.Floats("b", [1f], [1]));
+        graph.Node.Add(OnnxProto.Node("Conv", "probe_conv", [InputName, "w", "b"], [OutputName]));
+        return OnnxProto.Model(graph, opset: 17, irVersion: 8, "FeatureOnnx provider probe").ToByteArray();
     }
 }

@@ -73,7 +73,7 @@ public sealed class FeaturePostProcessor
         PooledRowLength = (int)PooledRowShape.Aggregate(1L, (a, b) => a * b);
         if (options.Pca is { } pca && pca.Dimension != PooledRowLength)
         {
-            var hint = InputRowShape.Length > 1 && options.Pooling == PoolingMode.None ? " Pool the maps first (--pool avg) or fit the PCA on what you feed it." : "";
+            var hint = InputRowShape.Length > 1 && options.Pooling == PoolingMode.None ? " Pool the maps first (PostProcessOptions.Pooling = Average) or fit the PCA on what you feed it." : "";
             throw new ArgumentException($"{nameForErrors}: rows of [{string.Join(",", PooledRowShape)}] ({PooledRowLength} floats) but the PCA expects {pca.Dimension} features ({pca}).{hint}");
         }
         OutputRowShape = options.Pca is { } p ? [p.Components] : PooledRowShape;

@@ -137,7 +137,7 @@ public sealed class ImageDecoder
         if (info.Width <= 0 || info.Height <= 0)
             throw new ImageDecodeException($"{format.Name} header declares an empty image ({info.Width}x{info.Height})");
         if (pixels > Options.MaxPixels)
-            throw new ImageDecodeException($"{format.Name} header declares {info.Width}x{info.Height} = {pixels / 1e6:0.#} megapixels, above the limit of {Options.MaxPixels / 1e6:0.#} (raise --max-pixels to accept it)");
+            throw new ImageDecodeException($"{format.Name} header declares {info.Width}x{info.Height} = {pixels / 1e6:0.#} megapixels, above the limit of {Options.MaxPixels / 1e6:0.#} (raise ImageDecoderOptions.MaxPixels to accept it)");
         EncodedImageIntegrity.ThrowIfTruncated(encoded.Span, format.Name);
         return new EncodedImageInfo(format.Name, info.Width, info.Height, OrientationOf(info));
     }

@@ -159,7 +159,7 @@ public sealed unsafe class TurboJpegDecoder : IDisposable
 
             var fullPixels = (long)fullWidth * fullHeight;
             if (fullPixels > maxPixels) // the limit is on the file, whatever the scale: a bomb stays refused from its header
-                throw new ImageDecodeException($"JPEG header declares {fullWidth}x{fullHeight} = {fullPixels / 1e6:0.#} megapixels, above the limit of {maxPixels / 1e6:0.#} (raise --max-pixels to accept it)");
+                throw new ImageDecodeException($"JPEG header declares {fullWidth}x{fullHeight} = {fullPixels / 1e6:0.#} megapixels, above the limit of {maxPixels / 1e6:0.#} (raise ImageDecoderOptions.MaxPixels to accept it)");
             // TJSCALED(dim, 1/s): tjDecompress2 picks the scaling factor from the output size asked for.
             var width = (fullWidth + scaleDenominator - 1) / scaleDenominator;
             var height = (fullHeight + scaleDenominator - 1) / scaleDenominator;

@@ -95,7 +95,7 @@ public sealed record CudaProviderSettings
                 "enable_cuda_graph" => settings with { EnableCudaGraph = ParseBool(key, value) },
                 "use_tf32" => settings with { UseTf32 = ParseBool(key, value) },
                 "gpu_mem_limit" => settings with { MemoryLimitBytes = ParseBytes(key, value) },
-                "device_id" => throw new ArgumentException("device_id: choose the device with --provider cuda:N."),
+                "device_id" => throw new ArgumentException("device_id: the device is not a CUDA option; choose it with SessionSettings.DeviceId."),
                 _ => settings,
             };
             if (!TypedKeys.Contains(key)) extra[key] = value;

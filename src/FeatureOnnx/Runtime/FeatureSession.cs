@@ -170,7 +170,7 @@ public sealed class FeatureSession : IDisposable
             {
                 reason = ExecutionProviderException.Explain(e);
                 if (!settings.FallbackToCpu)
-                    throw new ExecutionProviderException($"CUDA execution provider could not start a session: {reason} Pass --fallback cpu to run on the CPU instead.", e);
+                    throw new ExecutionProviderException($"CUDA execution provider could not start a session: {reason} Set SessionSettings.FallbackToCpu to run on the CPU instead.", e);
             }
         }
         using var cpu = NewOptions(settings);
@@ -201,7 +201,7 @@ public sealed class FeatureSession : IDisposable
             }
         }
         if (!settings.FallbackToCpu)
-            throw new ExecutionProviderException($"CUDA execution provider could not be created: {reason} Pass --fallback cpu to run on the CPU instead.");
+            throw new ExecutionProviderException($"CUDA execution provider could not be created: {reason} Set SessionSettings.FallbackToCpu to run on the CPU instead.");
         return (ExecutionProviderKind.Cpu, FallbackMessage(reason));
     }
 
@@ -213,7 +213,7 @@ public sealed class FeatureSession : IDisposable
         options.AppendExecutionProvider_CUDA(cuda);
     }
 
-    private static string FallbackMessage(string reason) => $"CUDA unavailable ({reason}); running on the CPU as --fallback cpu asked.";
+    private static string FallbackMessage(string reason) => $"CUDA unavailable ({reason}); running on the CPU as SessionSettings.FallbackToCpu asked.";
 
     /// <summary>The settings asked for.</summary>
     public SessionSettings Settings { get; }
@@ -330,11 +330,11 @@ public sealed class ExecutionProviderException(string message, Exception? inner 
             var what = $"{m.Groups[1].Value} error {code} ({m.Groups[3].Value.Trim()})";
             var fix = m.Groups[1].Value != "CUDA" ? "check the cuDNN 9 / cuBLAS installation (versions built for CUDA 13) and the device's free memory." : code switch
             {
-                2 => "the device is out of memory: lower --batch, or cap the arena with --cuda-options gpu_mem_limit=...",
+                2 => "the device is out of memory: lower the batch size, or cap the arena with gpu_mem_limit=... (SessionSettings.Cuda)",
                 35 => "the NVIDIA driver is older than this CUDA 13 runtime: install NVIDIA driver 580 or newer.",
                 46 => "the GPU is busy or unavailable: another process may hold it in exclusive-process compute mode (nvidia-smi -q -d COMPUTE).",
                 100 => "no CUDA device is visible: check nvidia-smi; in a container, pass the GPU in (docker run --gpus all).",
-                101 => "no such device: choose one with --provider cuda:N ('featureonnx providers' lists them).",
+                101 => "no such device: choose one with SessionSettings.DeviceId (ProviderDiagnostics.Diagnose lists them).",
                 209 or 222 => "this ONNX Runtime build has no kernels for this GPU generation.",
                 _ => "check nvidia-smi and dmesg; 'featureonnx providers' runs a one-convolution probe.",
             };

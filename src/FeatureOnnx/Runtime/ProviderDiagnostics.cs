@@ -140,7 +140,7 @@ public static class ProviderDiagnostics
         if (driver.Version is { } version && version < CudaDriver.RequiredCudaVersion)
             return $"the NVIDIA driver supports CUDA {CudaDriver.FormatVersion(version)}, and ONNX Runtime 1.31's CUDA provider needs CUDA {CudaDriver.FormatVersion(CudaDriver.RequiredCudaVersion)}: install NVIDIA driver 580 or newer.";
         if (deviceId < 0 || deviceId >= devices.Count)
-            return $"there is no CUDA device {deviceId}: the driver sees {devices.Count} ({string.Join(", ", devices.Select(d => $"{d.Ordinal}: {d.Name}"))}). Use --provider cuda:0{(devices.Count > 1 ? $"..{devices.Count - 1}" : "")}.";
+            return $"there is no CUDA device {deviceId}: the driver sees {devices.Count} ({string.Join(", ", devices.Select(d => $"{d.Ordinal}: {d.Name}"))}). Use device 0{(devices.Count > 1 ? $"..{devices.Count - 1}" : "")} (SessionSettings.DeviceId).";
         var device = devices[deviceId];
         if (device.ComputeCapability < CudaDriver.MinimumComputeCapability)
             return $"CUDA device {deviceId} ({device.Name}) has compute capability {device.ComputeCapability}, and CUDA 13 (this ONNX Runtime's CUDA provider) supports {CudaDriver.MinimumComputeCapability} (Turing) and newer. Run it on the CPU.";

@@ -43,5 +43,38 @@ public sealed class CliErrorsTests
         Assert.StartsWith("interrupted before any input was processed", stderr);
     }
 
+    [Theory]
+    // What the library says (naming its settings) against what the CLI shows (naming the flags).
+    [InlineData("CUDA execution provider could not be created: libcudnn.so.9 is missing. Set SessionSettings.FallbackToCpu to run on the CPU instead.",
+        "error: CUDA execution provider could not be created: libcudnn.so.9 is missing. Pass --fallback cpu to run on the CPU instead.\n")]
+    [InlineData("device_id: the device is not a CUDA option; choose it with SessionSettings.DeviceId.",
+        "error: device_id: the device is not a CUDA option; choose it with --provider cuda:N.\n")]
+    [InlineData("maps.npy: rows of [8,3,4] (96 floats) but the PCA expects 12 features. Pool the maps first (PostProcessOptions.Pooling = Average) or fit the PCA on what you feed it.",
+        "error: maps.npy: rows of [8,3,4] (96 floats) but the PCA expects 12 features. Pool the maps first (--pool avg) or fit the PCA on what you feed it.\n")]
+    public void Library_settings_in_a_message_are_shown_as_flags(string library, string shown) =>
+        Assert.Equal((1, shown), Tuple(Guarded(() => throw new ArgumentException(library))));
+
+    [Fact]
+    public void A_setting_exception_is_prefixed_with_its_flag()
+    {
+        var (code, stderr) = Guarded(() => throw new SettingException("BenchmarkRequest.Precisions", "model 'm' is stored at fp16 and runs at that precision only."));
+        Assert.Equal((1, "error: --precision: model 'm' is stored at fp16 and runs at that precision only.\n"), Tuple((code, stderr)));
+    }
+
+    [Fact]
+    public void Every_setting_the_table_names_exists_in_the_library()
+    {
+        // A renamed property would leave its old name in the table and the new one shown to users unmapped.
+        var library = typeof(FeatureOnnx.Models.ModelManifest).Assembly;
+        foreach (var key in CliErrors.Flags.Keys)
+        {
+            var name = key.StartsWith("Set ", StringComparison.Ordinal) ? key[4..] : key;
+            name = name.Split(' ')[0];
+            var (type, member) = (name[..name.LastIndexOf('.')], name[(name.LastIndexOf('.') + 1)..]);
+            var found = library.GetTypes().SingleOrDefault(t => t.Name == type);
+            Assert.True(found?.GetMember(member).Length > 0, $"CliErrors.Flags names {type}.{member}, which the library does not have");
+        }
+    }
+
     private static (int, string) Tuple((int Code, string Stderr) r) => (r.Code, r.Stderr.ReplaceLineEndings("\n"));
 }

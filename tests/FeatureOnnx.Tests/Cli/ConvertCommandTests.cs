@@ -1,4 +1,5 @@
 using System.CommandLine;
+using FeatureOnnx.Benchmarking;
 using FeatureOnnx.Cli;
 using FeatureOnnx.Models;
 
@@ -34,7 +35,7 @@ public sealed class ConvertCommandTests
 
         // bench runs the converted model at its own precision, compared with its own CPU run; asking for another precision is an error
         Assert.Equal(0, Run("bench", "--model", tmp.File("r18_fp16.json"), "--providers", "cpu", "--batch", "1", "--warmup", "0", "--iters", "2", "-q", "-o", tmp.File("bench")));
-        var report = FeatureOnnx.Sinks.BenchmarkReportWriter.Read(Path.Combine(tmp.File("bench"), "report.json"))!;
+        var report = BenchmarkReportWriter.Read(Path.Combine(tmp.File("bench"), "report.json"))!;
         Assert.Equal(["fp16"], report.Precisions);
         Assert.All(report.Results, r => Assert.Equal("fp16", r.Precision));
         Assert.NotEqual(0, Run("bench", "--model", tmp.File("r18_fp16.json"), "--precision", "fp32,fp16", "--providers", "cpu", "-o", tmp.File("bench2")));

@@ -13,7 +13,7 @@ public sealed class PreparedModelTests
         var e = Assert.Throws<ArgumentException>(() => PreparedModel.Build(manifest, ["layer5"], catalog));
         Assert.StartsWith("model 'resnet18' has no output named 'layer5' (did you mean 'layer1' or 'layer2' or 'layer3' or 'layer4'?). " +
                           "Its outputs: pooled, layer1, layer2, layer3, layer4. Any graph tensor also works as TENSOR[=alias]; the closest names: ", e.Message);
-        Assert.EndsWith("('featureonnx inspect resnet18 --all' lists all 80).", e.Message);
+        Assert.EndsWith("(OnnxGraph.ListTensors lists all 80 of resnet18).", e.Message); // the CLI: 'featureonnx inspect MODEL --all' (CliErrors.Flags)
 
         // Far from every output: no guess, the outputs still come first.
         e = Assert.Throws<ArgumentException>(() => PreparedModel.Build(manifest, ["Pooling39_Output_0=x"], catalog));

@@ -72,6 +72,6 @@ public sealed class PostProcessTests : IDisposable
         var model = new PcaFitter(new PcaFitOptions { Components = 3, Backend = PcaBackend.Managed }).Fit(Fixtures.Path("features_200x40.npy")).Model;
         var e = Assert.Throws<ArgumentException>(() => new FeaturePostProcessor(new PostProcessOptions { Pca = model }, [8, 3, 4], "maps.npy"));
         Assert.Contains("maps.npy", e.Message);
-        Assert.Contains("--pool", e.Message);
+        Assert.Contains("PostProcessOptions.Pooling = Average", e.Message);
     }
 }

@@ -150,7 +150,7 @@ public sealed class BrokenCudaTests(CudaStubLibraries stubs, ITestOutputHelper o
         var extract = Run(new Dictionary<string, string> { ["CUDA_STUB_DEVICES"] = "2" }, null,
             "extract", Samples, "-o", tmp.Path, "--provider", "cuda:3");
         Assert.Equal(1, extract.ExitCode);
-        Assert.Contains("there is no CUDA device 3: the driver sees 2 (0: Stub GPU, 1: Stub GPU). Use --provider cuda:0..1.", extract.Err);
+        Assert.Contains("there is no CUDA device 3: the driver sees 2 (0: Stub GPU, 1: Stub GPU). Use device 0..1 (--provider cuda:N).", extract.Err);
     }
 
     [SkippableFact]

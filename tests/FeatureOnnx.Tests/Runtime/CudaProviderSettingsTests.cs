@@ -47,7 +47,7 @@ public sealed class CudaProviderSettingsTests
     [InlineData("cudnn_conv_algo_search=1", "EXHAUSTIVE, HEURISTIC or DEFAULT")]
     [InlineData("gpu_mem_limit=-1", "positive number of bytes")]
     [InlineData("gpu_mem_limit=8X", "positive number of bytes")]
-    [InlineData("device_id=1", "--provider cuda:N")]
+    [InlineData("device_id=1", "SessionSettings.DeviceId")]
     public void Bad_options_are_refused_with_the_fix(string text, string expected)
     {
         var e = Assert.Throws<ArgumentException>(() => CudaProviderSettings.Parse(text));
@@ -70,7 +70,7 @@ public sealed class CudaProviderSettingsTests
         Skip.If(ProviderDiagnostics.WhyCudaCannotRun() is null, "CUDA libraries load here: the failure path is not testable");
         var model = PreparedModel.Build(new ModelCatalog().Resolve("resnet18"), ["layer1"]);
         var settings = new SessionSettings { Provider = ExecutionProviderKind.Cuda, Cuda = CudaProviderSettings.Parse("prefer_nhwc=1,cudnn_conv_algo_search=HEURISTIC") };
-        Assert.Contains("--fallback cpu", Assert.Throws<ExecutionProviderException>(() => new FeatureSession(model, settings)).Message);
+        Assert.Contains("SessionSettings.FallbackToCpu", Assert.Throws<ExecutionProviderException>(() => new FeatureSession(model, settings)).Message);
         using var session = new FeatureSession(model, settings with { FallbackToCpu = true });
         Assert.Equal(ExecutionProviderKind.Cpu, session.Provider);
         Assert.NotNull(session.Fallback);

@@ -1,3 +1,4 @@
+using FeatureOnnx.Benchmarking;
 using FeatureOnnx.Preprocessing;
 using FeatureOnnx.Models;
 using FeatureOnnx.Runtime;

@@ -116,7 +116,7 @@ public sealed class PcaFitter
     public PcaFitter(PcaFitOptions options)
     {
         if (options.Components is null == options.VarianceRatio is null)
-            throw new ArgumentException("give exactly one of a component count (-k K) and a variance ratio (--variance 0.95)");
+            throw new ArgumentException("give exactly one of a component count (PcaFitOptions.Components) and a variance ratio (PcaFitOptions.VarianceRatio, e.g. 0.95)");
         if (options.Components is < 1) throw new ArgumentException($"component count {options.Components}: must be at least 1");
         if (options.VarianceRatio is { } v && !(v > 0 && v < 1)) throw new ArgumentException($"variance ratio {v}: must be between 0 and 1 (exclusive), e.g. 0.95");
         _options = options;
@@ -130,7 +130,7 @@ public sealed class PcaFitter
             throw new InvalidDataException($"{npyPath}: rows of {reader.RowLength} floats; PCA needs 1 to {int.MaxValue / 8}.");
         if (reader.RowShape.Count > 1 && reader.RowShape.Skip(1).Any(s => s != 1))
             throw new InvalidDataException($"{npyPath}: shape [{reader.Rows},{string.Join(",", reader.RowShape)}] holds spatial maps; PCA needs one vector per row. " +
-                $"Pool or flatten first: featureonnx postprocess {npyPath} --pool avg -o pooled.npy");
+                "Pool or flatten the maps first (PostProcessOptions.Pooling = Average or Flatten).");
         return FitCore(new FileRows(reader), npyPath, progress, cancellation);
     }
 
@@ -216,7 +216,7 @@ public sealed class PcaFitter
             for (var c = 0; c < k; c++) varianceCheck = Math.Max(varianceCheck, Math.Abs(scoreVariance[c] - explained[c]) / explained[0]);
             if (!(varianceCheck <= 1e-6))
                 throw new InvalidDataException($"{name}: the eigendecomposition ({eigenBackend}) does not reproduce the data's variance " +
-                    $"(deviation {varianceCheck:E1} of the largest variance); try the managed backend (--backend managed).");
+                    $"(deviation {varianceCheck:E1} of the largest variance); try the managed backend (PcaFitOptions.Backend = Managed).");
         }
         var signSeconds = clock.Elapsed.TotalSeconds - signStart;
 
@@ -251,7 +251,7 @@ public sealed class PcaFitter
         if (_options.Backend != PcaBackend.Managed)
         {
             blas = OpenBlas.TryLoad(out blasStatus, _options.OpenBlasLibrary);
-            if (blas is null && _options.Backend == PcaBackend.OpenBlas) throw new ArgumentException($"--backend openblas: {blasStatus}. Use --backend managed or auto.");
+            if (blas is null && _options.Backend == PcaBackend.OpenBlas) throw new SettingException("PcaFitOptions.Backend", $"OpenBLAS: {blasStatus}. Use the managed or auto backend.");
         }
         ISymmetricEigenSolver solver = blas is not null ? new OpenBlasEigenSolver(blas)
             : d <= _options.MathNetMaxDimension ? new MathNetEigenSolver()

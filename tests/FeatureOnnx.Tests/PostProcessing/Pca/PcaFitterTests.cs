@@ -105,8 +105,7 @@ public sealed class PcaFitterTests(ITestOutputHelper output)
             var maps = Path.Combine(dir, "maps.npy");
             File.WriteAllBytes(maps, [.. NpyFormat.Header("<f4", [3, 2, 2, 2]), .. new byte[96]]);
             var e = Assert.Throws<InvalidDataException>(() => new PcaFitter(new PcaFitOptions { Components = 1 }).Fit(maps));
-            Assert.Contains("postprocess", e.Message);
-            Assert.Contains("--pool avg", e.Message);
+            Assert.Contains("Pool or flatten the maps first (PostProcessOptions.Pooling = Average or Flatten)", e.Message);
         }
         finally { Directory.Delete(dir, recursive: true); }
     }

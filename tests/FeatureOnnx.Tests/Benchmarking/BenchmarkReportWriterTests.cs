@@ -1,8 +1,7 @@
 using System.Xml.Linq;
-using FeatureOnnx.Runtime;
-using FeatureOnnx.Sinks;
+using FeatureOnnx.Benchmarking;
 
-namespace FeatureOnnx.Tests.Sinks;
+namespace FeatureOnnx.Tests.Benchmarking;
 
 [Trait("Category", TestCategory.Fast)]
 public sealed class BenchmarkReportWriterTests(ITestOutputHelper output)

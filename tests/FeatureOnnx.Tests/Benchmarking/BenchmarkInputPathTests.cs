@@ -1,8 +1,8 @@
 using System.Xml.Linq;
+using FeatureOnnx.Benchmarking;
 using FeatureOnnx.Runtime;
-using FeatureOnnx.Sinks;
 
-namespace FeatureOnnx.Tests.Runtime;
+namespace FeatureOnnx.Tests.Benchmarking;
 
 /// <summary>
 /// One run on the CPU with the four input paths: built-in resnet18 to its default output (pooled); cuda is asked for

@@ -1,11 +1,11 @@
 using System.CommandLine;
 using System.Text.Json;
 using System.Xml.Linq;
+using FeatureOnnx.Benchmarking;
 using FeatureOnnx.Cli;
 using FeatureOnnx.Runtime;
-using FeatureOnnx.Sinks;
 
-namespace FeatureOnnx.Tests.Runtime;
+namespace FeatureOnnx.Tests.Benchmarking;
 
 /// <summary>One <c>featureonnx bench</c> run into a temporary folder, shared by the tests that read its report.</summary>
 public abstract class BenchRunFixture : IDisposable

@@ -1,9 +1,8 @@
 using System.Globalization;
 using System.Security;
 using System.Text;
-using FeatureOnnx.Runtime;
 
-namespace FeatureOnnx.Sinks;
+namespace FeatureOnnx.Benchmarking;
 
 /// <summary>
 /// report.svg: throughput (images/s) against batch size, one polyline per provider and input path that ran, batch size on a log2

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 
-namespace FeatureOnnx.Runtime;
+namespace FeatureOnnx.Benchmarking;
 
 /// <summary>
 /// This process's resident memory from <c>/proc/self/status</c> (VmRSS, and VmHWM, its peak), with .NET's

@@ -1,4 +1,4 @@
-namespace FeatureOnnx.Runtime;
+namespace FeatureOnnx.Benchmarking;
 
 /// <summary>
 /// How one output of a provider agrees with the CPU provider's on the same inputs. Rows are images (axis 0); each

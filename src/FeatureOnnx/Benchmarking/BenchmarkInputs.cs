@@ -1,7 +1,8 @@
 using FeatureOnnx.Models;
+using FeatureOnnx.Preprocessing;
 using FeatureOnnx.Sources;
 
-namespace FeatureOnnx.Preprocessing;
+namespace FeatureOnnx.Benchmarking;
 
 /// <summary>
 /// The inputs a benchmark feeds: images decoded, resized and cropped exactly as the manifest says, or seeded random

@@ -2,10 +2,10 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using FeatureOnnx.Cuda;
 using FeatureOnnx.Models;
-using FeatureOnnx.Preprocessing;
+using FeatureOnnx.Runtime;
 using Microsoft.ML.OnnxRuntime;
 
-namespace FeatureOnnx.Runtime;
+namespace FeatureOnnx.Benchmarking;
 
 /// <summary>An execution provider to benchmark: the CPU, or a CUDA device.</summary>
 /// <param name="Kind">The provider.</param>
@@ -246,7 +246,7 @@ public sealed class ProviderBenchmark
                             // A provider that loads but fails (bad option, out of device memory at this batch size), or a model whose
                             // outputs cannot be preallocated for the device path, is reported, not fatal.
                             var reason = e.Message.Split('\n')[0];
-                            var cut = reason.IndexOf(" Pass --fallback cpu", StringComparison.Ordinal);
+                            var cut = reason.IndexOf(" Set SessionSettings.FallbackToCpu", StringComparison.Ordinal);
                             var whole = e is ExecutionProviderException;
                             var entry = new SkippedProvider(provider.ToString(), cut > 0 ? reason[..cut] : reason)
                             {
@@ -285,7 +285,7 @@ public sealed class ProviderBenchmark
             Conversions = models.Select(m => m.Model.Conversion).OfType<PrecisionConversion>().ToList(),
             WarmupIterations = options.WarmupIterations,
             Iterations = options.Iterations,
-            Optimization = OptimizationName(session.OptimizationLevel),
+            Optimization = GraphOptimization.Name(session.OptimizationLevel),
             IntraOpThreads = session.ResolvedIntraOpThreads,
             CudaOptions = session.Cuda.ToString(),
             OrtVersion = OrtEnv.Instance().GetVersionString(),
@@ -298,16 +298,6 @@ public sealed class ProviderBenchmark
             FinishedUtc = DateTime.UtcNow,
         };
     }
-
-    /// <summary>The graph optimisation level as the CLI spells it: all, extended, basic, none.</summary>
-    public static string OptimizationName(GraphOptimizationLevel level) => level switch
-    {
-        GraphOptimizationLevel.ORT_ENABLE_ALL => "all",
-        GraphOptimizationLevel.ORT_ENABLE_EXTENDED => "extended",
-        GraphOptimizationLevel.ORT_ENABLE_BASIC => "basic",
-        GraphOptimizationLevel.ORT_DISABLE_ALL => "none",
-        _ => level.ToString(),
-    };
 
     /// <summary>The input path as the CLI and the report spell it: run, bound, uint8, device.</summary>
     public static string InputPathName(BenchmarkInputPath path) => path switch

@@ -1,7 +1,8 @@
+using FeatureOnnx.Benchmarking;
 using FeatureOnnx.Models;
 using FeatureOnnx.Preprocessing;
 
-namespace FeatureOnnx.Tests.Preprocessing;
+namespace FeatureOnnx.Tests.Benchmarking;
 
 [Trait("Category", TestCategory.Fast)]
 public sealed class BenchmarkInputsTests

@@ -1,8 +1,8 @@
-namespace FeatureOnnx.Runtime;
+namespace FeatureOnnx.Benchmarking;
 
 /// <summary>A provider that was asked for and not measured (at any batch size, or at <see cref="BatchSize"/>).</summary>
 /// <param name="Provider">As asked, e.g. <c>cuda:0</c>.</param>
-/// <param name="Reason">Why it could not run, with the fix (from <see cref="ProviderDiagnostics"/> or ONNX Runtime).</param>
+/// <param name="Reason">Why it could not run, with the fix (from <see cref="Runtime.ProviderDiagnostics"/> or ONNX Runtime).</param>
 public sealed record SkippedProvider(string Provider, string Reason)
 {
     /// <summary>The batch size that failed; null when the provider could not run at all.</summary>

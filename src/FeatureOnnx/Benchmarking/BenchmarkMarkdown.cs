@@ -1,8 +1,7 @@
 using System.Globalization;
 using System.Text;
-using FeatureOnnx.Runtime;
 
-namespace FeatureOnnx.Sinks;
+namespace FeatureOnnx.Benchmarking;
 
 /// <summary>report.md: what was run, which providers were skipped and why, the figures per provider, batch size and input path, and the agreement per output.</summary>
 public static class BenchmarkMarkdown

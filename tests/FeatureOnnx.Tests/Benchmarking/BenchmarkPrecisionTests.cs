@@ -2,7 +2,7 @@ using System.Xml.Linq;
 using FeatureOnnx.Models;
 using FeatureOnnx.Runtime;
 
-namespace FeatureOnnx.Tests.Runtime;
+namespace FeatureOnnx.Tests.Benchmarking;
 
 /// <summary>One CPU run of the built-in resnet18 at fp32 and fp16, run and uint8 paths.</summary>
 [Trait("Category", TestCategory.Slow)]

@@ -1,4 +1,4 @@
-namespace FeatureOnnx.Runtime;
+namespace FeatureOnnx.Benchmarking;
 
 /// <summary>Latency of the timed runs of one configuration, in milliseconds.</summary>
 /// <param name="Mean">Arithmetic mean.</param>

@@ -1,9 +1,8 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using FeatureOnnx.Runtime;
 
-namespace FeatureOnnx.Sinks;
+namespace FeatureOnnx.Benchmarking;
 
 /// <summary>
 /// Writes a benchmark's three files into one folder, each atomically (temporary file, then rename):
