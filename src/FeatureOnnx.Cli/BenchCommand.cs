@@ -42,8 +42,9 @@ internal static class BenchCommand
         };
         var precision = new Option<string>("--precision")
         {
-            Description = "Comma-separated precisions to compare, an axis like --providers: fp32, fp16 (converted when the session is prepared and cached next to the model, " +
-                          "as 'extract --precision'). Every row is compared with the CPU's fp32 run; fp32 is always run, as that reference. E.g. --precision fp32,fp16.",
+            Description = "Comma-separated precisions to compare, an axis like --providers: fp32, fp16, int8 (converted when the session is prepared and cached next to the model, " +
+                          "as 'extract --precision'; int8 is calibrated on --calibrate images, else on --images, and needs one of them). " +
+                          "Every row is compared with the CPU's fp32 run; fp32 is always run, as that reference. E.g. --precision fp32,fp16,int8.",
             DefaultValueFactory = _ => "fp32",
         };
         var images = new Option<string[]>("--images")
@@ -56,6 +57,7 @@ internal static class BenchCommand
             Description = "How --images JPEGs are decoded, as 'extract --decode-scale': exact, draft or auto[:F].",
             DefaultValueFactory = _ => "exact",
         };
+        var (calibrate, calibration, calibrateCount) = ExtractCommand.CalibrationOptions();
         var warmup = new Option<int>("--warmup") { Description = "Untimed runs per configuration before timing.", DefaultValueFactory = _ => defaults.WarmupIterations };
         var iters = new Option<int>("--iters") { Description = "Timed runs per configuration (percentiles over these).", DefaultValueFactory = _ => defaults.Iterations };
         var layers = new Option<string?>("--layers", "-l")
@@ -79,7 +81,7 @@ internal static class BenchCommand
             "host and device memory, and the agreement of every output with the CPU provider on the same inputs. " +
             "A provider that cannot load is skipped with the reason. Exit code: 0 done, 1 could not run (or no provider could), 130 interrupted.")
         {
-            model, providers, batch, inputPath, precision, images, decodeScale, warmup, iters, layers, threads, optimization, cudaOptions, seed, output, overwrite, quiet,
+            model, providers, batch, inputPath, precision, images, decodeScale, calibrate, calibration, calibrateCount, warmup, iters, layers, threads, optimization, cudaOptions, seed, output, overwrite, quiet,
         };
         command.SetAction((parse, cancellation) => Task.FromResult(CliErrors.Guard(() =>
         {
@@ -115,10 +117,22 @@ internal static class BenchCommand
                 precisions = [manifest.Precision];
             }
             var cache = new ConversionCache();
+            Int8Options? int8 = null;
+            var calibrationSet = ExtractCommand.CalibrationInputs(parse, calibrate, parse.GetValue(precision));
+            if (precisions.Contains(ModelPrecision.Int8) && manifest.Precision == ModelPrecision.Fp32)
+            {
+                var set = calibrationSet ?? (parse.GetValue(images) is { Length: > 0 } imagePaths ? imagePaths
+                    : throw new ArgumentException("--precision int8 needs calibration images: --calibrate DIR (a few hundred images like those the model will see), or --images."));
+                var calibrator = new FeatureOnnx.Pipeline.ImageCalibrator(manifest, set, ExtractCommand.ParseCalibration(parse, calibration, calibrateCount),
+                    source: calibrationSet is null ? "the benchmark's --images" : null, threads: parse.GetValue(threads));
+                if (calibrationSet is null)
+                    Console.Error.WriteLine($"warning: int8: no --calibrate given; calibrating on the first {calibrator.ImageCount} --images ({calibrator.Options.MethodName}).");
+                int8 = new Int8Options { Calibrator = calibrator };
+            }
             var models = precisions.Select(p => new BenchmarkModel(
-                PreparedModel.Build(manifest, requested, catalog, new PrepareOptions { Precision = p, Cache = cache }),
+                PreparedModel.Build(manifest, requested, catalog, new PrepareOptions { Precision = p, Cache = cache, Int8 = int8 }),
                 options.InputPaths.Contains(BenchmarkInputPath.Uint8)
-                    ? PreparedModel.Build(manifest, requested, catalog, new PrepareOptions { Uint8Input = true, Precision = p, Cache = cache })
+                    ? PreparedModel.Build(manifest, requested, catalog, new PrepareOptions { Uint8Input = true, Precision = p, Cache = cache, Int8 = int8 })
                     : null)).ToList();
             var prepared = models[0].Model;
             foreach (var warning in warnings.Concat(prepared.Warnings)) Console.Error.WriteLine($"warning: {warning}");

@@ -92,11 +92,16 @@ public sealed record Int8Options
     /// <summary>Quantise depthwise Convs (group == channels, efficientnet's). Default: true.</summary>
     public bool QuantizeDepthwise { get; init; } = true;
 
+    /// <summary>Quantise Sigmoid and Mul (SiLU, squeeze-excitation gates) and the squeeze pools (QLinearSigmoid, QLinearMul,
+    /// QLinearGlobalAveragePool). Default: true: measured on efficientnet_b0, float32 SiLU and gates between QuantizeLinear/DequantizeLinear
+    /// pairs ran slower than fp32 (0.78 s against 0.65 s a batch of 16), all-int8 2.1x faster, with the same pooled cosine (median 0.943 against 0.936).</summary>
+    public bool QuantizeSigmoidMul { get; init; } = true;
+
     /// <summary>Quantise the final pooling (a GlobalAveragePool or AveragePool with no Conv after it). Default: false: the pooled features stay float32, an average of 8-bit values at no measurable cost.</summary>
     public bool QuantizeGlobalPool { get; init; }
 
     /// <summary>The options as text, for the cache key and the record.</summary>
-    internal string Key => $"first={QuantizeFirstConv}|dw={QuantizeDepthwise}|gap={QuantizeGlobalPool}";
+    internal string Key => $"first={QuantizeFirstConv}|dw={QuantizeDepthwise}|gap={QuantizeGlobalPool}|sigmul={QuantizeSigmoidMul}";
 }
 
 /// <summary>
@@ -115,7 +120,7 @@ public static class Int8Quantization
     public const int MinimumOpset = 13;
 
     /// <summary>Changes whenever the rules change, so cached conversions made by older rules are not reused.</summary>
-    public const int RulesVersion = 1;
+    public const int RulesVersion = 2;
 
     private const int Float = (int)TensorProto.Types.DataType.Float;
 
@@ -220,7 +225,12 @@ public static class Int8Quantization
     internal static string CalibrationOutputName(int i) => $"featureonnx_calibration/{i}";
 
     /// <summary>A quantised node: which of its inputs are activations, weight and bias; the Relu folded into it.</summary>
-    private sealed record QuantizedNode(NodeProto Node, IReadOnlyList<int> Activations, int Weight, int Bias, bool PerChannel, int WeightAxis, NodeProto? FoldedRelu);
+    private sealed record QuantizedNode(NodeProto Node, IReadOnlyList<int> Activations, int Weight, int Bias, bool PerChannel, int WeightAxis, NodeProto? FoldedRelu)
+    {
+        /// <summary>The weight and bias initializers (found through Identity nodes, which exporters add for shared tensors).</summary>
+        public TensorProto? WeightTensor { get; init; }
+        public TensorProto? BiasTensor { get; init; }
+    }
 
     private sealed record QuantizationPlan(IReadOnlyList<QuantizedNode> Nodes, IReadOnlyList<string> Quantized, IReadOnlyList<string> Calibrated,
         IReadOnlyDictionary<string, string> SharesRangeWith, IReadOnlyDictionary<string, int> KeptFloat);
@@ -231,6 +241,7 @@ public static class Int8Quantization
         private readonly Dictionary<string, TensorProto> _inits = graph.Proto.Graph.Initializer.ToDictionary(t => t.Name);
         private readonly HashSet<string> _floatActivations = [];
         private readonly Dictionary<string, List<NodeProto>> _consumers = [];
+        private readonly Dictionary<string, NodeProto> _producers = graph.Proto.Graph.Node.SelectMany(n => n.Output.Select(o => (o, n))).GroupBy(x => x.o).ToDictionary(x => x.Key, x => x.First().n);
         private readonly HashSet<string> _graphOutputs = graph.Proto.Graph.Output.Select(o => o.Name).ToHashSet();
 
         // ops whose float input makes a float output (the activations of a CNN graph)
@@ -291,14 +302,21 @@ public static class Int8Quantization
                         q = new QuantizedNode(n, [0], -1, -1, false, 0, null);
                         break;
                     case "AveragePool" or "GlobalAveragePool" when IsActivation(n.Input[0]):
-                        if (options.QuantizeGlobalPool || convAfter.Contains(n.Output[0])) q = new QuantizedNode(n, [0], -1, -1, false, 0, null);
+                        if (options.QuantizeGlobalPool || convAfter.Contains(n.Output[0]) && (n.OpType == "AveragePool" || options.QuantizeSigmoidMul)) q = new QuantizedNode(n, [0], -1, -1, false, 0, null);
                         else Keep(n.OpType + " (final pooling)");
+                        break;
+                    case "Sigmoid" when options.QuantizeSigmoidMul && IsActivation(n.Input[0]):
+                        q = new QuantizedNode(n, [0], -1, -1, false, 0, null);
+                        break;
+                    case "Mul" when options.QuantizeSigmoidMul && n.Input.Count == 2 && IsActivation(n.Input[0]) && IsActivation(n.Input[1]):
+                        q = new QuantizedNode(n, [0, 1], -1, -1, false, 0, null);
                         break;
                     case "Sigmoid" or "Mul" or "HardSigmoid" or "HardSwish" or "Softmax" or "ReduceMean" when IsActivation(n.Input[0]):
                         Keep(n.OpType);
                         break;
                 }
                 if (q is null) continue;
+                q = q with { WeightTensor = q.Weight >= 0 ? Weight(n.Input[q.Weight]) : null, BiasTensor = q.Bias >= 0 ? Weight(n.Input[q.Bias]) : null };
                 // a Relu that alone reads the op's output becomes the op's QuantizeLinear with range [0, max]
                 if (n.OpType is "Conv" or "Gemm" or "MatMul" or "Add" && !_graphOutputs.Contains(n.Output[0])
                     && _consumers.TryGetValue(n.Output[0], out var readers) && readers is [{ OpType: "Relu" } relu])
@@ -323,8 +341,12 @@ public static class Int8Quantization
 
         private bool IsActivation(string name) => name.Length > 0 && !_inits.ContainsKey(name) && _floatActivations.Contains(name);
 
-        /// <summary>A float32 weight initializer (null for anything else: computed or float16-stored weights stay float32 ops).</summary>
-        private TensorProto? Weight(string name) => _inits.TryGetValue(name, out var t) && t.DataType == Float ? t : null;
+        /// <summary>A float32 weight initializer, directly or through Identity nodes (null for anything else: computed or float16-stored weights stay float32 ops).</summary>
+        private TensorProto? Weight(string name)
+        {
+            for (var hops = 0; hops < 8 && !_inits.ContainsKey(name) && _producers.TryGetValue(name, out var p) && p.OpType == "Identity"; hops++) name = p.Input[0];
+            return _inits.TryGetValue(name, out var t) && t.DataType == Float ? t : null;
+        }
 
         private static long Attr(NodeProto n, string name, long fallback) => n.Attribute.FirstOrDefault(a => a.Name == name)?.I ?? fallback;
 
@@ -373,7 +395,7 @@ public static class Int8Quantization
                     if (q.Weight >= 0)
                     {
                         var inputScale = Parameters(n.Input[q.Activations[0]]).ScaleValue;
-                        nodes.AddRange(QuantizeWeight(n, q, inits, inputScale));
+                        nodes.AddRange(QuantizeWeight(n, q, inputScale));
                         weights++;
                     }
                 }
@@ -434,9 +456,9 @@ public static class Int8Quantization
             yield return Node("DequantizeLinear", [quantized, scale, zp], to, null);
         }
 
-        private IEnumerable<NodeProto> QuantizeWeight(NodeProto n, QuantizedNode q, Dictionary<string, TensorProto> inits, float inputScale)
+        private IEnumerable<NodeProto> QuantizeWeight(NodeProto n, QuantizedNode q, float inputScale)
         {
-            var w = inits[n.Input[q.Weight]];
+            var w = q.WeightTensor!;
             var values = Float16Conversion.WeightValues(w);
             var axis = q.WeightAxis;
             var channels = (int)w.Dims[axis];
@@ -472,7 +494,7 @@ public static class Int8Quantization
             n.Input[q.Weight] = wOut;
 
             if (q.Bias < 0) yield break;
-            var b = inits[n.Input[q.Bias]];
+            var b = q.BiasTensor!;
             var bias = Float16Conversion.WeightValues(b);
             var bScales = scales.Select(s => s * inputScale).ToArray();
             var bq = new byte[bias.Length * 4];
