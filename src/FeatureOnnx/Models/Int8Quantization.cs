@@ -366,8 +366,10 @@ public static class Int8Quantization
             foreach (var n in _g.Node) foreach (var o in n.Output) _taken.Add(o);
             var inits = _g.Initializer.ToDictionary(t => t.Name);
             var graphInputs = _g.Input.Select(v => v.Name).ToHashSet();
-            var byNode = plan.Nodes.ToDictionary(q => q.Node);
-            var folded = plan.Nodes.Where(q => q.FoldedRelu is not null).Select(q => q.FoldedRelu!).ToHashSet();
+            // by reference: protobuf messages compare by value, and the nodes are rewired below
+            var byNode = new Dictionary<NodeProto, QuantizedNode>(ReferenceEqualityComparer.Instance);
+            foreach (var q in plan.Nodes) byNode[q.Node] = q;
+            var folded = plan.Nodes.Where(q => q.FoldedRelu is not null).Select(q => q.FoldedRelu!).ToHashSet(ReferenceEqualityComparer.Instance);
             var quantized = plan.Quantized.ToHashSet();
 
             var nodes = new List<NodeProto>();
@@ -384,8 +386,10 @@ public static class Int8Quantization
             foreach (var n in _g.Node)
             {
                 if (folded.Contains(n)) continue;
+                var quantizedNode = byNode.GetValueOrDefault(n);
+                var inputScale = quantizedNode is { Weight: >= 0 } ? Parameters(n.Input[quantizedNode.Activations[0]]).ScaleValue : 0f;
                 for (var i = 0; i < n.Input.Count; i++) if (inputRenames.TryGetValue(n.Input[i], out var r)) n.Input[i] = r;
-                if (byNode.TryGetValue(n, out var q))
+                if (quantizedNode is { } q)
                 {
                     if (q.FoldedRelu is { } relu)
                     {
@@ -394,7 +398,6 @@ public static class Int8Quantization
                     }
                     if (q.Weight >= 0)
                     {
-                        var inputScale = Parameters(n.Input[q.Activations[0]]).ScaleValue;
                         nodes.AddRange(QuantizeWeight(n, q, inputScale));
                         weights++;
                     }
