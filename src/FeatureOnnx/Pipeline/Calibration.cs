@@ -11,7 +11,8 @@ namespace FeatureOnnx.Pipeline;
 /// <see cref="CalibrationOptions.Count"/> images of a folder, list or tar shard, preprocessed exactly as the manifest
 /// says, run through the float32 graph on the CPU provider with the tensors to quantise exposed as outputs. MinMax takes
 /// each tensor's smallest and largest value; Percentile a second pass builds a histogram of each tensor (8192 bins
-/// between its min and max) and takes the (100 - P)-th and P-th percentiles, to within one bin. The images are
+/// between its min and max) and takes the (100 - P)-th and P-th percentiles (numpy's inverted_cdf: the smallest value
+/// with that share of the values at or below it), to within one bin. The images are
 /// hashed by content when the calibrator is made (the conversion cache key), and decoded only when a conversion runs.
 /// </summary>
 public sealed class ImageCalibrator : IActivationCalibrator

@@ -9,7 +9,7 @@ namespace FeatureOnnx.Tests.Pipeline;
 
 /// <summary>
 /// int8 calibration on images: the ranges ImageCalibrator measures equal the min/max and the percentiles (numpy's
-/// default linear interpolation, computed here by sorting) of the same activations, computed apart from it: the photos
+/// inverted_cdf method, computed here by sorting) of the same activations, computed apart from it: the photos
 /// preprocessed and run through the graph by a plain ONNX Runtime session.
 /// </summary>
 [Trait("Category", TestCategory.Fast)]
@@ -29,7 +29,7 @@ public sealed class CalibrationTests(ITestOutputHelper output)
         Assert.Equal(6, result.Record.Images);
         Assert.Equal(method, result.Record.Method);
 
-        var values = Activations(manifest, graph, Uint8Agreement.Photos().Take(6).ToArray());
+        var values = Activations(manifest, graph, FeatureOnnx.Tests.Models.Uint8Agreement.Photos().Take(6).ToArray());
         for (var k = 0; k < 2; k++)
         {
             var sorted = values[k].Order().ToArray();
@@ -52,21 +52,16 @@ public sealed class CalibrationTests(ITestOutputHelper output)
         var manifest = new ModelCatalog().Resolve("resnet18");
         var a = new ImageCalibrator(manifest, [Fixtures.PathOf("photos")], new CalibrationOptions { Count = 3 });
         using var dir = new Fixtures.TempDir();
-        foreach (var photo in Uint8Agreement.Photos().Take(3)) File.Copy(photo, Path.Combine(dir.Path, Path.GetFileName(photo)));
+        foreach (var photo in FeatureOnnx.Tests.Models.Uint8Agreement.Photos().Take(3)) File.Copy(photo, Path.Combine(dir.Path, Path.GetFileName(photo)));
         var b = new ImageCalibrator(manifest, [dir.Path], new CalibrationOptions { Count = 3 });
         Assert.Equal(a.Sha256, b.Sha256); // the same files elsewhere: same set, same cached graph
         Assert.NotEqual(a.Sha256, new ImageCalibrator(manifest, [Fixtures.PathOf("photos")], new CalibrationOptions { Count = 4 }).Sha256);
         Assert.NotEqual(a.Key, new ImageCalibrator(manifest, [dir.Path], new CalibrationOptions { Count = 3, Method = CalibrationMethod.MinMax }).Key);
     }
 
-    /// <summary>numpy.percentile's default ('linear'): the value at rank p/100 * (n - 1), interpolated.</summary>
-    private static double Percentile(float[] sorted, double p)
-    {
-        var rank = p / 100 * (sorted.Length - 1);
-        var lo = (int)Math.Floor(rank);
-        var hi = Math.Min(lo + 1, sorted.Length - 1);
-        return sorted[lo] + (rank - lo) * (sorted[hi] - sorted[lo]);
-    }
+    /// <summary>numpy.percentile(method='inverted_cdf'): the smallest value with at least p% of the values at or below it
+    /// (no interpolation: in a sparse tail, neighbouring values lie many histogram bins apart).</summary>
+    private static double Percentile(float[] sorted, double p) => sorted[Math.Max(0, (int)Math.Ceiling(p / 100 * sorted.Length) - 1)];
 
     private static List<float>[] Activations(ModelManifest manifest, byte[] graph, string[] photos)
     {
