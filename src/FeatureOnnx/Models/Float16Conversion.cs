@@ -65,7 +65,7 @@ public enum ConversionRuleKind
     Int8Compute,
     /// <summary>int8: a Relu after a quantised op folded into that op's QuantizeLinear (range [0, max], zero point 0 clips the negatives).</summary>
     ReluFolded,
-    /// <summary>int8: ops kept in float32 on purpose (the first conv, the global pooling, squeeze-excitation gates, depthwise convs when asked).</summary>
+    /// <summary>int8: ops kept in float32 on purpose (the final pooling; the first conv, depthwise convs, SiLU and gates when <see cref="Int8Options"/> says so).</summary>
     Float32Kept,
     /// <summary>int8: weights stored as int8, symmetric per output channel (zero point 0), biases as int32 (scale = input scale x weight scale).</summary>
     Int8Weights,

@@ -433,7 +433,7 @@ public static class Int8Quantization
                     "the op's QuantizeLinear takes the Relu's range [0, max] with zero point 0, which clips the negatives as Relu does"));
             if (plan.KeptFloat.Count > 0)
                 rules.Add(new ConversionRule(ConversionRuleKind.Float32Kept, plan.KeptFloat.OrderByDescending(kv => kv.Value).Select(kv => $"{kv.Key} x{kv.Value}").ToList(), plan.KeptFloat.Values.Sum(),
-                    "kept float32 between DequantizeLinear and QuantizeLinear: the final pooling (features stay float32), squeeze-excitation gates and SiLU (sigmoid products lose most in 8 bits)"));
+                    "kept float32 (after a DequantizeLinear): the final pooling, so that the features are float32 averages of 8-bit activations, and what the options keep out of int8"));
             rules.Add(new ConversionRule(ConversionRuleKind.Int8Weights, [], weights,
                 "weights int8, symmetric per output channel (zero point 0, [-127, 127]); biases int32 with scale = input scale x weight scale"));
             rules.Add(new ConversionRule(ConversionRuleKind.QuantizedActivations, [], plan.Quantized.Count,

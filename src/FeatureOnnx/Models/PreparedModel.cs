@@ -19,7 +19,7 @@ public sealed record PrepareOptions
     /// <summary>Rules for <see cref="ModelPrecision.Fp16"/> (e.g. <see cref="Float16Form.Twin"/> for CPU accuracy checks). Default: <see cref="Float16Conversion"/>'s.</summary>
     public Float16Options? Float16 { get; init; }
 
-    /// <summary>Rules and calibration for <see cref="ModelPrecision.Int8"/>; its <see cref="Int8Options.Calibrator"/> is required for int8 unless the quantised graph is cached.</summary>
+    /// <summary>Rules and calibration for <see cref="ModelPrecision.Int8"/>; its <see cref="Int8Options.Calibrator"/> is required for int8 (its key finds a cached graph; it calibrates only when there is none).</summary>
     public Int8Options? Int8 { get; init; }
 
     /// <summary>Where converted graphs are kept between runs. Default: null, converted every time (the CLI passes a <see cref="ConversionCache"/>).</summary>

@@ -76,7 +76,7 @@ public sealed record ExtractionOptions
     public bool? Uint8Input { get; init; }
 
     /// <summary>
-    /// Precision to run at (<see cref="PrepareOptions.Precision"/>): fp16 converts the float32 model when the session is
+    /// Precision to run at (<see cref="PrepareOptions.Precision"/>): fp16 or int8 (calibrated on <see cref="CalibrationInputs"/>) converts the float32 model when the session is
     /// prepared. Default null: the model's own (fp32 unless it was converted by <c>featureonnx convert</c>).
     /// </summary>
     public ModelPrecision? Precision { get; init; }
@@ -174,7 +174,7 @@ public sealed record ExtractionResult
     public PostProcessSummary? PostProcess { get; init; }
     /// <summary>Set when the model's weights are not stored as trained (float16 storage in the deployment build).</summary>
     public string? WeightStorage { get; init; }
-    /// <summary>The precision the graph ran at: fp32 or fp16 (never converted silently).</summary>
+    /// <summary>The precision the graph ran at: fp32, fp16 or int8 (never converted silently; int8's calibration set is in <see cref="PrecisionConversion"/>).</summary>
     public string Precision { get; init; } = "fp32";
     /// <summary>How the graph was converted to <see cref="Precision"/>: the typed list of rules applied; null for a model run as stored.</summary>
     public PrecisionConversion? PrecisionConversion { get; init; }
