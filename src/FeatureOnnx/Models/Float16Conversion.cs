@@ -59,6 +59,8 @@ public enum ConversionRuleKind
     Float16Weights,
     /// <summary>Twin only: Cast to float16 and back inserted after float16 ops, so their outputs are rounded as float16 would be.</summary>
     RoundedOutputs,
+    /// <summary>int8: weights stored as float16 with a Cast back (the deployment build's storage) read back as float32 initializers before quantising.</summary>
+    RestoredFloat32Weights,
     /// <summary>int8: the graph's default opset raised (QuantizeLinear/DequantizeLinear per channel need opset 13).</summary>
     OpsetUpgraded,
     /// <summary>int8: ops run on 8-bit integers (DequantizeLinear -> op -> QuantizeLinear, fused by ONNX Runtime into QLinear* kernels).</summary>

@@ -120,7 +120,7 @@ public static class Int8Quantization
     public const int MinimumOpset = 13;
 
     /// <summary>Changes whenever the rules change, so cached conversions made by older rules are not reused.</summary>
-    public const int RulesVersion = 2;
+    public const int RulesVersion = 3;
 
     private const int Float = (int)TensorProto.Types.DataType.Float;
 
@@ -186,6 +186,10 @@ public static class Int8Quantization
             rules.Add(new ConversionRule(ConversionRuleKind.OpsetUpgraded, [$"opset {opset} -> {MinimumOpset}"], changes.Count,
                 "per-channel QuantizeLinear/DequantizeLinear need opset 13; nodes whose attributes became inputs rewritten"));
         }
+        var restored = RestoreFloat16StoredWeights(g);
+        if (restored > 0)
+            rules.Add(new ConversionRule(ConversionRuleKind.RestoredFloat32Weights, [$"Cast x{restored}"], restored,
+                "float16-stored weights (the deployment build's) read back as float32 initializers, so that their ops can be folded and quantised"));
         var folded = Float16Conversion.FoldBatchNormalization(g);
         if (folded > 0)
             rules.Add(new ConversionRule(ConversionRuleKind.FoldedBatchNormalization, [$"BatchNormalization x{folded}"], folded,
@@ -201,6 +205,25 @@ public static class Int8Quantization
         var conversion = new PrecisionConversion(ModelPrecision.Int8, "qdq-u8s8", rules) { Calibration = calibration.Record };
         conversion.WriteTo(graph);
         return conversion;
+    }
+
+    /// <summary>Replaces each Cast to float32 of a float16 initializer (<see cref="OnnxGraph.StoreWeightsAsFloat16"/>) by a float32
+    /// initializer under the Cast's output name. Returns the number replaced.</summary>
+    private static int RestoreFloat16StoredWeights(GraphProto g)
+    {
+        var inits = g.Initializer.ToDictionary(t => t.Name);
+        var casts = g.Node.Where(n => n.OpType == "Cast" && n.Attribute.Any(a => a.Name == "to" && a.I == Float)
+                                      && inits.TryGetValue(n.Input[0], out var t) && t.DataType == (int)TensorProto.Types.DataType.Float16 && !t.RawData.IsEmpty).ToList();
+        foreach (var cast in casts)
+        {
+            var half = inits[cast.Input[0]];
+            var raw = half.RawData.Span;
+            var values = new float[raw.Length / 2];
+            for (var i = 0; i < values.Length; i++) values[i] = (float)BinaryPrimitives.ReadHalfLittleEndian(raw[(i * 2)..]);
+            g.Initializer.Add(Float16Conversion.FloatTensor(cast.Output[0], half.Dims, values));
+            g.Node.Remove(cast);
+        }
+        return casts.Count;
     }
 
     /// <summary>The float32 graph with every tensor in <paramref name="tensors"/> also a graph output (through an Identity named as the tensor is, so graph inputs work too).</summary>

@@ -80,6 +80,18 @@ public sealed class Int8QuantizationTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Float16_stored_weights_of_the_deployment_build_are_read_back_and_quantised()
+    {
+        var ranges = new Dictionary<string, TensorRange> { ["x"] = new(-2f, 2f), ["relu1"] = new(0f, 2f), ["conv2"] = new(-1.5f, 1.5f), ["relu2"] = new(0f, 2.5f) };
+        var graph = TinyNet();
+        Assert.Equal(4, graph.StoreWeightsAsFloat16(minElements: 1).Converted);
+        var conversion = Int8Quantization.Apply(graph, new Int8Options { Calibrator = new FixedRanges(ranges) });
+        Assert.Contains(conversion.Rules, r => r.Kind == ConversionRuleKind.RestoredFloat32Weights && r.Count == 4);
+        Assert.Contains(conversion.Rules, r => r.Kind == ConversionRuleKind.Int8Compute && r.Ops.Contains("Conv x2"));
+        Assert.Equal(2, Int8Fusion.OptimizedOpCounts(graph.ToBytes()).GetValueOrDefault("QLinearConv"));
+    }
+
+    [Fact]
     public void Built_in_resnet18_fuses_every_conv_and_add_into_qlinear_ops()
     {
         var catalog = new ModelCatalog();
