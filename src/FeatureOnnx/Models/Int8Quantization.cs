@@ -248,7 +248,7 @@ public static class Int8Quantization
     internal static string CalibrationOutputName(int i) => $"featureonnx_calibration/{i}";
 
     /// <summary>A quantised node: which of its inputs are activations, weight and bias; the Relu folded into it.</summary>
-    private sealed record QuantizedNode(NodeProto Node, IReadOnlyList<int> Activations, int Weight, int Bias, bool PerChannel, int WeightAxis, NodeProto? FoldedRelu)
+    private sealed record QuantizedNode(NodeProto Node, IReadOnlyList<int> Activations, int Weight, int Bias, int WeightAxis, NodeProto? FoldedRelu)
     {
         /// <summary>The weight and bias initializers (found through Identity nodes, which exporters add for shared tensors).</summary>
         public TensorProto? WeightTensor { get; init; }
@@ -308,31 +308,31 @@ public static class Int8Quantization
                         var group = n.Attribute.FirstOrDefault(a => a.Name == "group")?.I ?? 1;
                         if (!hasConvBefore.Contains(n.Input[0]) && !options.QuantizeFirstConv) { Keep("Conv (first)"); break; }
                         if (group > 1 && group == w.Dims[0] && w.Dims[1] == 1 && !options.QuantizeDepthwise) { Keep("Conv (depthwise)"); break; }
-                        q = new QuantizedNode(n, [0], 1, n.Input.Count > 2 && n.Input[2].Length > 0 ? 2 : -1, true, 0, null);
+                        q = new QuantizedNode(n, [0], 1, n.Input.Count > 2 && n.Input[2].Length > 0 ? 2 : -1, 0, null);
                         break;
                     case "Gemm" when IsActivation(n.Input[0]) && Weight(n.Input[1]) is { Dims.Count: 2 } && (n.Input.Count < 3 || Weight(n.Input[2]) is { Dims.Count: 1 })
                                      && Attr(n, "transA", 0) == 0 && AttrF(n, "alpha") == 1f && AttrF(n, "beta") == 1f:
-                        q = new QuantizedNode(n, [0], 1, n.Input.Count > 2 ? 2 : -1, true, Attr(n, "transB", 0) == 1 ? 0 : 1, null);
+                        q = new QuantizedNode(n, [0], 1, n.Input.Count > 2 ? 2 : -1, Attr(n, "transB", 0) == 1 ? 0 : 1, null);
                         break;
                     case "MatMul" when IsActivation(n.Input[0]) && Weight(n.Input[1]) is { Dims.Count: 2 }:
-                        q = new QuantizedNode(n, [0], 1, -1, true, 1, null);
+                        q = new QuantizedNode(n, [0], 1, -1, 1, null);
                         break;
                     case "Add" when n.Input.Count == 2 && IsActivation(n.Input[0]) && IsActivation(n.Input[1]):
                     case "Concat" when n.Input.All(IsActivation):
-                        q = new QuantizedNode(n, Enumerable.Range(0, n.Input.Count).ToList(), -1, -1, false, 0, null);
+                        q = new QuantizedNode(n, Enumerable.Range(0, n.Input.Count).ToList(), -1, -1, 0, null);
                         break;
                     case "MaxPool" when n.Output.Count == 1 && IsActivation(n.Input[0]):
-                        q = new QuantizedNode(n, [0], -1, -1, false, 0, null);
+                        q = new QuantizedNode(n, [0], -1, -1, 0, null);
                         break;
                     case "AveragePool" or "GlobalAveragePool" when IsActivation(n.Input[0]):
-                        if (options.QuantizeGlobalPool || convAfter.Contains(n.Output[0]) && (n.OpType == "AveragePool" || options.QuantizeSigmoidMul)) q = new QuantizedNode(n, [0], -1, -1, false, 0, null);
+                        if (options.QuantizeGlobalPool || convAfter.Contains(n.Output[0]) && (n.OpType == "AveragePool" || options.QuantizeSigmoidMul)) q = new QuantizedNode(n, [0], -1, -1, 0, null);
                         else Keep(n.OpType + " (final pooling)");
                         break;
                     case "Sigmoid" when options.QuantizeSigmoidMul && IsActivation(n.Input[0]):
-                        q = new QuantizedNode(n, [0], -1, -1, false, 0, null);
+                        q = new QuantizedNode(n, [0], -1, -1, 0, null);
                         break;
                     case "Mul" when options.QuantizeSigmoidMul && n.Input.Count == 2 && IsActivation(n.Input[0]) && IsActivation(n.Input[1]):
-                        q = new QuantizedNode(n, [0, 1], -1, -1, false, 0, null);
+                        q = new QuantizedNode(n, [0, 1], -1, -1, 0, null);
                         break;
                     case "Sigmoid" or "Mul" or "HardSigmoid" or "HardSwish" or "Softmax" or "ReduceMean" when IsActivation(n.Input[0]):
                         Keep(n.OpType);
