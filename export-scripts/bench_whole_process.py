@@ -6,6 +6,9 @@ count, as a user waiting for a job sees them), on N JPEGs of 500x375 (q90, seede
 photos, as bench_extract.py makes them):
   ours      featureonnx extract IMAGES -o OUT   (built-in ImageNet ResNet18 -> pooled; default settings unless
             --ours-variants adds others, e.g. "--threads 1;--decode-nice 0")
+  ours int8 featureonnx extract IMAGES --precision int8 --calibrate PHOTOS -o OUT (calibrated on the repo's 33 test
+            photos; the quantised graph is made once, untimed, before the rounds, so each timed run reads it from the
+            conversion cache, as every run after a user's first does; --no-int8 leaves it out)
   pytorch   the PyTorch recipe in a fresh python3: torchvision resnet18 (fc = Identity, eval, channels_last,
             inference_mode), DataLoader(2 workers) with PIL + Resize(256) + CenterCrop(224) + ToTensor + Normalize,
             features gathered and saved with numpy
@@ -71,6 +74,8 @@ def main() -> int:
     ap.add_argument("--ours-variants", default="", help="';'-separated extra extract argument sets, each timed as its own contender")
     ap.add_argument("--no-peers", action="store_true", help="time ours only (for tuning)")
     ap.add_argument("--image-dir", help="use these JPEGs instead of making N")
+    ap.add_argument("--no-int8", action="store_true", help="leave out the int8 contender")
+    ap.add_argument("--calibrate", default=os.path.join(REPO, "tests/FeatureOnnx.Tests/fixtures/photos"), help="int8 calibration images")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="featureonnx-whole-")
     try:
@@ -83,6 +88,10 @@ def main() -> int:
         contenders: dict[str, list[str]] = {"ours": [a.featureonnx, "extract", images, "--quiet", "-o"]}
         for i, v in enumerate(x.strip() for x in a.ours_variants.split(";") if x.strip()):
             contenders[f"ours {v}"] = [a.featureonnx, "extract", images, "--quiet", *v.split(), "-o"]
+        if not a.no_int8:
+            contenders["ours int8"] = [a.featureonnx, "extract", images, "--quiet", "--precision", "int8", "--calibrate", a.calibrate, "-o"]
+            # untimed: calibrate and quantise once, as a user's first int8 run does; the timed runs read the cached graph
+            subprocess.run(contenders["ours int8"] + [os.path.join(work, "int8-warm")], check=True, capture_output=True)
         notes: dict[str, str] = {}
         if not a.no_peers:
             contenders["pytorch"] = ["/usr/bin/python3", "-c", PYTORCH_RECIPE, images]
@@ -118,10 +127,12 @@ def main() -> int:
             m = statistics.median(ts)
             print(f"| {name} | {m:.2f} | {n / m:.1f} | {', '.join(f'{t:.2f}' for t in ts)} |")
         print()
-        ours = statistics.median(times["ours"])
-        for name, ts in times.items():
-            if name != "ours":
-                print(f"ours (default) vs {name}: {statistics.median(ts) / ours:.2f}x")
+        for base in ("ours", "ours int8"):
+            if base not in times: continue
+            ours = statistics.median(times[base])
+            for name, ts in times.items():
+                if name != base and not (base == "ours int8" and name.startswith("ours")):
+                    print(f"{base} vs {name}: {statistics.median(ts) / ours:.2f}x")
         print()
         for name, note in notes.items():
             print(f"{name}: {note}")

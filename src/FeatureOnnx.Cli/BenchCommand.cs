@@ -36,8 +36,9 @@ internal static class BenchCommand
         };
         var precision = new Option<string>("--precision")
         {
-            Description = "Comma-separated precisions to compare, an axis like --providers: fp32, fp16 (converted when the session is prepared and cached next to the model, " +
-                          "as 'extract --precision'). Every row is compared with the CPU's fp32 run; fp32 is always run, as that reference. E.g. --precision fp32,fp16.",
+            Description = "Comma-separated precisions to compare, an axis like --providers: fp32, fp16, int8 (converted when the session is prepared and cached next to the model, " +
+                          "as 'extract --precision'; int8 is calibrated on --calibrate images, else on --images, and needs one of them). " +
+                          "Every row is compared with the CPU's fp32 run; fp32 is always run, as that reference. E.g. --precision fp32,fp16,int8.",
             DefaultValueFactory = _ => "fp32",
         };
         var images = new Option<string[]>("--images")
@@ -50,6 +51,7 @@ internal static class BenchCommand
             Description = "How --images JPEGs are decoded, as 'extract --decode-scale': exact, draft or auto[:F].",
             DefaultValueFactory = _ => "exact",
         };
+        var (calibrate, calibration, calibrateCount) = ExtractCommand.CalibrationOptions();
         var warmup = new Option<int>("--warmup") { Description = "Untimed runs per configuration before timing.", DefaultValueFactory = _ => defaults.WarmupIterations };
         var iters = new Option<int>("--iters") { Description = "Timed runs per configuration (percentiles over these).", DefaultValueFactory = _ => defaults.Iterations };
         var layers = new Option<string?>("--layers", "-l")
@@ -65,7 +67,7 @@ internal static class BenchCommand
             "host and device memory, and the agreement of every output with the CPU provider on the same inputs. " +
             "A provider that cannot load is skipped with the reason. Exit code: 0 done, 1 could not run (or no provider could), 130 interrupted.")
         {
-            providers, batch, inputPath, precision, images, decodeScale, warmup, iters, layers, seed, output, overwrite, quiet,
+            providers, batch, inputPath, precision, images, decodeScale, calibrate, calibration, calibrateCount, warmup, iters, layers, seed, output, overwrite, quiet,
         };
         session.AddTo(command);
         command.SetAction((parse, cancellation) => Task.FromResult(CliErrors.Guard(() =>
@@ -81,6 +83,8 @@ internal static class BenchCommand
                 Images = parse.GetValue(images) ?? [],
                 DecodeScale = parse.GetValue(images) is { Length: > 0 } ? ExtractCommand.ParseDecodeScale(parse.GetValue(decodeScale)!) : null,
                 Seed = parse.GetValue(seed),
+                CalibrationImages = ExtractCommand.CalibrationInputs(parse, calibrate, parse.GetValue(precision)),
+                Calibration = ExtractCommand.ParseCalibration(parse, calibration, calibrateCount),
                 Options = new BenchmarkOptions
                 {
                     Providers = parse.GetValue(providers)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)

@@ -71,6 +71,7 @@ internal static class CliErrors
         ["PcaFitOptions.Backend = Managed"] = "--backend managed",
         ["PcaFitOptions.Backend"] = "--backend",
         ["BenchmarkRequest.Precisions"] = "--precision",
+        ["BenchmarkRequest.CalibrationImages"] = "--calibrate DIR (or --images)",
         ["OnnxGraph.ListTensors"] = "'featureonnx inspect MODEL --all'",
     };
 

@@ -58,7 +58,8 @@ internal static class ExtractCommand
         };
         uint8Input.AcceptOnlyFromAmong("auto", "on", "off");
         var precision = new Option<string?>("--precision") { Description = PrecisionHelp };
-        precision.AcceptOnlyFromAmong("fp32", "fp16");
+        precision.AcceptOnlyFromAmong("fp32", "fp16", "int8");
+        var (calibrate, calibration, calibrateCount) = CalibrationOptions();
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace the results of an earlier run in the output folder, or write into a non-empty folder that holds no run (refused without it: index.csv, errors.csv and run.json there are replaced, *.npy deleted)." };
         var resume = new Option<bool>("--resume")
         {
@@ -115,6 +116,9 @@ internal static class ExtractCommand
         session.AddTo(command);
         command.Options.Add(uint8Input);
         command.Options.Add(precision);
+        command.Options.Add(calibrate);
+        command.Options.Add(calibration);
+        command.Options.Add(calibrateCount);
         command.Options.Add(decodeScale);
         command.Options.Add(decoder);
         command.SetAction((parse, cancellation) => CliErrors.GuardAsync(async () =>
@@ -152,6 +156,8 @@ internal static class ExtractCommand
                 TensorsIn = parse.GetValue(tensorsIn),
                 Uint8Input = parse.GetValue(uint8Input) switch { "on" => true, "off" => false, _ => null },
                 Precision = parse.GetValue(precision) is { } p ? ParsePrecision(p) : null,
+                CalibrationInputs = CalibrationInputs(parse, calibrate, parse.GetValue(precision)),
+                Calibration = ParseCalibration(parse, calibration, calibrateCount),
                 PostProcess = new FeatureOnnx.PostProcessing.PostProcessOptions
                 {
                     Pooling = FeatureOnnx.PostProcessing.SpatialPooling.Parse(parse.GetValue(pool)!),
@@ -237,17 +243,63 @@ internal static class ExtractCommand
 
     /// <summary>Help of --precision (extract).</summary>
     internal const string PrecisionHelp =
-        "Precision to run at: fp32, or fp16 (float16 weights and compute with float32 reductions, exponentials and normalisations, for CUDA; " +
-        "converted when the session is prepared and cached in .featureonnx-cache/ next to the model, else in $XDG_CACHE_HOME/featureonnx). " +
-        "run.json records the precision and the rules applied. Default: the model's own (fp32 unless written by 'featureonnx convert').";
+        "Precision to run at: fp32; fp16 (float16 weights and compute with float32 reductions, exponentials and normalisations, for CUDA); " +
+        "or int8 (for the CPU: int8 weights per channel, uint8 activations calibrated on --calibrate images, or on the first --calibrate-count images of the input, which the run says). " +
+        "Converted when the session is prepared and cached in .featureonnx-cache/ next to the model, else in $XDG_CACHE_HOME/featureonnx. " +
+        "run.json records the precision, the rules applied and (int8) the calibration set. Default: the model's own (fp32 unless written by 'featureonnx convert').";
 
-    /// <summary>fp32|fp16 as a precision (int8 is named, and refused, until it exists).</summary>
+    /// <summary>fp32|fp16|int8 as a precision.</summary>
     internal static ModelPrecision ParsePrecision(string text) => text.Trim().ToLowerInvariant() switch
     {
         "fp32" => ModelPrecision.Fp32,
         "fp16" => ModelPrecision.Fp16,
-        _ => throw new ArgumentException($"--precision {text}: use fp32 or fp16 (int8 is not available yet)."),
+        "int8" => ModelPrecision.Int8,
+        _ => throw new ArgumentException($"--precision {text}: use fp32, fp16 or int8."),
     };
+
+    /// <summary>--calibrate, --calibration and --calibrate-count, shared by extract, bench and convert.</summary>
+    internal static (Option<string[]> Calibrate, Option<string> Method, Option<int> Count) CalibrationOptions()
+    {
+        var defaults = new FeatureOnnx.Models.CalibrationOptions();
+        var calibrate = new Option<string[]>("--calibrate")
+        {
+            Description = "int8: images to calibrate the activation ranges on (folders, @lists or .tar shards, as inputs are named), like those the model will see; " +
+                          "the first --calibrate-count are used. Their contents' SHA-256 is part of the cache key and of run.json.",
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var method = new Option<string>("--calibration")
+        {
+            Description = $"int8: how activation ranges are taken: minmax (smallest to largest value) or percentile[:P] (the (100-P)-th to P-th percentile of each tensor, clipping rare outliers). Default: {defaults.MethodName}.",
+            DefaultValueFactory = _ => defaults.MethodName,
+        };
+        var count = new Option<int>("--calibrate-count")
+        {
+            Description = $"int8: calibration images used (the first ones listed). Default: {defaults.Count}.",
+            DefaultValueFactory = _ => defaults.Count,
+        };
+        return (calibrate, method, count);
+    }
+
+    /// <summary>The --calibrate inputs (null when none: extract then calibrates on its own input); refused without --precision int8.</summary>
+    internal static IReadOnlyList<string>? CalibrationInputs(System.CommandLine.ParseResult parse, Option<string[]> calibrate, string? precision)
+    {
+        var set = parse.GetValue(calibrate);
+        if (set is not { Length: > 0 }) return null;
+        if (precision is null || !precision.Split(',').Any(p => p.Trim().Equals("int8", StringComparison.OrdinalIgnoreCase)))
+            throw new ArgumentException("--calibrate applies to --precision int8 only.");
+        foreach (var path in set.Where(p => !Exists(p.StartsWith('@') ? p[1..] : p)))
+            throw new FileNotFoundException($"--calibrate {path}: not found (paths are relative to {Environment.CurrentDirectory}).");
+        return set;
+    }
+
+    /// <summary>--calibration and --calibrate-count as options.</summary>
+    internal static FeatureOnnx.Models.CalibrationOptions ParseCalibration(System.CommandLine.ParseResult parse, Option<string> method, Option<int> count)
+    {
+        var n = parse.GetValue(count);
+        if (n <= 0) throw new ArgumentException($"--calibrate-count {n}: must be at least 1.");
+        try { return new FeatureOnnx.Models.CalibrationOptions { Count = n }.WithMethod(parse.GetValue(method)!); }
+        catch (ArgumentException e) { throw new ArgumentException($"--calibration: {e.Message}", e); }
+    }
 
     /// <summary>--max-file-bytes: bytes, or a number with K, M or G (binary units), within what one .NET array holds.</summary>
     internal static long ParseBytes(string text)

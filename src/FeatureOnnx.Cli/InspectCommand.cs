@@ -18,7 +18,8 @@ internal static class InspectCommand
         };
         var precision = new Option<string?>("--precision")
         {
-            Description = "fp16: also list the rules 'extract --precision fp16' would apply to this model (which ops run in float16, which stay float32).",
+            Description = "fp16: also list the rules 'extract --precision fp16' would apply to this model (which ops run in float16, which stay float32). " +
+                          "(int8 depends on calibration images: write it with 'featureonnx convert MODEL --precision int8 --calibrate DIR -o NAME.json' and inspect NAME.json.)",
         };
         precision.AcceptOnlyFromAmong("fp32", "fp16");
         var command = new Command("inspect",

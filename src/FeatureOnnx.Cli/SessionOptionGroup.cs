@@ -43,7 +43,7 @@ internal sealed class SessionOptionGroup
             Fallback = new Option<string?>("--fallback") { Description = "'cpu': if the provider cannot be created, run on the CPU (logged). Default: fail.", Hidden = hidden };
             Fallback.AcceptOnlyFromAmong("cpu");
         }
-        Threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: one per physical core).", DefaultValueFactory = _ => 0, Hidden = hidden };
+        Threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads. Default 0: one per core this process may use (its CPU affinity and cgroup quota, not the physical-core count ONNX Runtime would pick); run.json records the number used.", DefaultValueFactory = _ => 0, Hidden = hidden };
         Optimization = new Option<string>("--optimization")
         {
             Description = optimizationHelp ?? "ONNX Runtime graph optimisation: all, extended, basic, none.",

@@ -27,6 +27,15 @@ public sealed record BenchmarkRequest
     /// <summary>Seed of the random inputs (without <see cref="Images"/>). Default 42.</summary>
     public int Seed { get; init; } = 42;
 
+    /// <summary>
+    /// int8: images to calibrate activation ranges on (folders, @lists or tar shards). Default: null, the first
+    /// <see cref="Images"/> (said in a warning); int8 is refused with neither, as random pixels are no calibration set.
+    /// </summary>
+    public IReadOnlyList<string>? CalibrationImages { get; init; }
+
+    /// <summary>int8: calibration method and image count. Default: <see cref="CalibrationOptions"/>'s.</summary>
+    public CalibrationOptions Calibration { get; init; } = new();
+
     /// <summary>Providers, batch sizes, input paths, iterations and session settings.</summary>
     public BenchmarkOptions Options { get; init; } = new();
 }
@@ -78,9 +87,10 @@ public sealed class BenchmarkSetup
         var precisions = Precisions(request, manifest);
         var cache = new ConversionCache();
         var uint8 = request.Options.InputPaths.Contains(BenchmarkInputPath.Uint8);
+        var int8 = precisions.Contains(ModelPrecision.Int8) && manifest.Precision == ModelPrecision.Fp32 ? Calibrate(request, manifest, warnings) : null;
         var models = precisions.Select(p => new BenchmarkModel(
-            PreparedModel.Build(manifest, request.Layers, catalog, new PrepareOptions { Precision = p, Cache = cache }),
-            uint8 ? PreparedModel.Build(manifest, request.Layers, catalog, new PrepareOptions { Uint8Input = true, Precision = p, Cache = cache }) : null)).ToList();
+            PreparedModel.Build(manifest, request.Layers, catalog, new PrepareOptions { Precision = p, Cache = cache, Int8 = int8 }),
+            uint8 ? PreparedModel.Build(manifest, request.Layers, catalog, new PrepareOptions { Uint8Input = true, Precision = p, Cache = cache, Int8 = int8 }) : null)).ToList();
         warnings.AddRange(models[0].Model.Warnings);
         var needed = request.Options.BatchSizes.Max();
         var inputs = request.Images.Count > 0
@@ -92,6 +102,20 @@ public sealed class BenchmarkSetup
     /// <summary>Times every configuration (<see cref="ProviderBenchmark"/>); a cancelled run returns what finished, status "interrupted".</summary>
     public BenchmarkReport Run(IProgress<BenchmarkProgress>? progress = null, CancellationToken cancellation = default) =>
         new ProviderBenchmark().Run(Models, Inputs, Request.Options, progress, cancellation);
+
+    /// <summary>The int8 conversion's calibrator: on the calibration images, else on the benchmark's images (said in a warning).</summary>
+    private static Int8Options Calibrate(BenchmarkRequest request, ModelManifest manifest, List<string> warnings)
+    {
+        var set = request.CalibrationImages is { Count: > 0 } own ? own
+            : request.Images.Count > 0 ? request.Images
+            : throw new SettingException($"{nameof(BenchmarkRequest)}.{nameof(BenchmarkRequest.CalibrationImages)}",
+                "int8 needs calibration images: a few hundred images like those the model will see (random pixels are no calibration set).");
+        var calibrator = new FeatureOnnx.Pipeline.ImageCalibrator(manifest, set, request.Calibration,
+            source: request.CalibrationImages is { Count: > 0 } ? null : "the benchmark's images", threads: request.Options.Session.IntraOpThreads);
+        if (request.CalibrationImages is not { Count: > 0 })
+            warnings.Add($"int8: no calibration images given; calibrating on the first {calibrator.ImageCount} benchmark images ({calibrator.Options.MethodName}).");
+        return new Int8Options { Calibrator = calibrator };
+    }
 
     /// <summary>fp32 first, then the others asked for; a converted model alone at its own precision.</summary>
     private static IReadOnlyList<ModelPrecision> Precisions(BenchmarkRequest request, ModelManifest manifest)

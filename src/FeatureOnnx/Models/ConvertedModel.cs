@@ -16,16 +16,17 @@ public sealed record ConvertedModel(string ManifestPath, string OnnxPath, Precis
     /// <param name="manifestPath">Where NAME.json goes; NAME.onnx goes beside it.</param>
     /// <param name="catalog">Finds NuGet-shipped files. Default: the app's.</param>
     /// <param name="float16">Rules for fp16. Default: <see cref="Float16Conversion"/>'s.</param>
-    /// <exception cref="ArgumentException">The model is not float32, or the precision is fp32.</exception>
-    public static ConvertedModel Write(ModelManifest manifest, ModelPrecision precision, string manifestPath, ModelCatalog? catalog = null, Float16Options? float16 = null)
+    /// <param name="int8">Rules and calibrator for int8 (its <see cref="Int8Options.Calibrator"/> is required for int8).</param>
+    /// <exception cref="ArgumentException">The model is not float32, or the precision is fp32, or int8 lacks a calibrator.</exception>
+    public static ConvertedModel Write(ModelManifest manifest, ModelPrecision precision, string manifestPath, ModelCatalog? catalog = null, Float16Options? float16 = null, Int8Options? int8 = null)
     {
         if (precision == ModelPrecision.Fp32)
-            throw new ArgumentException($"model '{manifest.Name}': nothing to convert to fp32; name fp16.");
+            throw new ArgumentException($"model '{manifest.Name}': nothing to convert to fp32; name fp16 or int8.");
         var full = Path.GetFullPath(manifestPath);
         if (!full.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
             throw new ArgumentException($"{manifestPath}: the converted model's manifest must be a .json file (its ONNX file goes beside it).");
         var prepared = PreparedModel.Build(manifest, manifest.Outputs.Select(o => o.Name), catalog,
-            new PrepareOptions { Precision = precision, Float16 = float16 });
+            new PrepareOptions { Precision = precision, Float16 = float16, Int8 = int8 });
         var onnxPath = Path.ChangeExtension(full, ".onnx");
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
         var tmp = onnxPath + ".tmp";

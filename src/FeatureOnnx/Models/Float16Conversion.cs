@@ -59,6 +59,20 @@ public enum ConversionRuleKind
     Float16Weights,
     /// <summary>Twin only: Cast to float16 and back inserted after float16 ops, so their outputs are rounded as float16 would be.</summary>
     RoundedOutputs,
+    /// <summary>int8: weights stored as float16 with a Cast back (the deployment build's storage) read back as float32 initializers before quantising.</summary>
+    RestoredFloat32Weights,
+    /// <summary>int8: the graph's default opset raised (QuantizeLinear/DequantizeLinear per channel need opset 13).</summary>
+    OpsetUpgraded,
+    /// <summary>int8: ops run on 8-bit integers (DequantizeLinear -> op -> QuantizeLinear, fused by ONNX Runtime into QLinear* kernels).</summary>
+    Int8Compute,
+    /// <summary>int8: a Relu after a quantised op folded into that op's QuantizeLinear (range [0, max], zero point 0 clips the negatives).</summary>
+    ReluFolded,
+    /// <summary>int8: ops kept in float32 on purpose (the final pooling; the first conv, depthwise convs, SiLU and gates when <see cref="Int8Options"/> says so).</summary>
+    Float32Kept,
+    /// <summary>int8: weights stored as int8, symmetric per output channel (zero point 0), biases as int32 (scale = input scale x weight scale).</summary>
+    Int8Weights,
+    /// <summary>int8: activations quantised to 8 bits per tensor, with scale and zero point from calibration.</summary>
+    QuantizedActivations,
 }
 
 /// <summary>One rule the conversion applied: what, to which op types, on how many nodes (or tensors), and why.</summary>
@@ -77,6 +91,9 @@ public sealed class CamelCaseEnumConverter<T>() : JsonStringEnumConverter<T>(Jso
 /// <param name="Rules">The rules applied, in order.</param>
 public sealed record PrecisionConversion(ModelPrecision Precision, string Form, IReadOnlyList<ConversionRule> Rules)
 {
+    /// <summary>int8: the calibration that set the activation ranges (method, images, their hash); null for other precisions.</summary>
+    public CalibrationRecord? Calibration { get; init; }
+
     /// <summary>Metadata key under which a converted model records this (JSON).</summary>
     public const string MetadataKey = "featureonnx.precision";
 
@@ -103,7 +120,8 @@ public sealed record PrecisionConversion(ModelPrecision Precision, string Form, 
 
     /// <summary>One line per rule, for <c>inspect</c> and logs.</summary>
     public IEnumerable<string> Describe() =>
-        Rules.Select(r => $"{r.Kind}: {r.Count}{(r.Ops.Count > 0 ? " (" + string.Join(", ", r.Ops) + ")" : "")}: {r.Reason}");
+        Rules.Select(r => $"{r.Kind}: {r.Count}{(r.Ops.Count > 0 ? " (" + string.Join(", ", r.Ops) + ")" : "")}: {r.Reason}")
+            .Concat(Calibration is { } c ? [c.Describe()] : []);
 }
 
 /// <summary>
@@ -462,7 +480,7 @@ public static class Float16Conversion
     /// Folds each BatchNormalization (inference form, per-channel) into the Conv that alone feeds it:
     /// W' = W * s, b' = (b - mean) * s + beta with s = gamma / sqrt(var + eps). Returns the number folded.
     /// </summary>
-    private static int FoldBatchNormalization(GraphProto g)
+    internal static int FoldBatchNormalization(GraphProto g)
     {
         var inits = g.Initializer.ToDictionary(t => t.Name);
         var consumers = new Dictionary<string, int>();

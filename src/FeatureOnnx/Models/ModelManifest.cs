@@ -195,6 +195,8 @@ public enum ModelPrecision
     Fp32,
     /// <summary>16-bit float (IEEE half); Cast nodes at the graph edges keep the input and outputs float32.</summary>
     Fp16,
+    /// <summary>8-bit integer (static QDQ quantisation for the CPU: int8 weights, uint8 activations calibrated on images); input and outputs float32.</summary>
+    Int8,
 }
 
 /// <summary>Element type of the input tensor.</summary>

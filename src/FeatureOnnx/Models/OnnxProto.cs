@@ -61,6 +61,14 @@ internal static class OnnxProto
         return t;
     }
 
+    /// <summary>A tensor of <paramref name="type"/> held as raw little-endian bytes.</summary>
+    public static TensorProto Raw(string name, DataType type, byte[] bytes, IEnumerable<long> dims)
+    {
+        var t = new TensorProto { Name = name, DataType = (int)type, RawData = ByteString.CopyFrom(bytes) };
+        t.Dims.AddRange(dims);
+        return t;
+    }
+
     /// <summary>A uint8 scalar.</summary>
     public static TensorProto Uint8Scalar(string name, byte value) =>
         new() { Name = name, DataType = (int)DataType.Uint8, RawData = ByteString.CopyFrom(value) };

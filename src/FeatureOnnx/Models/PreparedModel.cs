@@ -19,6 +19,9 @@ public sealed record PrepareOptions
     /// <summary>Rules for <see cref="ModelPrecision.Fp16"/> (e.g. <see cref="Float16Form.Twin"/> for CPU accuracy checks). Default: <see cref="Float16Conversion"/>'s.</summary>
     public Float16Options? Float16 { get; init; }
 
+    /// <summary>Rules and calibration for <see cref="ModelPrecision.Int8"/>; its <see cref="Int8Options.Calibrator"/> is required for int8 (its key finds a cached graph; it calibrates only when there is none).</summary>
+    public Int8Options? Int8 { get; init; }
+
     /// <summary>Where converted graphs are kept between runs. Default: null, converted every time (the CLI passes a <see cref="ConversionCache"/>).</summary>
     public ConversionCache? Cache { get; init; }
 }
@@ -130,7 +133,10 @@ public sealed record PreparedModel
                 $"'input.name' is '{manifest.Input.Name}' but the graph's inputs are: {string.Join(", ", graph.InputNames)}.");
         foreach (var output in outputs.Where(o => !manifest.Outputs.Contains(o) && !graph.HasTensor(o.TensorName)))
             throw new ArgumentException(UnknownOutputMessage(manifest, output.TensorName, graph, catalog));
-        if (options.Uint8Input)
+        var precision = options.Precision ?? manifest.Precision;
+        // int8 is calibrated on the float32 input: the uint8 front goes on after quantising, so both forms share one cached, calibrated graph
+        var uint8Late = options.Uint8Input && precision == ModelPrecision.Int8 && manifest.Precision == ModelPrecision.Fp32;
+        if (options.Uint8Input && !uint8Late)
             graph.Prepend(Uint8InputGraph.Build(manifest, graph.DefaultOpset, graph.Proto.IrVersion), manifest.Input.Name);
         try
         {
@@ -141,7 +147,6 @@ public sealed record PreparedModel
             throw new ArgumentException($"model '{manifest.Name}': {e.Message} Manifest outputs: {string.Join(", ", manifest.Outputs.Select(o => o.Name))}.", e);
         }
         var pruned = graph.Prune();
-        var precision = options.Precision ?? manifest.Precision;
         byte[] bytes;
         var conversion = PrecisionConversion.ReadFrom(graph);
         string? cachedAt = null;
@@ -150,20 +155,23 @@ public sealed record PreparedModel
             if (manifest.Precision != ModelPrecision.Fp32)
                 throw new ArgumentException($"model '{manifest.Name}' is stored at precision {Name(manifest.Precision)} ({manifest.ManifestPath ?? manifest.Name}); " +
                                             $"it can only run at that precision. Use the float32 model it was converted from for {Name(precision)}.");
-            if (precision != ModelPrecision.Fp16)
-                throw new ArgumentException($"model '{manifest.Name}': no conversion to precision {Name(precision)}.");
-            var f16 = options.Float16 ?? new Float16Options();
-            PrecisionConversion? made = null;
-            byte[] Convert()
+            if (precision == ModelPrecision.Int8)
+                (bytes, conversion, cachedAt) = QuantizeInt8(manifest, graph, options);
+            else
             {
-                made = Float16Conversion.Apply(graph, f16);
-                return graph.ToBytes();
+                var f16 = options.Float16 ?? new Float16Options();
+                PrecisionConversion? made = null;
+                byte[] Convert()
+                {
+                    made = Float16Conversion.Apply(graph, f16);
+                    return graph.ToBytes();
+                }
+                bytes = options.Cache is { } cache
+                    ? cache.GetOrConvert(manifest, graph.ToBytes(), $"fp16|{f16.Form}|{f16.FoldBatchNormalization}|{string.Join(",", f16.Float32Ops.Order(StringComparer.Ordinal))}|{Float16Conversion.RulesVersion}", Convert, out cachedAt)
+                    : Convert();
+                conversion = made ?? PrecisionConversion.ReadFrom(OnnxGraph.FromBytes(bytes, cachedAt ?? graph.Origin))
+                             ?? throw new InvalidDataException($"{cachedAt ?? graph.Origin}: converted graph lacks its '{PrecisionConversion.MetadataKey}' record; delete the file.");
             }
-            bytes = options.Cache is { } cache
-                ? cache.GetOrConvert(manifest, graph.ToBytes(), $"fp16|{f16.Form}|{f16.FoldBatchNormalization}|{string.Join(",", f16.Float32Ops.Order(StringComparer.Ordinal))}|{Float16Conversion.RulesVersion}", Convert, out cachedAt)
-                : Convert();
-            conversion = made ?? PrecisionConversion.ReadFrom(OnnxGraph.FromBytes(bytes, cachedAt ?? graph.Origin))
-                         ?? throw new InvalidDataException($"{cachedAt ?? graph.Origin}: converted graph lacks its '{PrecisionConversion.MetadataKey}' record; delete the file.");
         }
         else
         {
@@ -186,7 +194,37 @@ public sealed record PreparedModel
         };
     }
 
-    /// <summary>The precision as typed on the command line and written in manifests (fp32, fp16).</summary>
+    /// <summary>
+    /// int8: the calibrated QDQ graph from the cache (keyed by the float32 graph, the calibration set's key, the options
+    /// and the rules version) or made by <see cref="Int8Quantization"/>; then the uint8 front when asked for.
+    /// </summary>
+    private static (byte[] Bytes, PrecisionConversion Conversion, string? CachedAt) QuantizeInt8(ModelManifest manifest, OnnxGraph graph, PrepareOptions options)
+    {
+        var int8 = options.Int8 ?? new Int8Options();
+        var calibrator = int8.Calibrator ?? throw new ArgumentException(
+            $"model '{manifest.Name}': precision int8 needs calibration images (a folder of the user's own images, a few hundred); none were given.");
+        PrecisionConversion? made = null;
+        byte[] Convert()
+        {
+            made = Int8Quantization.Apply(graph, int8);
+            return graph.ToBytes();
+        }
+        string? cachedAt = null;
+        var bytes = options.Cache is { } cache
+            ? cache.GetOrConvert(manifest, graph.ToBytes(), $"int8|{int8.Key}|{calibrator.Key}|{Int8Quantization.RulesVersion}", Convert, out cachedAt)
+            : Convert();
+        var quantized = OnnxGraph.FromBytes(bytes, cachedAt ?? graph.Origin);
+        var conversion = made ?? PrecisionConversion.ReadFrom(quantized)
+                         ?? throw new InvalidDataException($"{cachedAt ?? graph.Origin}: converted graph lacks its '{PrecisionConversion.MetadataKey}' record; delete the file.");
+        if (options.Uint8Input)
+        {
+            quantized.Prepend(Uint8InputGraph.Build(manifest, quantized.DefaultOpset, quantized.Proto.IrVersion), manifest.Input.Name);
+            bytes = quantized.ToBytes();
+        }
+        return (bytes, conversion, cachedAt);
+    }
+
+    /// <summary>The precision as typed on the command line and written in manifests (fp32, fp16, int8).</summary>
     /// <summary>
     /// What makes a prepared graph: the model files (path, size, modification time), the manifest's own file, the
     /// outputs requested, the input form and this library's build (its module version id changes with every code

@@ -87,10 +87,22 @@ public sealed record ExtractionOptions
     public bool? Uint8Input { get; init; }
 
     /// <summary>
-    /// Precision to run at (<see cref="PrepareOptions.Precision"/>): fp16 converts the float32 model when the session is
+    /// Precision to run at (<see cref="PrepareOptions.Precision"/>): fp16 or int8 (calibrated on <see cref="CalibrationInputs"/>) converts the float32 model when the session is
     /// prepared. Default null: the model's own (fp32 unless it was converted by <c>featureonnx convert</c>).
     /// </summary>
     public ModelPrecision? Precision { get; init; }
+
+    /// <summary>
+    /// int8: the images to calibrate on (folders, @lists, tar shards). Default null: the first
+    /// <see cref="CalibrationOptions.Count"/> images of <see cref="Inputs"/>, which the run reports as a warning and in run.json.
+    /// </summary>
+    public IReadOnlyList<string>? CalibrationInputs { get; init; }
+
+    /// <summary>int8: calibration method and image count. Default: <see cref="CalibrationOptions"/>'s (percentile 99.99, 256 images).</summary>
+    public CalibrationOptions Calibration { get; init; } = new();
+
+    /// <summary>int8: which ops to quantise (<see cref="Int8Options"/>; its calibrator is made from <see cref="CalibrationInputs"/>). Default: <see cref="Int8Options"/>'s.</summary>
+    public Int8Options Int8 { get; init; } = new();
 
     /// <summary>Where converted graphs are kept (<see cref="PrepareOptions.Cache"/>). Default: a <see cref="ConversionCache"/> next to the model, else the user cache folder.</summary>
     public ConversionCache? ConversionCache { get; init; } = new();
@@ -173,7 +185,7 @@ public sealed record ExtractionResult
     public PostProcessSummary? PostProcess { get; init; }
     /// <summary>Set when the model's weights are not stored as trained (float16 storage in the deployment build).</summary>
     public string? WeightStorage { get; init; }
-    /// <summary>The precision the graph ran at: fp32 or fp16 (never converted silently).</summary>
+    /// <summary>The precision the graph ran at: fp32, fp16 or int8 (never converted silently; int8's calibration set is in <see cref="PrecisionConversion"/>).</summary>
     public string Precision { get; init; } = "fp32";
     /// <summary>How the graph was converted to <see cref="Precision"/>: the typed list of rules applied; null for a model run as stored.</summary>
     public PrecisionConversion? PrecisionConversion { get; init; }
@@ -247,6 +259,8 @@ public sealed class ExtractionPipeline
         {
             Uint8Input = uint8,
             Precision = options.Precision,
+            Int8 = options.Precision == ModelPrecision.Int8 && manifest.Precision == ModelPrecision.Fp32
+                ? options.Int8 with { Calibrator = Calibrator(options, manifest, warnings) } : null,
             Cache = options.ConversionCache,
         });
         warnings.AddRange(prepared.Warnings);
@@ -411,6 +425,18 @@ public sealed class ExtractionPipeline
     /// together, and a quarter or more of the images were JPEGs that auto would have reduced.</summary>
     internal static bool AutoDecodeScaleAdvised(DecodeScale scale, long reducibleJpegs, long extracted, long decodeBusy, long otherBusy) =>
         scale.Mode == DecodeScaleMode.Exact && decodeBusy > otherBusy && extracted > 0 && reducibleJpegs * 4 >= extracted;
+
+    /// <summary>int8's calibration images: those asked for, else the run's own first ones, which is said in a warning (never quantised silently).</summary>
+    private static ImageCalibrator Calibrator(ExtractionOptions options, ModelManifest manifest, List<string> warnings)
+    {
+        if (options.CalibrationInputs is { Count: > 0 } set)
+            return new ImageCalibrator(manifest, set, options.Calibration, threads: options.Session.IntraOpThreads);
+        if (options.TensorsIn is not null)
+            throw new ArgumentException("precision int8 with tensors in needs calibration images: name a folder of images like the inputs.");
+        var own = new ImageCalibrator(manifest, options.Inputs, options.Calibration, source: "the run's own input", threads: options.Session.IntraOpThreads);
+        warnings.Add($"int8: no calibration set given; calibrating on the first {own.ImageCount} images of the run's own input ({own.Options.MethodName}, sha256 {own.Sha256[..16]}).");
+        return own;
+    }
 
     private static InputListing TensorListing(string path, ModelManifest manifest)
     {

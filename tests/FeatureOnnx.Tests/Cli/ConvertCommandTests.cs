@@ -42,6 +42,29 @@ public sealed class ConvertCommandTests
     }
 
     [Fact]
+    public void Int8_convert_records_its_calibration_and_extract_without_calibrate_says_what_it_calibrated_on()
+    {
+        using var tmp = new Fixtures.TempDir();
+        var photos = Fixtures.PathOf("photos");
+        Assert.Equal(0, Run("convert", "resnet18", "--precision", "int8", "--calibrate", photos, "--calibrate-count", "8", "--calibration", "minmax", "-o", tmp.File("r18_int8.json")));
+        var manifest = ModelManifest.Load(tmp.File("r18_int8.json"));
+        Assert.Equal(ModelPrecision.Int8, manifest.Precision);
+        var conversion = PrecisionConversion.ReadFrom(OnnxGraph.Load(tmp.File("r18_int8.onnx")))!;
+        Assert.Equal(("minmax", 8), (conversion.Calibration!.Method, conversion.Calibration.Images));
+        Assert.Contains(conversion.Rules, r => r.Kind == ConversionRuleKind.Int8Compute);
+        Assert.Equal(0, Run("extract", Fixtures.PathOf("photos", "opencv_apple.jpg"), "--model", tmp.File("r18_int8.json"), "-o", tmp.File("from-converted"), "--quiet"));
+
+        // no --calibrate: the run's own first images, said in run.json (and on the console)
+        Assert.Equal(0, Run("extract", photos, "--precision", "int8", "--calibrate-count", "4", "-o", tmp.File("own"), "--quiet"));
+        var run = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(tmp.File("own"), "run.json"))).RootElement;
+        Assert.Equal("int8", run.GetProperty("precision").GetString());
+        var calibration = run.GetProperty("precisionConversion").GetProperty("calibration");
+        Assert.Equal("the run's own input", calibration.GetProperty("source").GetString());
+        Assert.Equal(4, calibration.GetProperty("images").GetInt32());
+        Assert.Contains(run.GetProperty("warnings").EnumerateArray(), w => w.GetString()!.Contains("no calibration set given", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Bad_precisions_and_combinations_fail_before_any_work()
     {
         using var tmp = new Fixtures.TempDir();
@@ -50,6 +73,10 @@ public sealed class ConvertCommandTests
         Assert.NotEqual(0, Run("extract", Fixtures.PathOf("photos", "opencv_apple.jpg"), "-o", tmp.File("e"), "--precision", "fp16", "--e2e"));
         Assert.NotEqual(0, Run("bench", "--precision", "fp16,fp16", "-o", tmp.File("b")));
         Assert.NotEqual(0, Run("bench", "--precision", "int4", "-o", tmp.File("b")));
+        Assert.NotEqual(0, Run("bench", "--precision", "int8", "-o", tmp.File("b"))); // random pixels are no calibration set
+        Assert.NotEqual(0, Run("convert", "resnet18", "--precision", "int8", "-o", tmp.File("x.json"))); // no --calibrate
+        Assert.NotEqual(0, Run("extract", Fixtures.PathOf("photos", "opencv_apple.jpg"), "-o", tmp.File("e"), "--calibrate", Fixtures.PathOf("photos"))); // not int8
+        Assert.NotEqual(0, Run("extract", Fixtures.PathOf("photos", "opencv_apple.jpg"), "-o", tmp.File("e"), "--precision", "int8", "--calibration", "median"));
         Assert.False(File.Exists(tmp.File("x.json")));
         Assert.False(Directory.Exists(tmp.File("b")) && File.Exists(Path.Combine(tmp.File("b"), "report.json")));
     }
