@@ -72,6 +72,12 @@ internal static class CliErrors
         ["PcaFitOptions.Backend"] = "--backend",
         ["BenchmarkRequest.Precisions"] = "--precision",
         ["BenchmarkRequest.CalibrationImages"] = "--calibrate DIR (or --images)",
+        ["ExtractionOptions.Uint8Input = true"] = "--uint8-input on",
+        ["ExtractionOptions.TensorsIn"] = "--tensors-in",
+        ["Set ExtractionOptions.Resume"] = "Pass --resume",
+        ["ExtractionOptions.Resume"] = "--resume",
+        ["Set ExtractionOptions.Overwrite"] = "Pass --overwrite",
+        ["ExtractionOptions.Overwrite"] = "--overwrite",
         ["OnnxGraph.ListTensors"] = "'featureonnx inspect MODEL --all'",
     };
 

@@ -164,7 +164,7 @@ internal static class ExtractCommand
                     Pca = parse.GetValue(pca) is { } pcaPath ? FeatureOnnx.PostProcessing.PcaModel.Load(pcaPath) : null,
                     L2 = parse.GetValue(l2),
                 },
-                Shard = parse.GetValue(shard) is { } s ? Shard.Parse(s) : Shard.All,
+                Shard = parse.GetValue(shard) is { } s ? CliErrors.ForOption(shard, s, t => Shard.Parse(t!)) : Shard.All,
                 Session = settings,
             };
             using var reporter = new ProgressReporter(parse.GetValue(quiet));

@@ -253,7 +253,7 @@ public sealed class ExtractionPipeline
         var warnings = new List<string>();
         var manifest = catalog.Resolve(options.Model, warnings);
         if (options.Uint8Input == true && options.TensorsIn is not null)
-            throw new ArgumentException("--uint8-input on cannot be used with --tensors-in: those inputs are float32 tensors already.");
+            throw new SettingException("ExtractionOptions.Uint8Input = true", "cannot be used with ExtractionOptions.TensorsIn: those inputs are float32 tensors already.");
         var uint8 = options.TensorsIn is null && (options.Uint8Input ?? options.Session.Provider == ExecutionProviderKind.Cuda);
         var prepared = PreparedModel.Build(manifest, options.Layers, catalog, new PrepareOptions
         {
@@ -444,7 +444,7 @@ public sealed class ExtractionPipeline
         var info = NpyFormat.ReadHeader(stream, path);
         long[] expected = [.. manifest.Input.Shape.Select(d => (long)d)];
         if (info.DType != "<f4" || info.FortranOrder || info.Shape.Length != expected.Length + 1 || !info.Shape[1..].SequenceEqual(expected))
-            throw new InvalidDataException($"{path}: --tensors-in needs float32 C-order [N,{string.Join(",", expected)}] (the model input '{manifest.Input.Name}'); found {info.DType} [{string.Join(",", info.Shape)}].");
+            throw new InvalidDataException($"{path}: ExtractionOptions.TensorsIn needs float32 C-order [N,{string.Join(",", expected)}] (the model input '{manifest.Input.Name}'); found {info.DType} [{string.Join(",", info.Shape)}].");
         var items = Enumerable.Range(0, (int)info.Shape[0]).Select(i => new InputItem($"{path}#{i}", path, i)).ToList();
         return new InputListing(items, [], 0);
     }

@@ -115,7 +115,7 @@ public static class ShardMerge
         using var doc = JsonDocument.Parse(File.ReadAllText(path));
         var status = doc.RootElement.GetProperty("status").GetString();
         if (status != "completed")
-            throw new InvalidDataException($"{dir}: run status is '{status}'; finish it with 'extract ... --resume' before merging.");
+            throw new InvalidDataException($"{dir}: run status is '{status}'; finish it by resuming that extraction (ExtractionOptions.Resume) before merging.");
         var layers = doc.RootElement.GetProperty("layers").EnumerateObject()
             .ToDictionary(p => p.Name, p => p.Value.EnumerateArray().Select(v => v.GetInt64()).ToArray());
         return new RunInfo(doc.RootElement.GetProperty("model").GetString() ?? "", layers);

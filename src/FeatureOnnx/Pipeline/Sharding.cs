@@ -34,30 +34,31 @@ public sealed record Shard(int Index, int Count)
     /// Parses <c>I/N</c> (0-based I), or <c>auto</c>: a Kubernetes Indexed Job (JOB_COMPLETION_INDEX, JOB_COMPLETIONS)
     /// or a Slurm job array (SLURM_ARRAY_TASK_ID minus SLURM_ARRAY_TASK_MIN, SLURM_ARRAY_TASK_COUNT).
     /// </summary>
+    /// <exception cref="FormatException">Not I/N, not a valid shard, or auto outside a job array.</exception>
     public static Shard Parse(string text, Func<string, string?>? environment = null)
     {
         environment ??= Environment.GetEnvironmentVariable;
         if (text == "auto")
         {
             if (environment("JOB_COMPLETION_INDEX") is { } k8sIndex)
-                return Make(k8sIndex, environment("JOB_COMPLETIONS") ?? throw new ArgumentException("--shard auto: JOB_COMPLETION_INDEX is set but JOB_COMPLETIONS is not; set completions in the Job spec."), "JOB_COMPLETION_INDEX/JOB_COMPLETIONS");
+                return Make(k8sIndex, environment("JOB_COMPLETIONS") ?? throw new FormatException("auto: JOB_COMPLETION_INDEX is set but JOB_COMPLETIONS is not; set completions in the Job spec."), "JOB_COMPLETION_INDEX/JOB_COMPLETIONS");
             if (environment("SLURM_ARRAY_TASK_ID") is { } slurmId)
             {
                 var min = environment("SLURM_ARRAY_TASK_MIN") ?? "0";
-                var count = environment("SLURM_ARRAY_TASK_COUNT") ?? throw new ArgumentException("--shard auto: SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not.");
+                var count = environment("SLURM_ARRAY_TASK_COUNT") ?? throw new FormatException("auto: SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not.");
                 return Make((int.Parse(slurmId, CultureInfo.InvariantCulture) - int.Parse(min, CultureInfo.InvariantCulture)).ToString(CultureInfo.InvariantCulture), count, "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT");
             }
-            throw new ArgumentException("--shard auto: neither a Kubernetes Indexed Job (JOB_COMPLETION_INDEX) nor a Slurm array (SLURM_ARRAY_TASK_ID) is set; pass --shard I/N.");
+            throw new FormatException("auto: neither a Kubernetes Indexed Job (JOB_COMPLETION_INDEX) nor a Slurm array (SLURM_ARRAY_TASK_ID) is set; give the shard as I/N.");
         }
         var parts = text.Split('/');
-        if (parts.Length != 2) throw new ArgumentException($"--shard {text}: use I/N (0-based I, e.g. 0/4) or auto.");
-        return Make(parts[0], parts[1], "--shard");
+        if (parts.Length != 2) throw new FormatException($"'{text}': use I/N (0-based I, e.g. 0/4) or auto.");
+        return Make(parts[0], parts[1], "I/N");
     }
 
     private static Shard Make(string index, string count, string source)
     {
         if (!int.TryParse(index, CultureInfo.InvariantCulture, out var i) || !int.TryParse(count, CultureInfo.InvariantCulture, out var n) || n < 1 || i < 0 || i >= n)
-            throw new ArgumentException($"{source}: shard {index} of {count} is not valid (need 0 <= I < N).");
+            throw new FormatException($"{source}: shard {index} of {count} is not valid (need 0 <= I < N).");
         return new Shard(i, n);
     }
 

@@ -102,9 +102,9 @@ public sealed class FeatureOutputFolder : IDisposable
         if (!overwrite && !resume)
         {
             if (unfinished)
-                throw new IOException($"{folder} holds an unfinished run ({ResumeLog.JobFileName}). Pass --resume to continue it, or --overwrite to start again.");
+                throw new IOException($"{folder} holds an unfinished run ({ResumeLog.JobFileName}). Set ExtractionOptions.Resume to continue it, or ExtractionOptions.Overwrite to start again.");
             if (File.Exists(summary))
-                throw new IOException($"{folder} already holds a run ({SummaryFileName}). Choose another folder or pass --overwrite to replace it.");
+                throw new IOException($"{folder} already holds a run ({SummaryFileName}). Choose another folder or set ExtractionOptions.Overwrite to replace it.");
         }
         if (!overwrite) RefuseForeign(folder);
         if (!resume || unfinished || !File.Exists(summary)) return false;
@@ -196,7 +196,7 @@ public sealed class FeatureOutputFolder : IDisposable
             _writers[output] = writer = new NpyWriter(OutputPath(Folder, output), rowShape);
         if (!writer.RowShape.SequenceEqual(rowShape))
             throw new InvalidDataException($"output '{output}': {writer.Path} holds rows of [{string.Join(",", writer.RowShape)}], but this batch has rows of [{string.Join(",", rowShape)}]; " +
-                                           "resume with the same model and options or use --overwrite.");
+                                           "resume with the same model and options or set ExtractionOptions.Overwrite.");
         writer.Append(rows);
     }
 

@@ -51,7 +51,7 @@ public sealed class ResumeLog : IDisposable
             .Where(k => job.GetValueOrDefault(k) != old.GetValueOrDefault(k))
             .Select(k => $"{k}: was '{old.GetValueOrDefault(k)}', now '{job.GetValueOrDefault(k)}'").ToList();
         if (differences.Count > 0)
-            throw new ArgumentException($"--resume: {outDir} holds a run started with other settings ({string.Join("; ", differences)}). Resume with the same command, or use --overwrite / another folder.");
+            throw new SettingException("ExtractionOptions.Resume", $"{outDir} holds a run started with other settings ({string.Join("; ", differences)}). Resume with the same settings, or set ExtractionOptions.Overwrite, or choose another folder.");
         (rows, errors) = (0, 0);
         var path = Path.Combine(outDir, ProgressFileName);
         if (File.Exists(path))

@@ -51,6 +51,10 @@ public sealed class CliErrorsTests
         "error: device_id: the device is not a CUDA option; choose it with --provider cuda:N.\n")]
     [InlineData("maps.npy: rows of [8,3,4] (96 floats) but the PCA expects 12 features. Pool the maps first (PostProcessOptions.Pooling = Average) or fit the PCA on what you feed it.",
         "error: maps.npy: rows of [8,3,4] (96 floats) but the PCA expects 12 features. Pool the maps first (--pool avg) or fit the PCA on what you feed it.\n")]
+    [InlineData("out/ holds an unfinished run (job.json). Set ExtractionOptions.Resume to continue it, or ExtractionOptions.Overwrite to start again.",
+        "error: out/ holds an unfinished run (job.json). Pass --resume to continue it, or --overwrite to start again.\n")]
+    [InlineData("out/ holds a run started with other settings (model). Resume with the same settings, or set ExtractionOptions.Overwrite, or choose another folder.",
+        "error: out/ holds a run started with other settings (model). Resume with the same settings, or pass --overwrite, or choose another folder.\n")]
     public void Library_settings_in_a_message_are_shown_as_flags(string library, string shown) =>
         Assert.Equal((1, shown), Tuple(Guarded(() => throw new ArgumentException(library))));
 

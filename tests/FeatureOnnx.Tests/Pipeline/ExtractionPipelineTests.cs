@@ -77,7 +77,7 @@ public sealed class ExtractionPipelineTests(ITestOutputHelper output)
         var options = new ExtractionOptions { Inputs = [Fixtures.PathOf("photos", "opencv_apple.jpg")], OutputDirectory = tmp.Path };
         await new ExtractionPipeline().RunAsync(options);
         var e = await Assert.ThrowsAsync<IOException>(() => new ExtractionPipeline().RunAsync(options));
-        Assert.Contains("--overwrite", e.Message);
+        Assert.Contains("ExtractionOptions.Overwrite", e.Message);
         var again = await new ExtractionPipeline().RunAsync(options with { Overwrite = true });
         Assert.Equal(1, again.Extracted);
     }

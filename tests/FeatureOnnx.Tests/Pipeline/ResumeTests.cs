@@ -108,8 +108,8 @@ public sealed class ResumeTests(ITestOutputHelper output)
         var options = new ExtractionOptions { Inputs = [Fixtures.PathOf("photos", "opencv_apple.jpg")], OutputDirectory = outDir };
         ResumeLog.Start(outDir, new Dictionary<string, string> { ["model"] = "something else" }).Dispose();
         var e = await Assert.ThrowsAsync<IOException>(() => new ExtractionPipeline().RunAsync(options));
-        Assert.Contains("--resume", e.Message);
-        var mismatch = await Assert.ThrowsAsync<ArgumentException>(() => new ExtractionPipeline().RunAsync(options with { Resume = true }));
+        Assert.Contains("ExtractionOptions.Resume", e.Message);
+        var mismatch = await Assert.ThrowsAsync<SettingException>(() => new ExtractionPipeline().RunAsync(options with { Resume = true }));
         Assert.Contains("model: was 'something else'", mismatch.Message);
     }
 

@@ -32,8 +32,8 @@ public sealed class ShardingTests
     {
         Assert.Equal(new Shard(3, 8), Shard.Parse("auto", n => n switch { "JOB_COMPLETION_INDEX" => "3", "JOB_COMPLETIONS" => "8", _ => null }));
         Assert.Equal(new Shard(1, 4), Shard.Parse("auto", n => n switch { "SLURM_ARRAY_TASK_ID" => "2", "SLURM_ARRAY_TASK_MIN" => "1", "SLURM_ARRAY_TASK_COUNT" => "4", _ => null }));
-        Assert.Contains("--shard I/N", Assert.Throws<ArgumentException>(() => Shard.Parse("auto", _ => null)).Message);
+        Assert.Contains("give the shard as I/N", Assert.Throws<FormatException>(() => Shard.Parse("auto", _ => null)).Message);
         Assert.Equal(new Shard(2, 5), Shard.Parse("2/5"));
-        Assert.Throws<ArgumentException>(() => Shard.Parse("5/5"));
+        Assert.Throws<FormatException>(() => Shard.Parse("5/5"));
     }
 }

@@ -49,14 +49,14 @@ public sealed class Uint8InputPipelineTests
     public async Task Uint8_input_with_tensors_in_is_refused()
     {
         using var tmp = new Fixtures.TempDir();
-        var e = await Assert.ThrowsAsync<ArgumentException>(() => new ExtractionPipeline().RunAsync(new ExtractionOptions
+        var e = await Assert.ThrowsAsync<SettingException>(() => new ExtractionPipeline().RunAsync(new ExtractionOptions
         {
             Inputs = [],
             OutputDirectory = tmp.Path,
             TensorsIn = tmp.File("x.npy"),
             Uint8Input = true,
         }));
-        Assert.Contains("--tensors-in", e.Message);
+        Assert.Contains("ExtractionOptions.TensorsIn", e.Message);
     }
 
     [Trait("Category", TestCategory.Fast)]
