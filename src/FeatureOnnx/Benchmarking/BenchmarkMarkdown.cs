@@ -4,7 +4,7 @@ using System.Text;
 namespace FeatureOnnx.Benchmarking;
 
 /// <summary>report.md: what was run, which providers were skipped and why, the figures per provider, batch size and input path, and the agreement per output.</summary>
-public static class BenchmarkMarkdown
+internal static class BenchmarkMarkdown
 {
     private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
 

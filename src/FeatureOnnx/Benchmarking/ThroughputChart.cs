@@ -8,7 +8,7 @@ namespace FeatureOnnx.Benchmarking;
 /// report.svg: throughput (images/s) against batch size, one polyline per provider and input path that ran, batch size on a log2
 /// axis. Plain SVG 1.1 written by hand: it opens in any browser and renders on GitHub.
 /// </summary>
-public static class ThroughputChart
+internal static class ThroughputChart
 {
     private const double Width = 760, Height = 460, Left = 80, Right = 190, Top = 56, Bottom = 64;
     private static readonly string[] Palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];

@@ -10,7 +10,7 @@ namespace FeatureOnnx.Models;
 /// (BatchNormalization with spatial=1 and one output, Dropout as identity) rewritten. Anything else is refused,
 /// naming the operator, rather than guessed.
 /// </summary>
-public static class OnnxOpsetUpgrade
+internal static class OnnxOpsetUpgrade
 {
     /// <summary>Oldest source opset accepted: from 7 on, broadcasting and BatchNormalization's is_test are as today.</summary>
     public const int MinimumSourceOpset = 7;

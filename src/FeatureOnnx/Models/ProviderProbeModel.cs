@@ -7,7 +7,7 @@ namespace FeatureOnnx.Models;
 /// The smallest model that proves an execution provider computes: one 1x1 convolution (cuDNN on CUDA) with weight 2
 /// and bias 1 over a [1, 1, 2, 2] input. <see cref="Input"/> gives <see cref="ExpectedOutput"/> exactly in float32.
 /// </summary>
-public static class ProviderProbeModel
+internal static class ProviderProbeModel
 {
     /// <summary>Input tensor name.</summary>
     public const string InputName = "x";

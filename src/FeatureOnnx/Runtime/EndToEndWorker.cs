@@ -131,7 +131,7 @@ public static class EndToEndWorker
 /// most a time limit, and kills the process when it runs past it. After a reply with
 /// <see cref="WorkerReply.WorkerLost"/> the client is dead (<see cref="IsAlive"/> false): dispose it and start another.
 /// </summary>
-public sealed class EndToEndWorkerClient : IDisposable
+internal sealed class EndToEndWorkerClient : IDisposable
 {
     private const int StderrLines = 8;
     private readonly Process _process;

@@ -11,7 +11,7 @@ namespace FeatureOnnx.Sinks;
 /// to the last committed line, so no row is duplicated, none is missing, and the inputs already accounted for are
 /// skipped. Both files are deleted when the run completes.
 /// </summary>
-public sealed class ResumeLog : IDisposable
+internal sealed class ResumeLog : IDisposable
 {
     /// <summary>Description of the job, compared on resume.</summary>
     public const string JobFileName = "job.json";

@@ -25,7 +25,7 @@ public sealed class ResumeLogTests
     {
         using var tmp = new Fixtures.TempDir();
         ResumeLog.Start(tmp.Path, new Dictionary<string, string> { ["model"] = "a", ["shard"] = "0/2" }).Dispose();
-        var e = Assert.Throws<ArgumentException>(() => ResumeLog.Continue(tmp.Path, new Dictionary<string, string> { ["model"] = "a", ["shard"] = "1/2" }, out _, out _));
+        var e = Assert.Throws<SettingException>(() => ResumeLog.Continue(tmp.Path, new Dictionary<string, string> { ["model"] = "a", ["shard"] = "1/2" }, out _, out _));
         Assert.Contains("shard: was '0/2', now '1/2'", e.Message);
         Assert.DoesNotContain("model:", e.Message);
     }

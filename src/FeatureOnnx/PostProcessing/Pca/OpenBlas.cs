@@ -7,7 +7,7 @@ namespace FeatureOnnx.PostProcessing;
 /// through P/Invoke for the covariance (<c>cblas_dsyrk</c>) and the eigendecomposition (LAPACK's <c>dsyevr</c>, Fortran ABI: Debian's build has no LAPACKE).
 /// Nothing is shipped: <see cref="TryLoad"/> returns null where the library is absent and the managed code runs.
 /// </summary>
-public sealed unsafe class OpenBlas
+internal sealed unsafe class OpenBlas
 {
     /// <summary>The file name tried first (the dynamic loader's search path applies).</summary>
     public const string DefaultLibrary = "libopenblas.so.0";

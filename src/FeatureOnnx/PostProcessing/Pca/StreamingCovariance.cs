@@ -23,11 +23,16 @@ public sealed class StreamingCovariance
     private double[]? _shift;
     private double[] _transposed = [];
 
+    /// <summary>A covariance accumulator of <paramref name="dimension"/> features, with managed numerics.</summary>
+    /// <param name="dimension">Features per row.</param>
+    /// <param name="maxDegreeOfParallelism">Threads for the rank updates; -1: one per core.</param>
+    public StreamingCovariance(int dimension, int maxDegreeOfParallelism = -1) : this(dimension, maxDegreeOfParallelism, null) { }
+
     /// <summary>Starts empty sums for rows of <paramref name="dimension"/> floats.</summary>
     /// <param name="dimension">Floats per row (D).</param>
     /// <param name="maxDegreeOfParallelism">Threads for the X^T X step; -1 (default): one per core.</param>
     /// <param name="blas">OpenBLAS to run X^T X with (<c>cblas_dsyrk</c>); null (default): the managed SIMD kernel.</param>
-    public StreamingCovariance(int dimension, int maxDegreeOfParallelism = -1, OpenBlas? blas = null)
+    internal StreamingCovariance(int dimension, int maxDegreeOfParallelism, OpenBlas? blas)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(dimension, 1);
         _dimension = dimension;
