@@ -93,7 +93,11 @@ internal static class CliErrors
     /// <paramref name="text"/> parsed by the library; a mistake is reported as <c>--option TEXT: the library's reason</c>
     /// (<c>--option: reason</c> without <paramref name="withValue"/>, for parsers whose reason quotes the part at fault).
     /// </summary>
-    public static T ForOption<T>(Option option, string? text, Func<string?, T> parse, bool withValue = true)
+    public static T ForOption<T>(Option option, string? text, Func<string?, T> parse, bool withValue = true) =>
+        ForOption(option.Name, text, parse, withValue);
+
+    /// <summary><see cref="ForOption{T}(Option, string?, Func{string?, T}, bool)"/> for an option named <paramref name="optionName"/>.</summary>
+    public static T ForOption<T>(string optionName, string? text, Func<string?, T> parse, bool withValue = true)
     {
         try
         {
@@ -101,7 +105,7 @@ internal static class CliErrors
         }
         catch (Exception e) when (e is FormatException or ArgumentException)
         {
-            throw new ArgumentException($"{option.Name}{(withValue ? $" {text}" : "")}: {InFlags(e.Message)}", e);
+            throw new ArgumentException($"{optionName}{(withValue ? $" {text}" : "")}: {InFlags(e.Message)}", e);
         }
     }
 

@@ -249,13 +249,10 @@ internal static class ExtractCommand
         "run.json records the precision, the rules applied and (int8) the calibration set. Default: the model's own (fp32 unless written by 'featureonnx convert').";
 
     /// <summary>fp32|fp16|int8 as a precision.</summary>
-    internal static ModelPrecision ParsePrecision(string text) => text.Trim().ToLowerInvariant() switch
-    {
-        "fp32" => ModelPrecision.Fp32,
-        "fp16" => ModelPrecision.Fp16,
-        "int8" => ModelPrecision.Int8,
-        _ => throw new ArgumentException($"--precision {text}: use fp32, fp16 or int8."),
-    };
+    internal static ModelPrecision ParsePrecision(string text) =>
+        CliErrors.ForOption(PrecisionOptionName, text, t => PreparedModel.ParsePrecision(t!), withValue: false);
+
+    private const string PrecisionOptionName = "--precision";
 
     /// <summary>--calibrate, --calibration and --calibrate-count, shared by extract, bench and convert.</summary>
     internal static (Option<string[]> Calibrate, Option<string> Method, Option<int> Count) CalibrationOptions()

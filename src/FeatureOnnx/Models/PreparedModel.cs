@@ -242,6 +242,16 @@ public sealed record PreparedModel
     }
 
     public static string Name(ModelPrecision precision) => precision.ToString().ToLowerInvariant();
+
+    /// <summary>fp32, fp16 or int8 (any case) as a precision.</summary>
+    /// <exception cref="FormatException">Another name.</exception>
+    public static ModelPrecision ParsePrecision(string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "fp32" => ModelPrecision.Fp32,
+        "fp16" => ModelPrecision.Fp16,
+        "int8" => ModelPrecision.Int8,
+        _ => throw new FormatException($"'{text}': use fp32, fp16 or int8."),
+    };
 }
 
 /// <summary>What <see cref="PreparedModel.Build"/> learnt while preparing a graph, kept beside it in the cache.</summary>
