@@ -4,7 +4,7 @@ using FeatureOnnx.Runtime;
 namespace FeatureOnnx.Cli;
 
 /// <summary>
-/// Hidden <c>featureonnx e2e-worker --model M.e2e.onnx</c>: the process <c>extract --e2e</c> starts to run an
+/// Hidden <c>featureonnx e2e-worker</c>: the process <c>extract --e2e</c> starts to run an
 /// end-to-end model, so that a decoder that exits or hangs on a hostile file takes only this process down.
 /// Speaks <see cref="EndToEndWorker"/>'s protocol on stdin/stdout; nothing else may write to stdout.
 /// </summary>
@@ -14,17 +14,13 @@ internal static class E2eWorkerCommand
 
     public static Command Create()
     {
-        var session = new SessionOptionGroup(modelHelp: null); // the same options extract passes on, hidden
-        session.Model.Required = true;
         var command = new Command(Name, "Internal: runs an end-to-end model for 'extract --e2e' over stdin/stdout.");
-        session.AddTo(command);
         command.Hidden = true;
         command.SetAction(parse =>
         {
-            var settings = session.Bind(parse);
             using var stdin = Console.OpenStandardInput();
             using var stdout = Console.OpenStandardOutput();
-            return EndToEndWorker.Serve(parse.GetValue(session.Model)!, settings, stdin, stdout);
+            return EndToEndWorker.Serve(stdin, stdout); // the model and settings come in the protocol's start frame
         });
         return command;
     }

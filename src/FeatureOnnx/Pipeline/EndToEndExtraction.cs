@@ -264,20 +264,7 @@ public sealed class EndToEndExtraction
         public ExecutionProviderKind Provider { get; private set; }
         public bool IsBatched { get; private set; }
 
-        private WorkerCommand WorkerFor(WorkerCommand command) => command with
-        {
-            Arguments = [.. command.Arguments, "--model", Path.GetFullPath(options.Model), "--threads", settings.IntraOpThreads.ToString(CultureInfo.InvariantCulture),
-                "--provider", settings.Provider == ExecutionProviderKind.Cuda ? $"cuda:{settings.DeviceId}" : "cpu",
-                .. settings.FallbackToCpu ? (string[])["--fallback", "cpu"] : [],
-                .. settings.Cuda.IsDefault ? [] : (string[])["--cuda-options", settings.Cuda.ToString()],
-                "--optimization", settings.OptimizationLevel switch
-                {
-                    Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_DISABLE_ALL => "none",
-                    Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_BASIC => "basic",
-                    Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED => "extended",
-                    _ => "all",
-                }],
-        };
+        private EndToEndWorkerClient StartWorker() => new(options.Worker!, Path.GetFullPath(options.Model), settings, StartupTimeout);
 
         public async Task WarmUpAsync()
         {
@@ -287,8 +274,7 @@ public sealed class EndToEndExtraction
                 (ModelName, Provider, Fallback, IsBatched) = (_inProcess.ModelName, _inProcess.Provider, _inProcess.Fallback, _inProcess.IsBatched);
                 return;
             }
-            var command = WorkerFor(options.Worker);
-            var starting = Enumerable.Range(0, options.Workers).Select(_ => Task.Run(() => new EndToEndWorkerClient(command, StartupTimeout))).ToList();
+            var starting = Enumerable.Range(0, options.Workers).Select(_ => Task.Run(StartWorker)).ToList();
             try
             {
                 await Task.WhenAll(starting);
@@ -333,7 +319,7 @@ public sealed class EndToEndExtraction
                 }
             }
             if (!_idle.TryTake(out var worker))
-                worker = await Task.Run(() => new EndToEndWorkerClient(WorkerFor(options.Worker!), StartupTimeout));
+                worker = await Task.Run(StartWorker);
             var reply = await Task.Run(() => worker.Run(images, options.ItemTimeout * images.Count));
             if (worker.IsAlive)
                 _idle.Add(worker);
@@ -341,7 +327,7 @@ public sealed class EndToEndExtraction
             {
                 Interlocked.Increment(ref _restarts);
                 worker.Dispose();
-                _idle.Add(await Task.Run(() => new EndToEndWorkerClient(WorkerFor(options.Worker!), StartupTimeout)));
+                _idle.Add(await Task.Run(StartWorker));
             }
             return reply;
         }

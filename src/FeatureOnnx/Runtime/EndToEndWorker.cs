@@ -4,7 +4,7 @@ using System.Text;
 
 namespace FeatureOnnx.Runtime;
 
-/// <summary>How to start a worker process: a program and its arguments (e.g. <c>featureonnx e2e-worker --model M</c>).</summary>
+/// <summary>How to start a worker process: a program and its arguments (e.g. <c>featureonnx e2e-worker</c>); the model and session settings go to it in the protocol's start frame.</summary>
 /// <param name="FileName">The executable.</param>
 /// <param name="Arguments">Its arguments, one per entry (no shell quoting).</param>
 public sealed record WorkerCommand(string FileName, IReadOnlyList<string> Arguments);
@@ -18,7 +18,10 @@ public sealed record WorkerReply(IReadOnlyList<IReadOnlyList<EndToEndOutput>>? O
 /// <summary>
 /// The worker side of end-to-end extraction: loads an end-to-end model and answers requests on two streams
 /// (the process's stdin and stdout), so that a decoder that calls <c>exit()</c> or never returns takes only this
-/// process down. Protocol, little-endian: request = int32 image count (negative: quit), then per image int32
+/// process down. Protocol, little-endian: first the start frame (what to load, so that the worker's command line
+/// carries no settings): string model path, byte provider (0 cpu, 1 cuda), int32 device, bool fallback to the CPU,
+/// string CUDA options (<see cref="CudaProviderSettings.Parse"/>'s form), int32 intra-op threads, sbyte spinning
+/// (-1 unset, 0, 1), int32 graph optimisation level, string optimised-model cache ("" none); then request = int32 image count (negative: quit), then per image int32
 /// orientation, int32 byte count, bytes (several images: one call of a batched model). Replies: 'R' + string model
 /// name + bool batched + string provider running it ("cpu", "cuda") + string fallback reason ("" when none) (once,
 /// when ready), or instead 'P' + string message when the execution provider asked for cannot run; 'O' + int32 image count + per image int32 output count + outputs (string name, byte type
@@ -29,12 +32,25 @@ public static class EndToEndWorker
 {
     internal const byte Ready = (byte)'R', Ok = (byte)'O', Error = (byte)'E', ProviderError = (byte)'P';
 
-    /// <summary>Serves requests until the input ends or asks to quit. Returns the process exit code.</summary>
-    public static int Serve(string modelPath, SessionSettings settings, Stream input, Stream output)
+    /// <summary>Reads the start frame, loads the model, then serves requests until the input ends or asks to quit. Returns the process exit code.</summary>
+    public static int Serve(Stream input, Stream output)
     {
         using var writer = new BinaryWriter(output, Encoding.UTF8, leaveOpen: true);
         using var reader = new BinaryReader(input, Encoding.UTF8, leaveOpen: true);
         EndToEndSession session;
+        string modelPath;
+        SessionSettings settings;
+        try
+        {
+            (modelPath, settings) = ReadStart(reader);
+        }
+        catch (Exception e) when (e is EndOfStreamException or InvalidDataException or FormatException or ArgumentException)
+        {
+            writer.Write(Error);
+            WriteString(writer, $"worker protocol: no valid start frame ({e.Message})");
+            writer.Flush();
+            return 1;
+        }
         try
         {
             session = new EndToEndSession(modelPath, settings);
@@ -111,6 +127,39 @@ public static class EndToEndWorker
         }
     }
 
+    /// <summary>The start frame: the model and how to run it (see the class summary).</summary>
+    internal static void WriteStart(BinaryWriter writer, string modelPath, SessionSettings settings)
+    {
+        WriteString(writer, modelPath);
+        writer.Write((byte)(settings.Provider == ExecutionProviderKind.Cuda ? 1 : 0));
+        writer.Write(settings.DeviceId);
+        writer.Write(settings.FallbackToCpu);
+        WriteString(writer, settings.Cuda.ToString());
+        writer.Write(settings.IntraOpThreads);
+        writer.Write((sbyte)(settings.AllowSpinning switch { null => -1, false => 0, true => 1 }));
+        writer.Write((int)settings.OptimizationLevel);
+        WriteString(writer, settings.OptimizedModelCache ?? "");
+        writer.Flush();
+    }
+
+    internal static (string Model, SessionSettings Settings) ReadStart(BinaryReader reader)
+    {
+        var model = ReadString(reader);
+        var provider = reader.ReadByte() switch { 0 => ExecutionProviderKind.Cpu, 1 => ExecutionProviderKind.Cuda, var b => throw new InvalidDataException($"provider {b}") };
+        var device = reader.ReadInt32();
+        var fallback = reader.ReadBoolean();
+        var cuda = ReadString(reader);
+        var threads = reader.ReadInt32();
+        var spinning = reader.ReadSByte() switch { -1 => (bool?)null, 0 => false, _ => true };
+        var level = (Microsoft.ML.OnnxRuntime.GraphOptimizationLevel)reader.ReadInt32();
+        var cache = ReadString(reader);
+        return (model, new SessionSettings
+        {
+            Provider = provider, DeviceId = device, FallbackToCpu = fallback, Cuda = CudaProviderSettings.Parse(cuda.Length == 0 ? null : cuda),
+            IntraOpThreads = threads, AllowSpinning = spinning, OptimizationLevel = level, OptimizedModelCache = cache.Length == 0 ? null : cache,
+        });
+    }
+
     internal static void WriteString(BinaryWriter writer, string text)
     {
         var bytes = Encoding.UTF8.GetBytes(text);
@@ -143,7 +192,7 @@ internal sealed class EndToEndWorkerClient : IDisposable
     /// <exception cref="ExecutionProviderException">The worker cannot run the provider asked for (and no fallback was allowed).</exception>
     /// <exception cref="InvalidDataException">The worker could not load the model (the message has its reason).</exception>
     /// <exception cref="IOException">The worker process did not start, died while starting or did not get ready in time.</exception>
-    public EndToEndWorkerClient(WorkerCommand command, TimeSpan startupTimeout)
+    public EndToEndWorkerClient(WorkerCommand command, string modelPath, SessionSettings settings, TimeSpan startupTimeout)
     {
         var start = new ProcessStartInfo(command.FileName)
         {
@@ -166,6 +215,11 @@ internal sealed class EndToEndWorkerClient : IDisposable
         _process.BeginErrorReadLine();
         _reader = new BinaryReader(_process.StandardOutput.BaseStream, Encoding.UTF8);
         _writer = new BinaryWriter(_process.StandardInput.BaseStream, Encoding.UTF8);
+        try
+        {
+            EndToEndWorker.WriteStart(_writer, modelPath, settings);
+        }
+        catch (IOException) { } // the worker died at once: the ready read below reports it with its stderr
         var ready = Task.Run(() =>
         {
             var kind = _reader.ReadByte();

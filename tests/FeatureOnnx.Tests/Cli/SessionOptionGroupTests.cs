@@ -26,10 +26,10 @@ public sealed class SessionOptionGroupTests
     }
 
     [Fact]
-    public void Extract_bench_and_the_worker_declare_the_group_once()
+    public void Extract_and_bench_declare_the_group_once()
     {
-        var commands = CommandSet.All().Where(c => c.Name is "extract" or "bench" or "e2e-worker").ToList();
-        Assert.Equal(3, commands.Count);
+        var commands = CommandSet.All().Where(c => c.Name is "extract" or "bench").ToList();
+        Assert.Equal(2, commands.Count);
         foreach (var option in new[] { "--model", "--threads", "--optimization", "--cuda-options" })
             Assert.All(commands, c => Assert.Single(c.Options, o => o.Name == option));
         Assert.All(commands.Where(c => c.Name != "bench"), c => Assert.Single(c.Options, o => o.Name == "--provider"));
