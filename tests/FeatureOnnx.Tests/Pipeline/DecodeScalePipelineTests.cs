@@ -76,7 +76,7 @@ public sealed class DecodeScalePipelineTests
         using var cts = new CancellationTokenSource();
         var first = await new ExtractionPipeline().RunAsync(options, new CancelOnFirst(cts), cts.Token);
         Assert.Equal("interrupted", first.Status);
-        var e = await Assert.ThrowsAsync<ArgumentException>(() => new ExtractionPipeline().RunAsync(options with { Resume = true, DecodeScale = DecodeScale.Exact }));
+        var e = await Assert.ThrowsAsync<SettingException>(() => new ExtractionPipeline().RunAsync(options with { Resume = true, DecodeScale = DecodeScale.Exact }));
         Assert.Contains("decodeScale: was 'auto'", e.Message, StringComparison.Ordinal);
         var resumed = await new ExtractionPipeline().RunAsync(options with { Resume = true });
         Assert.Equal(("completed", 33L), (resumed.Status, resumed.Extracted));
