@@ -296,6 +296,8 @@ public sealed class ExtractionPipeline
 
         var job = JobDescription(options, manifest, session.OutputNames, prepared.Precision);
         if (gpuProducer is not null) job["decoder"] = "gpu"; // nvJPEG's pixels differ from libjpeg-turbo's; absent for the CPU, so older journals still resume
+        // Another calibration set or method quantises differently: a resumed int8 run must not mix the two in one file.
+        if (prepared.Conversion?.Calibration is { } calibration) job["calibration"] = $"{calibration.Method}|{calibration.Images}|{calibration.Sha256}";
         using var stage = OutputStage.Open(outDir, job, session.OutputNames, options.Resume,
             selection, options.PostProcess, progress, warnings);
         var slot = session.SlotBytes;

@@ -40,4 +40,32 @@ public sealed class ExtractionPrecisionTests(ITestOutputHelper output)
             Assert.True(cos >= 0.9999 && cos < 1 - 1e-9, $"row {r}: cosine {cos}");
         }
     }
+
+    [Fact]
+    public async Task An_int8_run_resumes_only_with_the_calibration_it_started_with()
+    {
+        using var tmp = new Fixtures.TempDir();
+        var cache = new ConversionCache(tmp.File("cache"));
+        string[] calibrateA = [Fixtures.PathOf("photos", "opencv_baboon.jpg"), Fixtures.PathOf("photos", "opencv_fruits.jpg")];
+        string[] calibrateB = [Fixtures.PathOf("photos", "opencv_baboon.jpg"), Fixtures.PathOf("photos", "skimage_chelsea.png")];
+        var options = new ExtractionOptions
+        {
+            Inputs = [Fixtures.PathOf("photos")], OutputDirectory = tmp.File("out"), BatchSize = 2, Precision = ModelPrecision.Int8,
+            CalibrationInputs = calibrateA, Calibration = new CalibrationOptions { Count = 2 }, ConversionCache = cache,
+        };
+        using var cts = new CancellationTokenSource();
+        var first = await new ExtractionPipeline().RunAsync(options, new CancelAtFirstProgress(cts), cts.Token);
+        Assert.Equal("interrupted", first.Status);
+
+        // Rows quantised with other activation ranges would be mixed into the same file: refused, naming the key.
+        var e = await Assert.ThrowsAsync<SettingException>(() => new ExtractionPipeline().RunAsync(options with { Resume = true, CalibrationInputs = calibrateB }));
+        Assert.Contains("calibration: was 'percentile:99.99|2|", e.Message, StringComparison.Ordinal);
+        var resumed = await new ExtractionPipeline().RunAsync(options with { Resume = true });
+        Assert.Equal("completed", resumed.Status);
+    }
+
+    private sealed class CancelAtFirstProgress(CancellationTokenSource cts) : IProgress<ExtractionProgress>
+    {
+        public void Report(ExtractionProgress value) => cts.Cancel();
+    }
 }
