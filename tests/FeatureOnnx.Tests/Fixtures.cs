@@ -76,6 +76,26 @@ internal static class Fixtures
         return dot / Math.Sqrt(na * nb);
     }
 
+    /// <summary>The C compiler the native fakes are built with (/usr/bin/cc or /usr/bin/gcc), or null when there is none.</summary>
+    public static string? CCompiler => new[] { "cc", "gcc" }.Select(c => System.IO.Path.Combine("/usr/bin", c)).FirstOrDefault(System.IO.File.Exists);
+
+    /// <summary>The skip reason of a native fake that needs a C compiler to build <paramref name="what"/>.</summary>
+    public static string NoCompiler(string what) => $"no C compiler at /usr/bin/cc or /usr/bin/gcc to build {what} (apt-get install gcc)";
+
+    /// <summary>Runs one build step of a native fake; a failure throws with its stderr, naming <paramref name="what"/>.</summary>
+    public static void Build(string program, IEnumerable<string> arguments, string what, string? workingDirectory = null, string? compiler = null)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
+        if (workingDirectory is not null) psi.WorkingDirectory = workingDirectory;
+        if (compiler is not null) psi.Environment["CC"] = compiler;
+        foreach (var a in arguments) psi.ArgumentList.Add(a);
+        using var build = System.Diagnostics.Process.Start(psi)!;
+        var errors = build.StandardError.ReadToEndAsync();
+        build.StandardOutput.ReadToEnd();
+        build.WaitForExit();
+        if (build.ExitCode != 0) throw new InvalidOperationException($"could not build {what}: {errors.Result}");
+    }
+
     /// <summary>Temporary folder removed on dispose.</summary>
     public sealed class TempDir : IDisposable
     {

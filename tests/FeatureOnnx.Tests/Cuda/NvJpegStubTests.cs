@@ -15,21 +15,12 @@ public sealed class NvJpegStubLibraries : IDisposable
 
     public NvJpegStubLibraries()
     {
-        var compiler = new[] { "cc", "gcc" }.Select(c => Path.Combine("/usr/bin", c)).FirstOrDefault(File.Exists);
-        if (compiler is null)
+        if (Fixtures.CCompiler is not { } compiler)
         {
-            SkipReason = "no C compiler at /usr/bin/cc or /usr/bin/gcc to build the fake nvJPEG (apt-get install gcc)";
+            SkipReason = Fixtures.NoCompiler("the fake nvJPEG");
             return;
         }
-        var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(Fixtures.PathOf("nvjpeg-stub", "build.sh"));
-        psi.ArgumentList.Add(Folder);
-        psi.Environment["CC"] = compiler;
-        using var build = Process.Start(psi)!;
-        var errors = build.StandardError.ReadToEndAsync();
-        build.StandardOutput.ReadToEnd();
-        build.WaitForExit();
-        if (build.ExitCode != 0) throw new InvalidOperationException($"nvjpeg-stub/build.sh failed: {errors.Result}");
+        Fixtures.Build("bash", [Fixtures.PathOf("nvjpeg-stub", "build.sh"), Folder], "the fake nvJPEG (nvjpeg-stub/build.sh)", compiler: compiler);
     }
 
     public string? SkipReason { get; }

@@ -196,27 +196,13 @@ public sealed class Float16ConversionTests(ExportedBackbones exported, ITestOutp
         return OnnxGraph.FromBytes(model.ToByteArray(), "tiny");
     }
 
-    private static NodeProto Node(string op, string[] inputs, string output, params AttributeProto[] attributes)
-    {
-        var n = new NodeProto { OpType = op, Name = output };
-        n.Input.AddRange(inputs);
-        n.Output.Add(output);
-        n.Attribute.AddRange(attributes);
-        return n;
-    }
+    // One node named after its output, built by the library's own proto builder (what is tested is the conversion, not the builder).
+    private static NodeProto Node(string op, string[] inputs, string output, params AttributeProto[] attributes) =>
+        OnnxProto.Node(op, output, inputs, [output], "", attributes);
 
-    private static ValueInfoProto Value(string name, long[] dims)
-    {
-        var shape = new TensorShapeProto();
-        foreach (var d in dims) shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimValue = d });
-        return new ValueInfoProto { Name = name, Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float, Shape = shape } } };
-    }
+    private static ValueInfoProto Value(string name, long[] dims) =>
+        OnnxProto.Value(name, TensorProto.Types.DataType.Float, dims.Select(d => (OnnxDim)d));
 
-    private static TensorProto Tensor(string name, long[] dims, Func<int, float> value)
-    {
-        var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Float };
-        t.Dims.AddRange(dims);
-        t.FloatData.AddRange(Enumerable.Range(0, (int)dims.Aggregate(1L, (a, b) => a * b)).Select(value));
-        return t;
-    }
+    private static TensorProto Tensor(string name, long[] dims, Func<int, float> value) =>
+        OnnxProto.Floats(name, Enumerable.Range(0, (int)dims.Aggregate(1L, (a, b) => a * b)).Select(value), dims);
 }

@@ -18,22 +18,14 @@ public sealed class InProcessCudaStub : IDisposable
 
     public InProcessCudaStub()
     {
-        var compiler = new[] { "cc", "gcc" }.Select(c => Path.Combine("/usr/bin", c)).FirstOrDefault(File.Exists);
-        if (compiler is null)
+        if (Fixtures.CCompiler is not { } compiler)
         {
-            SkipReason = "no C compiler at /usr/bin/cc or /usr/bin/gcc to build the fake libcuda (apt-get install gcc)";
+            SkipReason = Fixtures.NoCompiler("the fake libcuda");
             return;
         }
         Library = Path.Combine(_dir.Path, "libcuda-inprocess.so.1");
-        var psi = new ProcessStartInfo(compiler) { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var a in new[] { "-shared", "-fPIC", "-O1", "-w", "-DSTUB_CUDA", "-DSTUB_DEFAULT_DEVICES=1", "-Wl,-soname,libcuda-inprocess.so.1",
-                                  "-o", Library, Fixtures.PathOf("cuda-stub", "cuda_stub.c"), "-ldl" })
-            psi.ArgumentList.Add(a);
-        using var gcc = Process.Start(psi)!;
-        var errors = gcc.StandardError.ReadToEndAsync();
-        gcc.StandardOutput.ReadToEnd();
-        gcc.WaitForExit();
-        if (gcc.ExitCode != 0) throw new InvalidOperationException($"gcc could not build the in-process libcuda: {errors.Result}");
+        Fixtures.Build(compiler, ["-shared", "-fPIC", "-O1", "-w", "-DSTUB_CUDA", "-DSTUB_DEFAULT_DEVICES=1", "-Wl,-soname,libcuda-inprocess.so.1",
+            "-o", Library, Fixtures.PathOf("cuda-stub", "cuda_stub.c"), "-ldl"], "the in-process libcuda");
     }
 
     public string? SkipReason { get; }

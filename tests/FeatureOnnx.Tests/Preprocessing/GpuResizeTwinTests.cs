@@ -16,10 +16,9 @@ public sealed class ResizeKernelTwin : IDisposable
 
     public ResizeKernelTwin()
     {
-        var compiler = new[] { "cc", "gcc" }.Select(c => Path.Combine("/usr/bin", c)).FirstOrDefault(File.Exists);
-        if (compiler is null)
+        if (Fixtures.CCompiler is not { } compiler)
         {
-            SkipReason = "no C compiler at /usr/bin/cc or /usr/bin/gcc to build the resize kernel's C twin (apt-get install gcc)";
+            SkipReason = Fixtures.NoCompiler("the resize kernel's C twin");
             return;
         }
         using (var kernel = typeof(ResizeJobTable).Assembly.GetManifestResourceStream("pil_resize.cu")!)
@@ -27,13 +26,7 @@ public sealed class ResizeKernelTwin : IDisposable
             kernel.CopyTo(copy);
         File.Copy(Fixtures.PathOf("resize-twin", "twin.c"), Path.Combine(_dir.Path, "twin.c"));
         var library = Path.Combine(_dir.Path, "libresizetwin.so");
-        var psi = new ProcessStartInfo(compiler) { RedirectStandardError = true, RedirectStandardOutput = true, WorkingDirectory = _dir.Path };
-        foreach (var a in new[] { "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-o", library, "twin.c" }) psi.ArgumentList.Add(a);
-        using var gcc = Process.Start(psi)!;
-        var errors = gcc.StandardError.ReadToEndAsync();
-        gcc.StandardOutput.ReadToEnd();
-        gcc.WaitForExit();
-        if (gcc.ExitCode != 0) throw new InvalidOperationException($"gcc could not build the kernel twin: {errors.Result}");
+        Fixtures.Build(compiler, ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-o", library, "twin.c"], "the kernel twin", workingDirectory: _dir.Path);
         LibraryPath = library;
         _library = NativeLibrary.Load(library);
         _horizontal = Marshal.GetDelegateForFunctionPointer<HorizontalLaunch>(NativeLibrary.GetExport(_library, "twin_horizontal"));

@@ -16,21 +16,12 @@ public sealed class CudaStubLibraries : IDisposable
 
     public CudaStubLibraries()
     {
-        var compiler = new[] { "cc", "gcc" }.Select(c => Path.Combine("/usr/bin", c)).FirstOrDefault(File.Exists);
-        if (compiler is null)
+        if (Fixtures.CCompiler is not { } compiler)
         {
-            SkipReason = "no C compiler at /usr/bin/cc or /usr/bin/gcc to build the CUDA stub libraries (apt-get install gcc)";
+            SkipReason = Fixtures.NoCompiler("the CUDA stub libraries");
             return;
         }
-        var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(Fixtures.PathOf("cuda-stub", "build.sh"));
-        psi.ArgumentList.Add(Folder);
-        psi.Environment["CC"] = compiler;
-        using var build = Process.Start(psi)!;
-        var errors = build.StandardError.ReadToEndAsync();
-        build.StandardOutput.ReadToEnd();
-        build.WaitForExit();
-        if (build.ExitCode != 0) throw new InvalidOperationException($"cuda-stub/build.sh failed: {errors.Result}");
+        Fixtures.Build("bash", [Fixtures.PathOf("cuda-stub", "build.sh"), Folder], "the CUDA stub libraries (cuda-stub/build.sh)", compiler: compiler);
         HasCudaProvider = File.Exists(Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native", "libonnxruntime_providers_cuda.so"))
             || File.Exists(Path.Combine(AppContext.BaseDirectory, "libonnxruntime_providers_cuda.so"));
     }
