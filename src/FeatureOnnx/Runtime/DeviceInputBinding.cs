@@ -29,7 +29,7 @@ internal sealed class DeviceInputBinding : IDisposable
         _slotShape = slotShape;
         _elementType = elementType;
         _outputNames = outputNames;
-        _slotBytes = (int)slotShape.Aggregate(1L, (a, b) => a * b) * (elementType == OrtElementType.UInt8 ? 1 : sizeof(float));
+        _slotBytes = (int)SessionBinding.SlotBytes(slotShape, elementType);
         _memory = new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, deviceId, OrtMemType.Default);
         _binding = session.CreateIoBinding();
     }
@@ -46,10 +46,7 @@ internal sealed class DeviceInputBinding : IDisposable
             _boundPointer = devicePointer;
             _boundCount = count;
         }
-        _binding.ClearBoundOutputs();
-        foreach (var name in _outputNames)
-            _binding.BindOutputToDevice(name, OrtMemoryInfo.DefaultInstance);
-        return _session.RunWithBoundResults(runOptions, _binding);
+        return SessionBinding.RunToHost(_session, _binding, _outputNames, runOptions);
     }
 
     /// <inheritdoc />

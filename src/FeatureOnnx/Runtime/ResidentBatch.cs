@@ -35,7 +35,7 @@ public sealed class ResidentBatch : IDisposable
         OrtElementType inputType, IReadOnlyList<string> outputNames, ReadOnlySpan<byte> slots, int count)
     {
         if (count <= 0) throw new ArgumentOutOfRangeException(nameof(count));
-        var slotBytes = slotShape.Aggregate(1L, (a, b) => a * b) * (inputType == OrtElementType.UInt8 ? 1 : sizeof(float));
+        var slotBytes = SessionBinding.SlotBytes(slotShape, inputType);
         if (count * slotBytes > int.MaxValue)
             throw new ArgumentException($"a batch of {count} is {count * slotBytes} bytes: a resident batch holds at most 2 GiB per tensor; use a smaller batch.", nameof(count));
         var inputBytes = (int)(count * slotBytes);

@@ -40,7 +40,7 @@ internal sealed unsafe class SessionBinding : IDisposable
         _slotShape = slotShape;
         _elementType = elementType;
         _outputNames = outputNames;
-        _slotBytes = (int)slotShape.Aggregate(1L, (a, b) => a * b) * (elementType == OrtElementType.UInt8 ? 1 : sizeof(float));
+        _slotBytes = (int)SlotBytes(slotShape, elementType);
         _binding = session.CreateIoBinding();
         try
         {
@@ -89,12 +89,22 @@ internal sealed unsafe class SessionBinding : IDisposable
             _binding.BindInput(_inputName, _input);
             _boundCount = count;
         }
+        return RunToHost(_session, _binding, _outputNames, runOptions);
+    }
+
+    /// <summary>Bytes of one input slot: the shape's element count times 1 (uint8) or 4 (float32).</summary>
+    internal static long SlotBytes(long[] slotShape, OrtElementType elementType) =>
+        slotShape.Aggregate(1L, (a, b) => a * b) * (elementType == OrtElementType.UInt8 ? 1 : sizeof(float));
+
+    /// <summary>Runs <paramref name="binding"/> with <paramref name="outputNames"/> bound afresh to host memory; the outputs are the caller's.</summary>
+    internal static IDisposableReadOnlyCollection<OrtValue> RunToHost(InferenceSession session, OrtIoBinding binding, IReadOnlyList<string> outputNames, RunOptions runOptions)
+    {
         // After a run the binding holds that run's output values: bind fresh ones, so that a batch of another size
         // gets outputs of its own shape and no earlier BatchOutputs a caller still holds is overwritten.
-        _binding.ClearBoundOutputs();
-        foreach (var name in _outputNames)
-            _binding.BindOutputToDevice(name, OrtMemoryInfo.DefaultInstance);
-        return _session.RunWithBoundResults(runOptions, _binding);
+        binding.ClearBoundOutputs();
+        foreach (var name in outputNames)
+            binding.BindOutputToDevice(name, OrtMemoryInfo.DefaultInstance);
+        return session.RunWithBoundResults(runOptions, binding);
     }
 
     private void* Buffer => _pinned is not null ? (void*)_pinned.DangerousGetHandle() : _native;
