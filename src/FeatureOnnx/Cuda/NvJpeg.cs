@@ -338,65 +338,61 @@ internal sealed class NvJpegHandle : SafeHandle
     protected override unsafe bool ReleaseHandle() => _library.Destroy(handle) == 0;
 }
 
-/// <summary>An nvjpegJpegState_t; keeps its handle alive until it is destroyed.</summary>
-internal sealed class NvJpegState : SafeHandle
+/// <summary>
+/// An nvJPEG object made from an <see cref="NvJpegHandle"/> (a state, a stream): it holds a reference on the handle
+/// from creation until it is destroyed, so the handle outlives it whatever order they are disposed in.
+/// </summary>
+internal abstract class NvJpegChildHandle : SafeHandle
 {
-    private readonly NvJpegLibrary _library;
-    private readonly NvJpegHandle _owner;
-
-    internal NvJpegState(NvJpegLibrary library, NvJpegHandle owner, nint state) : base(0, ownsHandle: true)
+    private protected NvJpegChildHandle(NvJpegLibrary library, NvJpegHandle owner, nint child) : base(0, ownsHandle: true)
     {
-        _library = library;
-        _owner = owner;
+        Library = library;
+        Owner = owner;
         var added = false;
         owner.DangerousAddRef(ref added);
-        SetHandle(state);
+        SetHandle(child);
     }
+
+    private protected NvJpegLibrary Library { get; }
+
+    private protected NvJpegHandle Owner { get; }
 
     /// <inheritdoc />
     public override bool IsInvalid => handle == 0;
 
-    /// <summary>nvjpegDecodeBatchedInitialize for batches of up to <paramref name="batchSize"/> images in <paramref name="format"/>.</summary>
-    /// <exception cref="NvJpegException">nvJPEG refused.</exception>
-    public void InitializeBatched(int batchSize, NvJpegOutputFormat format) => _library.BatchedInitialize(_owner, this, batchSize, format);
-
-    /// <summary>nvjpegDecodeBatched of <paramref name="images"/> into <paramref name="destinations"/> on <paramref name="cudaStream"/>;
-    /// one status for the whole batch (nvJPEG does not say which image failed).</summary>
-    public NvJpegStatus DecodeBatched(IReadOnlyList<ReadOnlyMemory<byte>> images, ReadOnlySpan<NvJpegImage> destinations, nint cudaStream) =>
-        _library.DecodeBatched(_owner, this, images, destinations, cudaStream);
+    /// <summary>The nvJPEG destroy call of this kind of object; 0 is success.</summary>
+    private protected abstract int Destroy(nint child);
 
     /// <inheritdoc />
-    protected override unsafe bool ReleaseHandle()
+    protected override bool ReleaseHandle()
     {
-        var ok = _library.StateDestroy(handle) == 0;
-        _owner.DangerousRelease();
+        var ok = Destroy(handle) == 0;
+        Owner.DangerousRelease();
         return ok;
     }
 }
 
-/// <summary>An nvjpegJpegStream_t; keeps its handle alive until it is destroyed.</summary>
-internal sealed class NvJpegStream : SafeHandle
+/// <summary>An nvjpegJpegState_t; keeps its handle alive until it is destroyed.</summary>
+internal sealed class NvJpegState : NvJpegChildHandle
 {
-    private readonly NvJpegLibrary _library;
-    private readonly NvJpegHandle _owner;
+    internal NvJpegState(NvJpegLibrary library, NvJpegHandle owner, nint state) : base(library, owner, state) { }
 
-    internal NvJpegStream(NvJpegLibrary library, NvJpegHandle owner, nint stream) : base(0, ownsHandle: true)
-    {
-        _library = library;
-        _owner = owner;
-        var added = false;
-        owner.DangerousAddRef(ref added);
-        SetHandle(stream);
-    }
+    /// <summary>nvjpegDecodeBatchedInitialize for batches of up to <paramref name="batchSize"/> images in <paramref name="format"/>.</summary>
+    /// <exception cref="NvJpegException">nvJPEG refused.</exception>
+    public void InitializeBatched(int batchSize, NvJpegOutputFormat format) => Library.BatchedInitialize(Owner, this, batchSize, format);
 
-    /// <inheritdoc />
-    public override bool IsInvalid => handle == 0;
+    /// <summary>nvjpegDecodeBatched of <paramref name="images"/> into <paramref name="destinations"/> on <paramref name="cudaStream"/>;
+    /// one status for the whole batch (nvJPEG does not say which image failed).</summary>
+    public NvJpegStatus DecodeBatched(IReadOnlyList<ReadOnlyMemory<byte>> images, ReadOnlySpan<NvJpegImage> destinations, nint cudaStream) =>
+        Library.DecodeBatched(Owner, this, images, destinations, cudaStream);
 
-    /// <inheritdoc />
-    protected override unsafe bool ReleaseHandle()
-    {
-        var ok = _library.StreamDestroy(handle) == 0;
-        _owner.DangerousRelease();
-        return ok;
-    }
+    private protected override unsafe int Destroy(nint state) => Library.StateDestroy(state);
+}
+
+/// <summary>An nvjpegJpegStream_t; keeps its handle alive until it is destroyed.</summary>
+internal sealed class NvJpegStream : NvJpegChildHandle
+{
+    internal NvJpegStream(NvJpegLibrary library, NvJpegHandle owner, nint stream) : base(library, owner, stream) { }
+
+    private protected override unsafe int Destroy(nint stream) => Library.StreamDestroy(stream);
 }
