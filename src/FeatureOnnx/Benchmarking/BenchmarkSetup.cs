@@ -106,15 +106,14 @@ public sealed class BenchmarkSetup
     /// <summary>The int8 conversion's calibrator: on the calibration images, else on the benchmark's images (said in a warning).</summary>
     private static Int8Options Calibrate(BenchmarkRequest request, ModelManifest manifest, List<string> warnings)
     {
-        var set = request.CalibrationImages is { Count: > 0 } own ? own
-            : request.Images.Count > 0 ? request.Images
-            : throw new SettingException($"{nameof(BenchmarkRequest)}.{nameof(BenchmarkRequest.CalibrationImages)}",
+        if (request.CalibrationImages is not { Count: > 0 } && request.Images.Count == 0)
+            throw new SettingException($"{nameof(BenchmarkRequest)}.{nameof(BenchmarkRequest.CalibrationImages)}",
                 "int8 needs calibration images: a few hundred images like those the model will see (random pixels are no calibration set).");
-        var calibrator = new FeatureOnnx.Pipeline.ImageCalibrator(manifest, set, request.Calibration,
-            source: request.CalibrationImages is { Count: > 0 } ? null : "the benchmark's images", threads: request.Options.Session.IntraOpThreads);
-        if (request.CalibrationImages is not { Count: > 0 })
-            warnings.Add($"int8: no calibration images given; calibrating on the first {calibrator.ImageCount} benchmark images ({calibrator.Options.MethodName}).");
-        return new Int8Options { Calibrator = calibrator };
+        return new Int8Options
+        {
+            Calibrator = FeatureOnnx.Pipeline.ImageCalibrator.ForRun(manifest, request.CalibrationImages, request.Images, "the benchmark's input images",
+                request.Calibration, request.Options.Session.IntraOpThreads, warnings),
+        };
     }
 
     /// <summary>fp32 first, then the others asked for; a converted model alone at its own precision.</summary>

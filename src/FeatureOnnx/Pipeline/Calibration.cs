@@ -28,6 +28,26 @@ public sealed class ImageCalibrator : IActivationCalibrator
     private readonly SessionSettings _settings;
     private readonly string _sha256;
 
+    /// <summary>
+    /// The calibrator of a run: on <paramref name="calibrationImages"/> when given, else on the first images of the
+    /// run's own <paramref name="ownImages"/>, which a warning says (int8 is never quantised silently).
+    /// </summary>
+    /// <param name="manifest">The model (its preprocessing).</param>
+    /// <param name="calibrationImages">The calibration set asked for (folders, files, @lists, tar shards), or null.</param>
+    /// <param name="ownImages">The run's own inputs, calibrated on when no set was asked for.</param>
+    /// <param name="ownSource">What the own images are, for the warning and the record (e.g. "the run's own input").</param>
+    /// <param name="options">Method, percentile and count.</param>
+    /// <param name="threads">Intra-op threads of the calibration session (0: every usable core).</param>
+    /// <param name="warnings">Gets the line saying the run calibrates on its own images.</param>
+    public static ImageCalibrator ForRun(ModelManifest manifest, IReadOnlyList<string>? calibrationImages, IReadOnlyList<string> ownImages, string ownSource,
+        CalibrationOptions options, int threads, List<string> warnings)
+    {
+        if (calibrationImages is { Count: > 0 }) return new ImageCalibrator(manifest, calibrationImages, options, threads: threads);
+        var own = new ImageCalibrator(manifest, ownImages, options, source: ownSource, threads: threads);
+        warnings.Add($"int8: no calibration set given; calibrating on the first {own.ImageCount} images of {ownSource} ({own.Options.MethodName}, sha256 {own.Sha256[..16]}).");
+        return own;
+    }
+
     /// <summary>Lists and hashes the calibration images.</summary>
     /// <param name="manifest">The model (its preprocessing).</param>
     /// <param name="inputs">Folders, files, @lists or tar shards, as the extraction inputs take them.</param>

@@ -431,13 +431,9 @@ public sealed class ExtractionPipeline
     /// <summary>int8's calibration images: those asked for, else the run's own first ones, which is said in a warning (never quantised silently).</summary>
     private static ImageCalibrator Calibrator(ExtractionOptions options, ModelManifest manifest, List<string> warnings)
     {
-        if (options.CalibrationInputs is { Count: > 0 } set)
-            return new ImageCalibrator(manifest, set, options.Calibration, threads: options.Session.IntraOpThreads);
-        if (options.TensorsIn is not null)
+        if (options.CalibrationInputs is not { Count: > 0 } && options.TensorsIn is not null)
             throw new ArgumentException("precision int8 with tensors in needs calibration images: name a folder of images like the inputs.");
-        var own = new ImageCalibrator(manifest, options.Inputs, options.Calibration, source: "the run's own input", threads: options.Session.IntraOpThreads);
-        warnings.Add($"int8: no calibration set given; calibrating on the first {own.ImageCount} images of the run's own input ({own.Options.MethodName}, sha256 {own.Sha256[..16]}).");
-        return own;
+        return ImageCalibrator.ForRun(manifest, options.CalibrationInputs, options.Inputs, "the run's own input", options.Calibration, options.Session.IntraOpThreads, warnings);
     }
 
     private static InputListing TensorListing(string path, ModelManifest manifest)
