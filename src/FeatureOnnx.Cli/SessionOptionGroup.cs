@@ -29,29 +29,26 @@ internal sealed class SessionOptionGroup
     /// <summary>--cuda-options KEY=VALUE,...</summary>
     public Option<string?> CudaOptions { get; }
 
-    /// <param name="modelHelp">What --model takes, in the command's words (null: hidden, for the worker).</param>
+    /// <param name="modelHelp">What --model takes, in the command's words.</param>
     /// <param name="deviceOption">Where the command takes the CUDA device: "--provider cuda:N", or another option; null adds --provider and --fallback.</param>
     /// <param name="optimizationHelp">Help of --optimization (null: the short one).</param>
-    public SessionOptionGroup(string? modelHelp, string? deviceOption = null, string? optimizationHelp = null)
+    public SessionOptionGroup(string modelHelp, string? deviceOption = null, string? optimizationHelp = null)
     {
-        var hidden = modelHelp is null;
         Model = ModelOption(modelHelp);
-        Model.Hidden = hidden;
         if (deviceOption is null)
         {
-            Provider = new Option<string>("--provider") { Description = "Execution provider: cpu, or cuda[:DEVICE].", DefaultValueFactory = _ => "cpu", Hidden = hidden };
-            Fallback = new Option<string?>("--fallback") { Description = "'cpu': if the provider cannot be created, run on the CPU (logged). Default: fail.", Hidden = hidden };
+            Provider = new Option<string>("--provider") { Description = "Execution provider: cpu, or cuda[:DEVICE].", DefaultValueFactory = _ => "cpu" };
+            Fallback = new Option<string?>("--fallback") { Description = "'cpu': if the provider cannot be created, run on the CPU (logged). Default: fail." };
             Fallback.AcceptOnlyFromAmong("cpu");
         }
-        Threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads. Default 0: one per core this process may use (its CPU affinity and cgroup quota, not the physical-core count ONNX Runtime would pick); run.json records the number used.", DefaultValueFactory = _ => 0, Hidden = hidden };
+        Threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads. Default 0: one per core this process may use (its CPU affinity and cgroup quota, not the physical-core count ONNX Runtime would pick); run.json records the number used.", DefaultValueFactory = _ => 0 };
         Optimization = new Option<string>("--optimization")
         {
             Description = optimizationHelp ?? "ONNX Runtime graph optimisation: all, extended, basic, none.",
             DefaultValueFactory = _ => "all",
-            Hidden = hidden,
         };
         Optimization.AcceptOnlyFromAmong([.. GraphOptimization.Names]);
-        CudaOptions = new Option<string?>("--cuda-options") { Description = CudaOptionsHelp(deviceOption ?? "--provider cuda:N"), Hidden = hidden };
+        CudaOptions = new Option<string?>("--cuda-options") { Description = CudaOptionsHelp(deviceOption ?? "--provider cuda:N") };
     }
 
     /// <summary>The group's options, in help order.</summary>

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Globalization;
 using FeatureOnnx.Models;
 using FeatureOnnx.PostProcessing;
 using FeatureOnnx.Preprocessing;
