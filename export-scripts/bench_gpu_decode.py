@@ -96,6 +96,26 @@ def torch_model():
     return model.eval().cuda().to(memory_format=torch.channels_last)
 
 
+def timed_inference(model, batches) -> tuple[int, float]:
+    """Both PyTorch pipelines' timed loop: each batch (float, 0..255 RGB, NCHW on the GPU; made inside the loop, so its
+    decode and resize count) is normalised and run with AMP channels_last; the first batch is warm-up, the clock starts
+    after it. Returns (images timed, img/s)."""
+    import torch
+
+    mean = torch.tensor([0.485, 0.456, 0.406], device="cuda").view(1, 3, 1, 1) * 255
+    std = torch.tensor([0.229, 0.224, 0.225], device="cuda").view(1, 3, 1, 1) * 255
+    done, t0 = 0, None
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16):
+        for x in batches:
+            model(((x - mean) / std).contiguous(memory_format=torch.channels_last))
+            if t0 is None:
+                torch.cuda.synchronize(); t0 = time.perf_counter()
+            else:
+                done += x.shape[0]
+        torch.cuda.synchronize()
+    return done, done / (time.perf_counter() - t0)
+
+
 def child_dataloader(folder: str, batch: int, workers: int) -> dict:
     import torch
     from PIL import Image
@@ -111,21 +131,9 @@ def child_dataloader(folder: str, batch: int, workers: int) -> dict:
         def __getitem__(self, i):
             return tf(Image.open(files[i]).convert("RGB"))
 
-    model = torch_model()
-    mean = torch.tensor([0.485, 0.456, 0.406], device="cuda").view(1, 3, 1, 1) * 255
-    std = torch.tensor([0.229, 0.224, 0.225], device="cuda").view(1, 3, 1, 1) * 255
     loader = torch.utils.data.DataLoader(Files(), batch_size=batch, num_workers=max(1, workers - 1), pin_memory=True)
-    done, t0 = 0, None
-    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16):
-        for x in loader:
-            x = ((x.cuda(non_blocking=True).float() - mean) / std).contiguous(memory_format=torch.channels_last)
-            model(x)
-            if t0 is None:
-                torch.cuda.synchronize(); t0 = time.perf_counter()
-            else:
-                done += x.shape[0]
-        torch.cuda.synchronize()
-    return {"images": done, "img_per_s": done / (time.perf_counter() - t0)}
+    done, rate = timed_inference(torch_model(), (x.cuda(non_blocking=True).float() for x in loader))
+    return {"images": done, "img_per_s": rate}
 
 
 def child_nvjpeg(folder: str, batch: int) -> dict:
@@ -135,24 +143,16 @@ def child_nvjpeg(folder: str, batch: int) -> dict:
     from torchvision.transforms.v2 import functional as F
 
     files = sorted(glob.glob(os.path.join(folder, "*.jpg")))
-    model = torch_model()
-    mean = torch.tensor([0.485, 0.456, 0.406], device="cuda").view(1, 3, 1, 1) * 255
-    std = torch.tensor([0.229, 0.224, 0.225], device="cuda").view(1, 3, 1, 1) * 255
-    done, t0 = 0, None
-    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16):
+
+    def batches():
         for start in range(0, len(files), batch):
             data = [torchvision.io.read_file(f) for f in files[start:start + batch]]
             images = decode_jpeg(data, mode=ImageReadMode.RGB, device="cuda")
             # float before resizing: antialiased interpolation of uint8 is not on every torch's CUDA path
-            crops = [F.center_crop(F.resize(im.float(), [256], antialias=True), [224, 224]) for im in images]
-            x = ((torch.stack(crops) - mean) / std).contiguous(memory_format=torch.channels_last)
-            model(x)
-            if t0 is None:
-                torch.cuda.synchronize(); t0 = time.perf_counter()
-            else:
-                done += x.shape[0]
-        torch.cuda.synchronize()
-    return {"images": done, "img_per_s": done / (time.perf_counter() - t0), "torchvision": torchvision.__version__}
+            yield torch.stack([F.center_crop(F.resize(im.float(), [256], antialias=True), [224, 224]) for im in images])
+
+    done, rate = timed_inference(torch_model(), batches())
+    return {"images": done, "img_per_s": rate, "torchvision": torchvision.__version__}
 
 
 # ---------------------------------------------------------------- agreement
