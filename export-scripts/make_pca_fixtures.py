@@ -20,6 +20,12 @@ What it makes (relative to the repository root), all from fixed seeds:
                                      transformed_test (of the held-out rows), plus the case's parameters
   fixtures/pca/postprocess.npz       maps [5, 8, 3, 4] and numpy's global average / max / flatten of them,
                                      l2_in / l2_out (rows incl. a zero row), and l2 of the average-pooled rows
+  fixtures/pca/retrieval.npz         reference [240, 24] float32 rows in 16 noisy clusters (labels [240] int64, some
+                                     clusters with 2 rows, one with 1), candidate = reference plus noise; scikit-learn's
+                                     NearestNeighbors(metric='cosine', algorithm='brute') 10 nearest other rows of each
+                                     (neighbours_reference / neighbours_candidate [240, 10]), leave-one-out precision at
+                                     1 of each (rows whose label no other row has are not queries), the mean 10-NN
+                                     overlap, and per-row cosine min / median
   fixtures/pca/versions.txt          numpy / scikit-learn versions that made them
 
 The reference is scikit-learn's PCA(n_components, whiten, svd_solver='full') fitted on the float32 data cast to
@@ -34,6 +40,7 @@ import os
 import numpy as np
 import sklearn
 from sklearn.decomposition import PCA
+from sklearn.neighbors import NearestNeighbors
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "FeatureOnnx.Tests", "fixtures", "pca")
@@ -130,8 +137,53 @@ def main():
         l2_out=l2(l2_in),
         avg_l2=l2(avg.astype(np.float32)),
     )
+    retrieval()
     with open(os.path.join(OUT, "versions.txt"), "w") as f:
         f.write(f"numpy {np.__version__}\nscikit-learn {sklearn.__version__}\n")
+
+
+def retrieval():
+    """Nearest neighbours and leave-one-out precision at 1 by scikit-learn, for RetrievalAgreementTests."""
+    rng = np.random.default_rng(20261206)
+    sizes = [30, 25, 20, 20, 18, 18, 16, 16, 15, 15, 14, 13, 10, 5, 2, 2, 1]
+    sizes[0] += 240 - sum(sizes)
+    labels = np.concatenate([np.full(n, c, dtype=np.int64) for c, n in enumerate(sizes)])
+    centres = rng.standard_normal((len(sizes), 24))
+    reference = (centres[labels] + 0.9 * rng.standard_normal((240, 24))).astype(np.float32)
+    order = rng.permutation(240)
+    reference, labels = reference[order], labels[order]
+    candidate = (reference + 0.15 * rng.standard_normal((240, 24))).astype(np.float32)
+
+    def neighbours(x):
+        nn = NearestNeighbors(n_neighbors=11, metric="cosine", algorithm="brute").fit(x.astype(np.float64))
+        _, idx = nn.kneighbors(x.astype(np.float64))
+        # Drop each row itself (its own distance is 0, so it comes first unless a duplicate ties with it).
+        return np.array([[j for j in row if j != i][:10] for i, row in enumerate(idx)], dtype=np.int64)
+
+    def precision_at_one(nb):
+        counts = np.bincount(labels)
+        queries = counts[labels] >= 2
+        return float(np.mean(labels[nb[queries, 0]] == labels[queries]))
+
+    nr, nc = neighbours(reference), neighbours(candidate)
+    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(nc, nr)])
+    r64, c64 = reference.astype(np.float64), candidate.astype(np.float64)
+    cos = np.sum(r64 * c64, axis=1) / np.linalg.norm(r64, axis=1) / np.linalg.norm(c64, axis=1)
+    np.savez(
+        os.path.join(OUT, "retrieval.npz"),
+        reference=reference,
+        candidate=candidate,
+        labels=labels,
+        neighbours_reference=nr,
+        neighbours_candidate=nc,
+        precision_reference=np.array(precision_at_one(nr)),
+        precision_candidate=np.array(precision_at_one(nc)),
+        queries=np.array(int(np.sum(np.bincount(labels)[labels] >= 2)), dtype=np.int64),
+        mean_overlap=np.array(overlap),
+        min_cosine=np.array(cos.min()),
+        median_cosine=np.array(np.median(cos)),
+    )
+    print(f"retrieval: p@1 reference {precision_at_one(nr):.4f}, candidate {precision_at_one(nc):.4f}, overlap {overlap:.4f}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ internal static class CommandSet
         PcaCommand.Create(),
         PostprocessCommand.Create(),
         MergeCommand.Create(),
+        RetrievalCommand.Create(),
         ProvidersCommand.Create(),
         BenchCommand.Create(),
         E2eWorkerCommand.Create(),

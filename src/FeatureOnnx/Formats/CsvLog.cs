@@ -63,6 +63,22 @@ public sealed class CsvLog : IDisposable
     /// <summary>Reads the data records of a complete log (header skipped), streaming.</summary>
     public static RecordStream Read(string path) => new(path);
 
+    /// <summary>
+    /// The data records of a CSV file a person may have written (header skipped): CRLF line ends are taken as LF and a
+    /// last line without its line end is kept, where <see cref="Read"/> treats it as a record cut short.
+    /// </summary>
+    public static List<List<string>> ReadWritten(string path)
+    {
+        var text = File.ReadAllText(path, new UTF8Encoding(false)).Replace("\r\n", "\n");
+        if (text.Length > 0 && text[^1] != '\n') text += "\n";
+        using var reader = new StreamReader(new MemoryStream(new UTF8Encoding(false).GetBytes(text)));
+        var parser = new RecordReader(reader);
+        var records = new List<List<string>>();
+        if (parser.Next() is null) return records;
+        while (parser.Next() is { } record) records.Add(record);
+        return records;
+    }
+
     /// <summary>The records of a CSV file, header skipped; dispose to close the file.</summary>
     public sealed class RecordStream : IEnumerable<List<string>>, IDisposable
     {
