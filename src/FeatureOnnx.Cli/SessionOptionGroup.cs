@@ -6,7 +6,7 @@ namespace FeatureOnnx.Cli;
 
 /// <summary>
 /// The options that choose a model and how ONNX Runtime runs it (--model, --provider, --fallback, --threads,
-/// --optimization, --cuda-options), declared once: every command that creates a session adds this group and reads
+/// --optimization, --cuda-options, --int8-kernels), declared once: every command that creates a session adds this group and reads
 /// its <see cref="SessionSettings"/> from <see cref="Bind"/>, the one place the settings are built from a command line.
 /// </summary>
 internal sealed class SessionOptionGroup
@@ -29,6 +29,9 @@ internal sealed class SessionOptionGroup
     /// <summary>--cuda-options KEY=VALUE,...</summary>
     public Option<string?> CudaOptions { get; }
 
+    /// <summary>--int8-kernels featureonnx|onnxruntime: who runs an int8 model's SiLU and squeeze-excitation gates on the CPU.</summary>
+    public Option<string> Int8Kernels { get; }
+
     /// <param name="modelHelp">What --model takes, in the command's words.</param>
     /// <param name="deviceOption">Where the command takes the CUDA device: "--provider cuda:N", or another option; null adds --provider and --fallback.</param>
     /// <param name="optimizationHelp">Help of --optimization (null: the short one).</param>
@@ -49,11 +52,19 @@ internal sealed class SessionOptionGroup
         };
         Optimization.AcceptOnlyFromAmong([.. GraphOptimization.Names]);
         CudaOptions = new Option<string?>("--cuda-options") { Description = CudaOptionsHelp(deviceOption ?? "--provider cuda:N") };
+        Int8Kernels = new Option<string>("--int8-kernels")
+        {
+            Description = "Precision int8 on the CPU: 'featureonnx' runs uint8 SiLU and squeeze-excitation gates (efficientnet) on FeatureOnnx's AVX-512 kernels " +
+                          "(one table lookup per SiLU instead of ONNX Runtime's QLinearSigmoid + QLinearMul; used where the CPU has AVX-512 VBMI), " +
+                          "'onnxruntime' keeps ONNX Runtime's own. run.json says which ran.",
+            DefaultValueFactory = _ => "featureonnx",
+        };
+        Int8Kernels.AcceptOnlyFromAmong("featureonnx", "onnxruntime");
     }
 
     /// <summary>The group's options, in help order.</summary>
     public IEnumerable<Option> Options =>
-        new Option?[] { Model, Provider, Fallback, Threads, Optimization, CudaOptions }.OfType<Option>();
+        new Option?[] { Model, Provider, Fallback, Threads, Optimization, CudaOptions, Int8Kernels }.OfType<Option>();
 
     /// <summary>Adds every option of the group to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
@@ -73,6 +84,7 @@ internal sealed class SessionOptionGroup
             IntraOpThreads = parse.GetValue(Threads),
             OptimizationLevel = GraphOptimization.Parse(parse.GetValue(Optimization)!),
             Cuda = CliErrors.ForOption(CudaOptions, parse.GetValue(CudaOptions), CudaProviderSettings.Parse, withValue: false),
+            Int8ActivationKernels = parse.GetValue(Int8Kernels) != "onnxruntime",
         };
     }
 

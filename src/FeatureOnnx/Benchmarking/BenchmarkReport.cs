@@ -36,6 +36,12 @@ public sealed record BenchmarkResult
 
     private readonly string? _precision;
 
+    /// <summary>
+    /// For int8 on the CPU: which activations ran on FeatureOnnx's kernels (<see cref="Runtime.SessionSettings.Int8ActivationKernels"/>),
+    /// e.g. "uint8 SiLU x49, squeeze-excitation gates x16 on ..."; null where ONNX Runtime ran every operator.
+    /// </summary>
+    public string? Int8Kernels { get; init; }
+
     /// <summary>Where the bound input buffer lived (CUDA pinned, CUDA device or plain host memory); null for <c>run</c>.</summary>
     public string? BoundInputMemory { get; init; }
 

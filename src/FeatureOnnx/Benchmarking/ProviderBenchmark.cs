@@ -404,6 +404,7 @@ public sealed class ProviderBenchmark
             Provider = name,
             InputPath = pathName,
             Precision = PreparedModel.Name(model.Precision),
+            Int8Kernels = session.Int8Kernels is { IsEmpty: false } fused ? fused.ToString() : null,
             BoundInputMemory = resident?.Memory ?? session.BoundInputMemory,
             BatchSize = batch,
             SessionCreationMs = session.CreationTime.TotalMilliseconds,

@@ -191,6 +191,11 @@ public sealed record ExtractionResult
     public PrecisionConversion? PrecisionConversion { get; init; }
     /// <summary>The cached converted graph used, when there was one.</summary>
     public string? ConvertedModel { get; init; }
+    /// <summary>
+    /// For int8 on the CPU: which activations ran on FeatureOnnx's kernels instead of ONNX Runtime's
+    /// (<see cref="Runtime.SessionSettings.Int8ActivationKernels"/>); null where ONNX Runtime ran every operator.
+    /// </summary>
+    public string? Int8Kernels { get; init; }
     /// <summary>Warnings raised (assumed preprocessing, fixed-batch reshapes).</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
     // --- decode scale (issue 17) ---
@@ -412,6 +417,7 @@ public sealed class ExtractionPipeline
             Precision = PreparedModel.Name(prepared.Precision),
             PrecisionConversion = prepared.Conversion,
             ConvertedModel = prepared.CachedAt,
+            Int8Kernels = session.Int8Kernels is { IsEmpty: false } fused ? fused.ToString() : null,
             Warnings = warnings,
             DecodeScale = options.TensorsIn is null ? options.DecodeScale.ToString() : null,
             DecodedAtScale = options.TensorsIn is null ? preprocessor.DecodeScaleCounts.Snapshot() : null,

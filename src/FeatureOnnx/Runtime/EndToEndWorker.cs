@@ -139,6 +139,7 @@ public static class EndToEndWorker
         writer.Write((sbyte)(settings.AllowSpinning switch { null => -1, false => 0, true => 1 }));
         writer.Write((int)settings.OptimizationLevel);
         WriteString(writer, settings.OptimizedModelCache ?? "");
+        writer.Write(settings.Int8ActivationKernels);
         writer.Flush();
     }
 
@@ -153,10 +154,12 @@ public static class EndToEndWorker
         var spinning = reader.ReadSByte() switch { -1 => (bool?)null, 0 => false, _ => true };
         var level = (Microsoft.ML.OnnxRuntime.GraphOptimizationLevel)reader.ReadInt32();
         var cache = ReadString(reader);
+        var int8Kernels = reader.ReadBoolean();
         return (model, new SessionSettings
         {
             Provider = provider, DeviceId = device, FallbackToCpu = fallback, Cuda = CudaProviderSettings.Parse(cuda.Length == 0 ? null : cuda),
             IntraOpThreads = threads, AllowSpinning = spinning, OptimizationLevel = level, OptimizedModelCache = cache.Length == 0 ? null : cache,
+            Int8ActivationKernels = int8Kernels,
         });
     }
 

@@ -65,6 +65,15 @@ public sealed record SessionSettings
     /// <c>$XDG_CACHE_HOME/featureonnx/ort</c> (<c>~/.cache/featureonnx/ort</c>); not used for CUDA sessions.
     /// </summary>
     public string? OptimizedModelCache { get; init; } = Path.Combine(Models.ConversionCache.UserDirectory(), "ort");
+
+    /// <summary>
+    /// For int8 models on the CPU: run uint8 SiLU and squeeze-excitation gating on FeatureOnnx's own AVX-512 kernels
+    /// (<see cref="Int8Kernels.ActivationFusion"/>) instead of ONNX Runtime's QLinearSigmoid + QLinearMul, which take two
+    /// passes per SiLU and run broadcast multiplies element by element (efficientnet_b0 int8: 1.2x its fp32 with
+    /// ONNX Runtime's kernels, see docs/benchmarks.md). Used only where the CPU has AVX-512 F, BW and VBMI and the
+    /// optimisation level is all; <see cref="FeatureSession.Int8Kernels"/> says what ran. Default: true.
+    /// </summary>
+    public bool Int8ActivationKernels { get; init; } = true;
 }
 
 /// <summary>A batch's outputs, owned by ONNX Runtime until disposed. Read them, then dispose.</summary>
@@ -113,7 +122,8 @@ public sealed class FeatureSession : IDisposable
         var sw = Stopwatch.StartNew();
         try
         {
-            (_session, Provider, Fallback) = CreateSession(model.OnnxBytes, Settings);
+            (_session, Provider, Fallback) = CreateSession(model.OnnxBytes, Settings, int8: model.Precision == ModelPrecision.Int8, fused: out var fused);
+            Int8Kernels = fused;
         }
         catch (OnnxRuntimeException e) when (model.Precision == ModelPrecision.Fp16)
         {
@@ -153,15 +163,26 @@ public sealed class FeatureSession : IDisposable
     /// </summary>
     /// <exception cref="ExecutionProviderException">CUDA was asked for, could not run, and no fallback was allowed.</exception>
     internal static (InferenceSession Session, ExecutionProviderKind Provider, string? Fallback) CreateSession(
-        byte[] model, SessionSettings settings, Action<SessionOptions>? configure = null)
+        byte[] model, SessionSettings settings, Action<SessionOptions>? configure = null) =>
+        CreateSession(model, settings, int8: false, out _, configure);
+
+    /// <inheritdoc cref="CreateSession(byte[], SessionSettings, Action{SessionOptions}?)"/>
+    /// <param name="model">The ONNX model's bytes.</param>
+    /// <param name="settings">Provider, threads, optimisation, cache.</param>
+    /// <param name="int8">The model is int8: on the CPU, put <see cref="SessionSettings.Int8ActivationKernels"/> to work.</param>
+    /// <param name="fused">What the int8 rewrite replaced; null when it did not run.</param>
+    /// <param name="configure">Adds what the caller needs (custom operators, log level); such sessions skip the optimised-graph cache.</param>
+    internal static (InferenceSession Session, ExecutionProviderKind Provider, string? Fallback) CreateSession(
+        byte[] model, SessionSettings settings, bool int8, out Int8Kernels.ActivationFusionCount? fused, Action<SessionOptions>? configure = null)
     {
+        fused = null;
         string reason;
         using (var options = NewOptions(settings))
         {
             configure?.Invoke(options);
             var (provider, fallback) = AppendProvider(options, settings);
             if (provider != ExecutionProviderKind.Cuda)
-                return (configure is null ? OptimizedModelCache.CreateCpuSession(model, options, settings) : new InferenceSession(model, options), provider, fallback);
+                return (configure is null ? OptimizedModelCache.CreateCpuSession(model, options, settings, int8, out fused) : new InferenceSession(model, options), provider, fallback);
             try
             {
                 return (new InferenceSession(model, options), provider, null);
@@ -175,7 +196,7 @@ public sealed class FeatureSession : IDisposable
         }
         using var cpu = NewOptions(settings);
         configure?.Invoke(cpu);
-        return (configure is null ? OptimizedModelCache.CreateCpuSession(model, cpu, settings) : new InferenceSession(model, cpu), ExecutionProviderKind.Cpu, FallbackMessage(reason));
+        return (configure is null ? OptimizedModelCache.CreateCpuSession(model, cpu, settings, int8, out fused) : new InferenceSession(model, cpu), ExecutionProviderKind.Cpu, FallbackMessage(reason));
     }
 
     /// <summary>
@@ -229,6 +250,13 @@ public sealed class FeatureSession : IDisposable
 
     /// <summary>The model being run.</summary>
     public PreparedModel Model { get; }
+
+    /// <summary>
+    /// For an int8 model on the CPU, which activations run on FeatureOnnx's kernels
+    /// (<see cref="SessionSettings.Int8ActivationKernels"/>); null where that rewrite did not run (other precisions,
+    /// CUDA, a CPU without AVX-512 VBMI, the setting off).
+    /// </summary>
+    public Int8Kernels.ActivationFusionCount? Int8Kernels { get; }
 
     /// <summary>Output names, in request order.</summary>
     public IReadOnlyList<string> OutputNames => _outputNames;

@@ -15,8 +15,26 @@ namespace FeatureOnnx.Runtime;
 /// </summary>
 internal static class OptimizedModelCache
 {
-    public static InferenceSession CreateCpuSession(byte[] model, SessionOptions options, SessionSettings settings)
+    public static InferenceSession CreateCpuSession(byte[] model, SessionOptions options, SessionSettings settings) =>
+        CreateCpuSession(model, options, settings, int8: false, out _);
+
+    /// <summary>As above; for an int8 model (<paramref name="int8"/>) whose settings allow it, with <see cref="Int8Kernels.ActivationFusion"/> applied to the optimised graph.</summary>
+    public static InferenceSession CreateCpuSession(byte[] model, SessionOptions options, SessionSettings settings, bool int8, out Int8Kernels.ActivationFusionCount? fused)
     {
+        fused = null;
+        if (int8 && settings.Int8ActivationKernels && settings.OptimizationLevel == GraphOptimizationLevel.ORT_ENABLE_ALL && Int8Kernels.QuantizedActivations.IsAccelerated)
+        {
+            try
+            {
+                return CreateFusedSession(model, options, settings, out fused);
+            }
+            catch (Exception e) when (e is OnnxRuntimeException or InvalidOperationException or InvalidDataException)
+            {
+                // An ONNX Runtime that refuses the custom operators or the rewritten graph: its own kernels, as before.
+                fused = null;
+                options.GraphOptimizationLevel = settings.OptimizationLevel;
+            }
+        }
         if (settings.OptimizedModelCache is not { } folder || settings.OptimizationLevel == GraphOptimizationLevel.ORT_DISABLE_ALL)
             return new InferenceSession(model, options);
         var path = Path.Combine(folder, $"{Key(model, settings)}.onnx");
@@ -70,6 +88,88 @@ internal static class OptimizedModelCache
             }
         }
         return session;
+    }
+
+    /// <summary>
+    /// The int8 path: ONNX Runtime optimises the graph once (its QDQ fusions and NHWC layout), the saved graph is
+    /// rewritten by <see cref="Int8Kernels.ActivationFusion"/> and loaded with optimisation off and the kernels'
+    /// domain registered. The rewritten graph is what the cache keeps (its own key); without a cache folder the
+    /// optimised graph passes through a temporary file.
+    /// </summary>
+    private static InferenceSession CreateFusedSession(byte[] model, SessionOptions options, SessionSettings settings, out Int8Kernels.ActivationFusionCount fused)
+    {
+        var folder = settings.OptimizedModelCache;
+        var path = folder is null ? null : Path.Combine(folder, $"{Key(model, settings)}-{FusionVersion}.onnx");
+        var level = options.GraphOptimizationLevel;
+        options.GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL;
+        Int8Kernels.ActivationOps.Register(options);
+        try
+        {
+            if (path is not null && File.Exists(path))
+            {
+                try
+                {
+                    var bytes = File.ReadAllBytes(path);
+                    var cached = new InferenceSession(bytes, options);
+                    fused = Int8Kernels.ActivationFusion.Count(bytes);
+                    Models.ConversionCache.Touch(path);
+                    return cached;
+                }
+                catch (OnnxRuntimeException)
+                {
+                    TryDelete(path); // unreadable: made again below
+                }
+            }
+            var optimized = Optimize(model, settings, folder);
+            (var rewritten, fused) = Int8Kernels.ActivationFusion.Rewrite(optimized);
+            if (path is not null)
+            {
+                try
+                {
+                    var tmp = $"{path}.{Environment.ProcessId}.{Environment.CurrentManagedThreadId}.tmp";
+                    File.WriteAllBytes(tmp, rewritten);
+                    File.Move(tmp, path, overwrite: true);
+                    Models.ConversionCache.KeepNewest(folder!, "*.onnx");
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+            }
+            return new InferenceSession(rewritten, options);
+        }
+        finally
+        {
+            options.GraphOptimizationLevel = level;
+        }
+    }
+
+    /// <summary>Rewrite rules' version, in the cache key of rewritten graphs.</summary>
+    private const string FusionVersion = "act1";
+
+    /// <summary>ONNX Runtime's level-all graph of <paramref name="model"/> for this CPU, through a file in <paramref name="folder"/> (or the temporary folder).</summary>
+    private static byte[] Optimize(byte[] model, SessionSettings settings, string? folder)
+    {
+        var dir = folder ?? Path.GetTempPath();
+        try
+        {
+            Directory.CreateDirectory(dir);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            dir = Path.GetTempPath();
+        }
+        var tmp = Path.Combine(dir, $"featureonnx-optimizing-{Environment.ProcessId}-{Guid.NewGuid():N}.onnx");
+        try
+        {
+            using var options = FeatureSession.NewOptions(settings);
+            options.GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL;
+            options.OptimizedModelFilePath = tmp;
+            options.LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR;
+            using (new InferenceSession(model, options)) { }
+            return File.ReadAllBytes(tmp);
+        }
+        finally
+        {
+            TryDelete(tmp);
+        }
     }
 
     private static string Key(byte[] model, SessionSettings settings)

@@ -40,6 +40,7 @@ public class EndToEndWorkerTests
         {
             Provider = ExecutionProviderKind.Cuda, DeviceId = 2, FallbackToCpu = true, Cuda = CudaProviderSettings.Parse("prefer_nhwc=1,cudnn_conv_algo_search=HEURISTIC"),
             IntraOpThreads = 5, AllowSpinning = true, OptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_EXTENDED, OptimizedModelCache = "/tmp/ort-cache",
+            Int8ActivationKernels = false,
         };
         var frame = new MemoryStream();
         using (var w = new BinaryWriter(frame, Encoding.UTF8, leaveOpen: true)) EndToEndWorker.WriteStart(w, "m.onnx", settings);
