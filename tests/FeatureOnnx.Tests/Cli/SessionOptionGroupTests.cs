@@ -14,12 +14,12 @@ public sealed class SessionOptionGroupTests
         var group = new SessionOptionGroup("model");
         var command = new System.CommandLine.Command("test");
         group.AddTo(command);
-        var parse = command.Parse(["--model", "m.json", "--provider", "cuda:1", "--fallback", "cpu", "--threads", "3", "--optimization", "extended", "--cuda-options", "prefer_nhwc=1"]);
+        var parse = command.Parse(["--model", "m.json", "--provider", "cuda:1", "--fallback", "cpu", "--threads", "3", "--optimization", "extended", "--cuda-options", "prefer_nhwc=1", "--int8-kernels", "onnxruntime"]);
         Assert.Empty(parse.Errors);
         var settings = group.Bind(parse);
         Assert.Equal("m.json", parse.GetValue(group.Model));
-        Assert.Equal((ExecutionProviderKind.Cuda, 1, true, 3, GraphOptimizationLevel.ORT_ENABLE_EXTENDED, (bool?)true),
-            (settings.Provider, settings.DeviceId, settings.FallbackToCpu, settings.IntraOpThreads, settings.OptimizationLevel, settings.Cuda.PreferNhwc));
+        Assert.Equal((ExecutionProviderKind.Cuda, 1, true, 3, GraphOptimizationLevel.ORT_ENABLE_EXTENDED, (bool?)true, false),
+            (settings.Provider, settings.DeviceId, settings.FallbackToCpu, settings.IntraOpThreads, settings.OptimizationLevel, settings.Cuda.PreferNhwc, settings.Int8ActivationKernels));
         var defaults = group.Bind(command.Parse([]));
         Assert.Equal(new SessionSettings { Cuda = defaults.Cuda }, defaults);
         Assert.True(defaults.Cuda.IsDefault);
@@ -30,7 +30,7 @@ public sealed class SessionOptionGroupTests
     {
         var commands = CommandSet.All().Where(c => c.Name is "extract" or "bench").ToList();
         Assert.Equal(2, commands.Count);
-        foreach (var option in new[] { "--model", "--threads", "--optimization", "--cuda-options" })
+        foreach (var option in new[] { "--model", "--threads", "--optimization", "--cuda-options", "--int8-kernels" })
             Assert.All(commands, c => Assert.Single(c.Options, o => o.Name == option));
         Assert.All(commands.Where(c => c.Name != "bench"), c => Assert.Single(c.Options, o => o.Name == "--provider"));
         Assert.DoesNotContain(commands.Single(c => c.Name == "bench").Options, o => o.Name is "--provider" or "--fallback"); // bench takes --providers
