@@ -108,6 +108,8 @@ internal static class BenchCommand
             using var stop = new GracefulStop(cancellation);
             var report = setup.Run(new BenchProgress(parse.GetValue(quiet)), stop.Token);
             BenchmarkReportWriter.Write(report, outDir);
+            foreach (var kernels in report.Results.Select(r => r.Int8Kernels).OfType<string>().Distinct())
+                Console.WriteLine($"int8 kernels on the CPU: {kernels} (--int8-kernels onnxruntime runs ONNX Runtime's own)");
             Console.WriteLine($"wrote {outDir}: {string.Join(", ", BenchmarkReportWriter.FileNames)}");
             if (report.Status == "interrupted") return CliErrors.Interrupted;
             if (report.Results.Count == 0)

@@ -187,6 +187,7 @@ internal static class ExtractCommand
                               $" in {result.Seconds["wall"]:0.0}s ({result.ImagesPerSecond:0.0} img/s, {result.Provider}); " +
                               $"busy: decode {result.Seconds["decodeBusy"]:0.0}s, inference {result.Seconds["inferenceBusy"]:0.0}s, write {result.Seconds["writeBusy"]:0.00}s");
             Console.WriteLine($"wrote {options.OutputDirectory}: {shapes}{(shapes.Length > 0 ? ", " : "")}index.csv, errors.csv, run.json");
+            if (result.Int8Kernels is { } kernels) Console.WriteLine($"int8 kernels on the CPU: {kernels}");
             foreach (var line in FailureSummary.Lines(errorsCsv)) Console.WriteLine(line);
             PrintDecodeScale(result);
             if (result.Status == "interrupted")

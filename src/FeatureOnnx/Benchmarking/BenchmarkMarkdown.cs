@@ -25,6 +25,8 @@ internal static class BenchmarkMarkdown
         Line($"- Precisions: {string.Join(", ", report.Precisions.Select(p => $"`{p}`"))}; every row is compared with the CPU's fp32 run");
         foreach (var c in report.Conversions)
             Line($"- `{FeatureOnnx.Models.PreparedModel.Name(c.Precision)}` conversion ({c.Form}): {string.Join("; ", c.Describe())}");
+        foreach (var kernels in report.Results.Select(r => r.Int8Kernels).OfType<string>().Distinct())
+            Line($"- int8 kernels on the CPU: {kernels} (`--int8-kernels onnxruntime` runs ONNX Runtime's own)");
         Line($"- Session: graph optimisation `{report.Optimization}`, intra-op threads {(report.IntraOpThreads == 0 ? "0 (ONNX Runtime's default: one per physical core; reports before threads were recorded)" : report.IntraOpThreads.ToString(Invariant))}, " +
              $"CUDA options: {(report.CudaOptions.Length == 0 ? "ONNX Runtime's defaults" : $"`{report.CudaOptions}`")}");
         Line($"- Machine: {m.Cores} logical cores{(m.Cpu is null ? "" : $", {m.Cpu}")}, {m.Os}{(m.Gpu is null ? "" : $", GPU {m.Gpu}")}; ONNX Runtime {report.OrtVersion}");
