@@ -174,6 +174,8 @@ internal static unsafe class ActivationOps
         public long Length, Chunk; // elements, elements per task (SiLU); pixels per image, channels (gate)
         public int Channels, PixelsPerImage;
         public byte XZero, YZero;
+        // Set by a task that failed: an exception must not leave an UnmanagedCallersOnly method (it would end the process).
+        public int Failed;
     }
 
     [UnmanagedCallersOnly]
@@ -204,9 +206,16 @@ internal static unsafe class ActivationOps
     private static void SiluSlice(void* data, nuint index)
     {
         var w = (Work*)data;
-        var start = (long)index * w->Chunk;
-        var n = (int)Math.Min(w->Chunk, w->Length - start);
-        QuantizedActivations.Lookup(new ReadOnlySpan<byte>(w->Source + start, n), new Span<byte>(w->Destination + start, n), new ReadOnlySpan<byte>(w->Table, 256));
+        try
+        {
+            var start = (long)index * w->Chunk;
+            var n = (int)Math.Min(w->Chunk, w->Length - start);
+            QuantizedActivations.Lookup(new ReadOnlySpan<byte>(w->Source + start, n), new Span<byte>(w->Destination + start, n), new ReadOnlySpan<byte>(w->Table, 256));
+        }
+        catch (Exception)
+        {
+            Interlocked.Exchange(ref w->Failed, 1);
+        }
     }
 
     [UnmanagedCallersOnly]
@@ -248,6 +257,18 @@ internal static unsafe class ActivationOps
     private static void ChannelScaleSlice(void* data, nuint index)
     {
         var w = (Work*)data;
+        try
+        {
+            ScaleSlice(w, index);
+        }
+        catch (Exception)
+        {
+            Interlocked.Exchange(ref w->Failed, 1);
+        }
+    }
+
+    private static void ScaleSlice(Work* w, nuint index)
+    {
         var image = (long)index / w->Length;
         var first = (long)index % w->Length * w->Chunk;
         var pixels = (int)Math.Min(w->Chunk, w->PixelsPerImage - first);
@@ -257,11 +278,12 @@ internal static unsafe class ActivationOps
             new ReadOnlySpan<float>(w->Factors + image * w->Channels, w->Channels), w->XZero, w->YZero);
     }
 
-    private static void ParallelFor(nint context, delegate* unmanaged<void*, nuint, void> body, long tasks, void* work)
+    private static void ParallelFor(nint context, delegate* unmanaged<void*, nuint, void> body, long tasks, Work* work)
     {
         if (tasks <= 0) return;
         var parallelFor = (delegate* unmanaged<nint, delegate* unmanaged<void*, nuint, void>, nuint, nuint, void*, nint>)_api[ApiIndex.KernelContextParallelFor];
         Check(parallelFor(context, body, (nuint)tasks, 0, work));
+        if (work->Failed != 0) throw new InvalidOperationException("a parallel task failed");
     }
 
     private static nint Input(nint context, int index, out long[] dims)
