@@ -11,7 +11,9 @@ namespace FeatureOnnx.Runtime;
 /// Level all inserts layout transforms for the CPU's vector width, so the key holds the CPU model and its vector
 /// extensions besides the model's bytes, the level and ONNX Runtime's version. The folder keeps the most recently used
 /// entries (<see cref="Models.ConversionCache.EntriesKept"/>). Any failure falls back to a plain session: the cache only
-/// saves time.
+/// saves time. int8 models take one more step (<see cref="SessionSettings.Int8ActivationKernels"/>): the optimised graph
+/// is rewritten to run FeatureOnnx's activation kernels, always (through a temporary file when there is no cache
+/// folder), and that rewritten graph is what the cache keeps.
 /// </summary>
 internal static class OptimizedModelCache
 {
