@@ -54,8 +54,8 @@ internal sealed class SessionOptionGroup
         CudaOptions = new Option<string?>("--cuda-options") { Description = CudaOptionsHelp(deviceOption ?? "--provider cuda:N") };
         Int8Kernels = new Option<string>("--int8-kernels")
         {
-            Description = "Precision int8 on the CPU: 'featureonnx' runs uint8 SiLU and squeeze-excitation gates (efficientnet) on FeatureOnnx's AVX-512 kernels " +
-                          "(one table lookup per SiLU instead of ONNX Runtime's QLinearSigmoid + QLinearMul; used where the CPU has AVX-512 VBMI), " +
+            Description = "Precision int8 on the CPU: 'featureonnx' runs uint8 SiLU and squeeze-excitation gates (efficientnet) on FeatureOnnx's kernels " +
+                          "(one table lookup per SiLU instead of ONNX Runtime's QLinearSigmoid + QLinearMul; AVX2, or AVX-512 VBMI where the CPU has it), " +
                           "'onnxruntime' keeps ONNX Runtime's own. run.json says which ran.",
             DefaultValueFactory = _ => "featureonnx",
         };

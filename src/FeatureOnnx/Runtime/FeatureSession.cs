@@ -67,11 +67,12 @@ public sealed record SessionSettings
     public string? OptimizedModelCache { get; init; } = Path.Combine(Models.ConversionCache.UserDirectory(), "ort");
 
     /// <summary>
-    /// For int8 models on the CPU: run uint8 SiLU and squeeze-excitation gating on FeatureOnnx's own AVX-512 kernels
+    /// For int8 models on the CPU: run uint8 SiLU and squeeze-excitation gating on FeatureOnnx's own kernels
     /// (<see cref="Int8Kernels.ActivationFusion"/>) instead of ONNX Runtime's QLinearSigmoid + QLinearMul, which take two
     /// passes per SiLU and run broadcast multiplies element by element (efficientnet_b0 int8: 1.2x its fp32 with
-    /// ONNX Runtime's kernels, see docs/benchmarks.md). Used only where the CPU has AVX-512 F, BW and VBMI and the
-    /// optimisation level is all; <see cref="FeatureSession.Int8Kernels"/> says what ran. Default: true.
+    /// ONNX Runtime's kernels, 2.1x with ours, see docs/benchmarks.md). Used where the CPU has AVX2 (AVX-512 VBMI
+    /// vectorises the SiLU table too) and the optimisation level is all; <see cref="FeatureSession.Int8Kernels"/> says
+    /// what ran. Default: true.
     /// </summary>
     public bool Int8ActivationKernels { get; init; } = true;
 }
@@ -254,7 +255,7 @@ public sealed class FeatureSession : IDisposable
     /// <summary>
     /// For an int8 model on the CPU, which activations run on FeatureOnnx's kernels
     /// (<see cref="SessionSettings.Int8ActivationKernels"/>); null where that rewrite did not run (other precisions,
-    /// CUDA, a CPU without AVX-512 VBMI, the setting off).
+    /// CUDA, a CPU without AVX2, the setting off).
     /// </summary>
     public Int8Kernels.ActivationFusionCount? Int8Kernels { get; }
 

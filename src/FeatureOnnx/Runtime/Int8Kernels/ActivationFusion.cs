@@ -11,9 +11,12 @@ public sealed record ActivationFusionCount(int Silu, int Gates)
     /// <summary>Nothing replaced.</summary>
     public bool IsEmpty => Silu == 0 && Gates == 0;
 
-    /// <summary>For run.json and logs: "uint8 SiLU x49, squeeze-excitation gates x16 on FeatureOnnx's AVX-512 kernels".</summary>
+    /// <summary>The instructions the kernels run with on this CPU (<see cref="QuantizedActivations.Tier"/>): "AVX-512 VBMI" or "AVX2".</summary>
+    public string Kernels { get; init; } = QuantizedActivations.Describe(QuantizedActivations.Tier);
+
+    /// <summary>For run.json and logs: "uint8 SiLU x49, squeeze-excitation gates x16 on FeatureOnnx's kernels (AVX-512 VBMI; ai.featureonnx)".</summary>
     public override string ToString() =>
-        IsEmpty ? "none" : $"uint8 SiLU x{Silu}, squeeze-excitation gates x{Gates} on FeatureOnnx's AVX-512 kernels ({ActivationOps.Domain})";
+        IsEmpty ? "none" : $"uint8 SiLU x{Silu}, squeeze-excitation gates x{Gates} on FeatureOnnx's kernels ({Kernels}; {ActivationOps.Domain})";
 }
 
 /// <summary>

@@ -4,8 +4,8 @@ namespace FeatureOnnx.Tests.Runtime.Int8Kernels;
 
 /// <summary>
 /// The uint8 SiLU table and the channel scaling against references written here in double precision (ONNX's
-/// DequantizeLinear / QuantizeLinear: round half to even, saturate), and the vector paths against plain loops. On a CPU
-/// without AVX-512 VBMI the scalar paths are what runs, and the same assertions hold.
+/// DequantizeLinear / QuantizeLinear: round half to even, saturate), and the vector paths against plain loops, at every
+/// tier this CPU has (scalar, AVX2, AVX-512 VBMI; the ones it lacks are skipped with the reason).
 /// </summary>
 [Trait("Category", TestCategory.Fast)]
 public sealed class QuantizedActivationsTests(ITestOutputHelper output)
@@ -39,9 +39,18 @@ public sealed class QuantizedActivationsTests(ITestOutputHelper output)
         Assert.Equal(QuantizeDouble(0, yScale, yZero), table[xZero]); // SiLU(0) = 0 maps to the output zero point
     }
 
-    [Fact]
-    public void Lookup_equals_indexing_the_table_at_every_length_and_offset()
+    // Tiers as numbers (KernelTier is internal): 0 scalar, 1 AVX2, 2 AVX-512 VBMI.
+    public static TheoryData<int> Tiers => new() { (int)KernelTier.None, (int)KernelTier.Avx2, (int)KernelTier.Avx512Vbmi };
+
+    private static void SkipAbove(KernelTier tier) =>
+        Skip.If(tier > QuantizedActivations.Tier, $"this CPU (or FEATUREONNX_INT8_KERNEL_TIER) runs {QuantizedActivations.Describe(QuantizedActivations.Tier)}, not {QuantizedActivations.Describe(tier)}");
+
+    [SkippableTheory]
+    [MemberData(nameof(Tiers))]
+    public void Lookup_equals_indexing_the_table_at_every_length_and_offset(int tierNumber)
     {
+        var tier = (KernelTier)tierNumber;
+        SkipAbove(tier);
         var random = new Random(5);
         var table = new byte[256];
         random.NextBytes(table);
@@ -52,18 +61,27 @@ public sealed class QuantizedActivationsTests(ITestOutputHelper output)
         {
             var source = data.AsSpan(start, length);
             var result = new byte[length];
-            QuantizedActivations.Lookup(source, result, table);
+            QuantizedActivations.Lookup(source, result, table, tier);
             for (var i = 0; i < length; i++) Assert.Equal(table[source[i]], result[i]);
         }
-        output.WriteLine($"vector path: {QuantizedActivations.IsAccelerated}");
     }
 
-    [Theory]
-    [InlineData(3, 32)]   // two 16-channel vectors per pixel
-    [InlineData(5, 40)]   // two vectors and an 8-channel tail
-    [InlineData(4, 7)]    // tail only
-    public void Channel_scale_is_the_quantised_product_of_the_dequantised_input_and_gate(int pixels, int channels)
+    public static TheoryData<int, int, int> ScaleCases()
     {
+        var cases = new TheoryData<int, int, int>();
+        // 32: two 16-lane vectors a pixel (four 8-lane); 40: two and an 8-channel tail (five 8-lane); 7: tail only.
+        foreach (var tier in new[] { KernelTier.None, KernelTier.Avx2, KernelTier.Avx512Vbmi })
+            foreach (var (pixels, channels) in new[] { (3, 32), (5, 40), (4, 7) })
+                cases.Add(pixels, channels, (int)tier);
+        return cases;
+    }
+
+    [SkippableTheory]
+    [MemberData(nameof(ScaleCases))]
+    public void Channel_scale_is_the_quantised_product_of_the_dequantised_input_and_gate(int pixels, int channels, int tierNumber)
+    {
+        var tier = (KernelTier)tierNumber;
+        SkipAbove(tier);
         var random = new Random(channels);
         var x = new byte[pixels * channels];
         random.NextBytes(x);
@@ -74,7 +92,7 @@ public sealed class QuantizedActivationsTests(ITestOutputHelper output)
         var factors = new float[channels];
         QuantizedActivations.GateFactors(gate, xScale, gScale, gZero, yScale, factors);
         var y = new byte[x.Length];
-        QuantizedActivations.ScaleChannels(x, y, pixels, channels, factors, xZero, yZero);
+        QuantizedActivations.ScaleChannels(x, y, pixels, channels, factors, xZero, yZero, tier);
         var saturated = 0;
         for (var p = 0; p < pixels; p++)
             for (var c = 0; c < channels; c++)
