@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
 using FeatureOnnx.Formats;
 using FeatureOnnx.Sinks;
 using FeatureOnnx.Sources;
@@ -42,7 +41,7 @@ public static class ShardMerge
         if (sources.Count == 0) throw new ArgumentException("merge: name at least one output folder.");
         if (File.Exists(Path.Combine(outDir, FeatureOutputFolder.SummaryFileName)))
             throw new IOException($"{outDir} already holds a run ({FeatureOutputFolder.SummaryFileName}); choose another folder.");
-        var runs = sources.Select(ReadRun).ToList();
+        var runs = sources.Select(d => FeatureOutputFolder.ReadFinished(d, before: "before merging")).ToList();
         var model = runs[0].Model;
         var layers = runs[0].Layers.Keys.Order(StringComparer.Ordinal).ToList();
         foreach (var (run, dir) in runs.Zip(sources))
@@ -104,21 +103,6 @@ public static class ShardMerge
         {
             foreach (var f in files.SelectMany(f => f)) f.Dispose();
         }
-    }
-
-    private sealed record RunInfo(string Model, Dictionary<string, long[]> Layers);
-
-    private static RunInfo ReadRun(string dir)
-    {
-        var path = Path.Combine(dir, "run.json");
-        if (!File.Exists(path)) throw new FileNotFoundException($"{dir}: no run.json; is it an extract output folder?", path);
-        using var doc = JsonDocument.Parse(File.ReadAllText(path));
-        var status = doc.RootElement.GetProperty("status").GetString();
-        if (status != "completed")
-            throw new InvalidDataException($"{dir}: run status is '{status}'; finish it by resuming that extraction (ExtractionOptions.Resume) before merging.");
-        var layers = doc.RootElement.GetProperty("layers").EnumerateObject()
-            .ToDictionary(p => p.Name, p => p.Value.EnumerateArray().Select(v => v.GetInt64()).ToArray());
-        return new RunInfo(doc.RootElement.GetProperty("model").GetString() ?? "", layers);
     }
 
     private static IEnumerable<List<string>> ReadCsv(string path)

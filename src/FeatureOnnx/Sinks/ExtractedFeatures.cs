@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
 using FeatureOnnx.Formats;
 
 namespace FeatureOnnx.Sinks;
@@ -31,18 +30,7 @@ public sealed record ExtractedFeatures(string Folder, string Output, IReadOnlyLi
     /// <exception cref="ArgumentException">No output named and the run wrote several.</exception>
     public static ExtractedFeatures Load(string folder, string? output = null)
     {
-        var summary = Path.Combine(folder, FeatureOutputFolder.SummaryFileName);
-        if (!File.Exists(summary))
-            throw new FileNotFoundException($"{folder}: no {FeatureOutputFolder.SummaryFileName}; is it an extract output folder?", summary);
-        IReadOnlyList<string> outputs;
-        using (var document = JsonDocument.Parse(File.ReadAllText(summary)))
-        {
-            var root = document.RootElement;
-            var status = root.TryGetProperty("status", out var s) ? s.GetString() : null;
-            if (status != "completed")
-                throw new InvalidDataException($"{folder}: run status is '{status}'; finish it by resuming that extraction (ExtractionOptions.Resume) first.");
-            outputs = root.TryGetProperty("layers", out var layers) ? layers.EnumerateObject().Select(p => p.Name).ToList() : [];
-        }
+        var outputs = FeatureOutputFolder.ReadFinished(folder, before: "first").Layers.Keys.ToList();
         if (output is null)
         {
             if (outputs.Count != 1)

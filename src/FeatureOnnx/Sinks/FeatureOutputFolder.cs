@@ -116,6 +116,26 @@ public sealed class FeatureOutputFolder : IDisposable
     public static T? ReadSummary<T>(string folder) => RunSummary.Read<T>(Path.Combine(folder, SummaryFileName));
 
     /// <summary>
+    /// The model and output shapes of the finished run in <paramref name="folder"/>, for those who read its outputs
+    /// (merge, retrieval); <paramref name="before"/> ends the refusal of an unfinished run ("before merging").
+    /// </summary>
+    /// <exception cref="FileNotFoundException">No run.json: not an output folder.</exception>
+    /// <exception cref="InvalidDataException">The run did not complete, or run.json lists no outputs.</exception>
+    public static FinishedRun ReadFinished(string folder, string before)
+    {
+        var path = Path.Combine(folder, SummaryFileName);
+        if (!File.Exists(path)) throw new FileNotFoundException($"{folder}: no {SummaryFileName}; is it an extract output folder?", path);
+        using var document = JsonDocument.Parse(File.ReadAllText(path));
+        var root = document.RootElement;
+        var status = root.TryGetProperty("status", out var s) ? s.GetString() : null;
+        if (status != "completed")
+            throw new InvalidDataException($"{folder}: run status is '{status}'; finish it by resuming that extraction (ExtractionOptions.Resume) {before}.");
+        if (!root.TryGetProperty("layers", out var l)) throw new InvalidDataException($"{path}: no \"layers\"; it is not a run.json FeatureOnnx wrote.");
+        var layers = l.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.EnumerateArray().Select(v => v.GetInt64()).ToArray());
+        return new FinishedRun(root.TryGetProperty("model", out var m) ? m.GetString() ?? "" : "", layers);
+    }
+
+    /// <summary>
     /// Opens <paramref name="folder"/> (created if needed) for the run <paramref name="job"/> describes. With
     /// <paramref name="resume"/> and an unfinished run there, continues it: the earlier run must have been asked to do the
     /// same job, and every file is cut back to its last commit. Otherwise starts afresh: the files of any earlier run
@@ -256,6 +276,11 @@ public sealed class FeatureOutputFolder : IDisposable
 }
 
 /// <summary>The output folder holds files that are not a run's; overwriting them must be asked for explicitly.</summary>
+/// <summary>A finished run as its run.json records it (<see cref="FeatureOutputFolder.ReadFinished"/>).</summary>
+/// <param name="Model">The model's name.</param>
+/// <param name="Layers">Each output's shape, rows first, in the order run.json lists them.</param>
+public sealed record FinishedRun(string Model, IReadOnlyDictionary<string, long[]> Layers);
+
 public sealed class OutputFolderException(string folder, string message) : IOException(message)
 {
     /// <summary>The folder refused.</summary>

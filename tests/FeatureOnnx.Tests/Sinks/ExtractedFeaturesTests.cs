@@ -63,5 +63,9 @@ public sealed class ExtractedFeaturesTests
         WriteRun(damaged, ["x.jpg", "y.jpg"], new Dictionary<string, float[]> { ["pooled"] = [1, 2, 3, 4] });
         File.AppendAllText(Path.Combine(damaged, FeatureOutputFolder.IndexFileName), "2,z.jpg\n");
         Assert.Contains("2 rows against 3", Assert.Throws<InvalidDataException>(() => ExtractedFeatures.Load(damaged)).Message);
+
+        var foreign = Directory.CreateDirectory(tmp.File("foreign")).FullName;
+        File.WriteAllText(Path.Combine(foreign, FeatureOutputFolder.SummaryFileName), "{\"status\": \"completed\"}");
+        Assert.Contains("no \"layers\"", Assert.Throws<InvalidDataException>(() => ExtractedFeatures.Load(foreign)).Message);
     }
 }
