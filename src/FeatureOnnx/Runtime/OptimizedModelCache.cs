@@ -17,10 +17,7 @@ namespace FeatureOnnx.Runtime;
 /// </summary>
 internal static class OptimizedModelCache
 {
-    public static InferenceSession CreateCpuSession(byte[] model, SessionOptions options, SessionSettings settings) =>
-        CreateCpuSession(model, options, settings, int8: false, out _);
-
-    /// <summary>As above; for an int8 model (<paramref name="int8"/>) whose settings allow it, with <see cref="Int8Kernels.ActivationFusion"/> applied to the optimised graph.</summary>
+    /// <summary>A CPU session of <paramref name="model"/>; for an int8 model (<paramref name="int8"/>) whose settings allow it, with <see cref="Int8Kernels.ActivationFusion"/> applied to the optimised graph.</summary>
     public static InferenceSession CreateCpuSession(byte[] model, SessionOptions options, SessionSettings settings, bool int8, out Int8Kernels.ActivationFusionCount? fused)
     {
         fused = null;

@@ -165,17 +165,25 @@ internal static unsafe class ActivationOps
     // Never called: ONNX Runtime uses KernelComputeV2 at OrtCustomOp version 16.
     [UnmanagedCallersOnly] private static void ComputeV1(nint kernel, nint context) { }
 
-    /// <summary>One parallel task: a slice of the input through the table or the gate factors.</summary>
+    /// <summary>A SiLU's parallel work: <see cref="Length"/> bytes through the table, <see cref="Chunk"/> bytes a task.</summary>
     [StructLayout(LayoutKind.Sequential)]
-    private struct Work
+    private struct SiluWork
     {
-        public byte* Source, Destination, Table;
-        public float* Factors;
-        public long Length, Chunk; // elements, elements per task (SiLU); pixels per image, channels (gate)
-        public int Channels, PixelsPerImage;
-        public byte XZero, YZero;
-        // Set by a task that failed: an exception must not leave an UnmanagedCallersOnly method (it would end the process).
+        // First, as in ScaleWork: set by a task that failed (an exception must not leave an UnmanagedCallersOnly method: it would end the process).
         public int Failed;
+        public byte* Source, Destination, Table;
+        public long Length, Chunk;
+    }
+
+    /// <summary>A gate's parallel work: each image's <see cref="PixelsPerImage"/> pixels of <see cref="Channels"/> bytes, <see cref="PixelsPerTask"/> pixels a task.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private struct ScaleWork
+    {
+        public int Failed;
+        public byte* Source, Destination;
+        public float* Factors;
+        public int Channels, PixelsPerImage, PixelsPerTask, TasksPerImage;
+        public byte XZero, YZero;
     }
 
     [UnmanagedCallersOnly]
@@ -184,16 +192,16 @@ internal static unsafe class ActivationOps
         try
         {
             var x = Input(context, 0, out var dims);
-            float xScale = *(float*)Data(Input(context, 1, out _)), yScale = *(float*)Data(Input(context, 3, out _));
-            byte xZero = *(byte*)Data(Input(context, 2, out _)), yZero = *(byte*)Data(Input(context, 4, out _));
+            float xScale = Scalar<float>(context, 1), yScale = Scalar<float>(context, 3);
+            byte xZero = Scalar<byte>(context, 2), yZero = Scalar<byte>(context, 4);
             var y = Output(context, dims);
             var table = stackalloc byte[256];
             QuantizedActivations.SiluTable(xScale, xZero, yScale, yZero, new Span<byte>(table, 256));
             var length = Count(dims);
             // Slices of 64 KiB: enough to amortise a task, small enough to spread a 112x112x96 map over the threads.
             const long chunk = 1 << 16;
-            var work = new Work { Source = (byte*)Data(x), Destination = (byte*)Data(y), Table = table, Length = length, Chunk = chunk };
-            ParallelFor(context, &SiluSlice, (length + chunk - 1) / chunk, &work);
+            var work = new SiluWork { Source = (byte*)Data(x), Destination = (byte*)Data(y), Table = table, Length = length, Chunk = chunk };
+            ParallelFor(context, &SiluSlice, (length + chunk - 1) / chunk, &work, &work.Failed);
             return 0;
         }
         catch (Exception e)
@@ -205,7 +213,7 @@ internal static unsafe class ActivationOps
     [UnmanagedCallersOnly]
     private static void SiluSlice(void* data, nuint index)
     {
-        var w = (Work*)data;
+        var w = (SiluWork*)data;
         try
         {
             var start = (long)index * w->Chunk;
@@ -225,8 +233,8 @@ internal static unsafe class ActivationOps
         {
             var x = Input(context, 0, out var dims);
             var g = Input(context, 3, out var gateDims);
-            float xScale = *(float*)Data(Input(context, 1, out _)), gScale = *(float*)Data(Input(context, 4, out _)), yScale = *(float*)Data(Input(context, 6, out _));
-            byte xZero = *(byte*)Data(Input(context, 2, out _)), gZero = *(byte*)Data(Input(context, 5, out _)), yZero = *(byte*)Data(Input(context, 7, out _));
+            float xScale = Scalar<float>(context, 1), gScale = Scalar<float>(context, 4), yScale = Scalar<float>(context, 6);
+            byte xZero = Scalar<byte>(context, 2), gZero = Scalar<byte>(context, 5), yZero = Scalar<byte>(context, 7);
             // x [N, ..., C] channels last, g [N, 1, ..., 1, C].
             if (dims.Length < 2 || gateDims.Length != dims.Length || gateDims[0] != dims[0] || gateDims[^1] != dims[^1] || gateDims[1..^1].Any(d => d != 1))
                 throw new InvalidOperationException($"{ChannelScale}: x [{string.Join(",", dims)}] and gate [{string.Join(",", gateDims)}] are not [N,...,C] and [N,1,...,1,C]");
@@ -235,15 +243,16 @@ internal static unsafe class ActivationOps
             var pixels = (int)(Count(dims) / images / channels);
             var factors = new float[images * channels];
             QuantizedActivations.GateFactors(new ReadOnlySpan<byte>((byte*)Data(g), factors.Length), xScale, gScale, gZero, yScale, factors);
+            // Tasks of 16 KiB of pixels each, per image (each image has its own factors).
+            var perTask = Math.Max(1, (1 << 14) / channels);
             fixed (float* f = factors)
             {
-                var work = new Work { Source = (byte*)Data(x), Destination = (byte*)Data(y), Factors = f, Channels = channels, PixelsPerImage = pixels, XZero = xZero, YZero = yZero };
-                // Tasks of 16 KiB of pixels each, per image (each image has its own factors).
-                var perTask = Math.Max(1, (1 << 14) / channels);
-                work.Chunk = perTask;
-                var tasksPerImage = (pixels + perTask - 1) / perTask;
-                work.Length = tasksPerImage;
-                ParallelFor(context, &ChannelScaleSlice, (long)images * tasksPerImage, &work);
+                var work = new ScaleWork
+                {
+                    Source = (byte*)Data(x), Destination = (byte*)Data(y), Factors = f, Channels = channels, PixelsPerImage = pixels,
+                    PixelsPerTask = perTask, TasksPerImage = (pixels + perTask - 1) / perTask, XZero = xZero, YZero = yZero,
+                };
+                ParallelFor(context, &ChannelScaleSlice, (long)images * work.TasksPerImage, &work, &work.Failed);
             }
             return 0;
         }
@@ -256,10 +265,16 @@ internal static unsafe class ActivationOps
     [UnmanagedCallersOnly]
     private static void ChannelScaleSlice(void* data, nuint index)
     {
-        var w = (Work*)data;
+        var w = (ScaleWork*)data;
         try
         {
-            ScaleSlice(w, index);
+            var image = (long)index / w->TasksPerImage;
+            var first = (long)index % w->TasksPerImage * w->PixelsPerTask;
+            var pixels = (int)Math.Min(w->PixelsPerTask, w->PixelsPerImage - first);
+            var offset = (image * w->PixelsPerImage + first) * w->Channels;
+            var bytes = pixels * w->Channels;
+            QuantizedActivations.ScaleChannels(new ReadOnlySpan<byte>(w->Source + offset, bytes), new Span<byte>(w->Destination + offset, bytes), pixels, w->Channels,
+                new ReadOnlySpan<float>(w->Factors + image * w->Channels, w->Channels), w->XZero, w->YZero);
         }
         catch (Exception)
         {
@@ -267,23 +282,22 @@ internal static unsafe class ActivationOps
         }
     }
 
-    private static void ScaleSlice(Work* w, nuint index)
-    {
-        var image = (long)index / w->Length;
-        var first = (long)index % w->Length * w->Chunk;
-        var pixels = (int)Math.Min(w->Chunk, w->PixelsPerImage - first);
-        var offset = (image * w->PixelsPerImage + first) * w->Channels;
-        var bytes = pixels * w->Channels;
-        QuantizedActivations.ScaleChannels(new ReadOnlySpan<byte>(w->Source + offset, bytes), new Span<byte>(w->Destination + offset, bytes), pixels, w->Channels,
-            new ReadOnlySpan<float>(w->Factors + image * w->Channels, w->Channels), w->XZero, w->YZero);
-    }
-
-    private static void ParallelFor(nint context, delegate* unmanaged<void*, nuint, void> body, long tasks, Work* work)
+    /// <summary>Runs <paramref name="body"/> for tasks 0 .. <paramref name="tasks"/> - 1 on ONNX Runtime's intra-op threads; a task that set <paramref name="failed"/> fails the call.</summary>
+    private static void ParallelFor(nint context, delegate* unmanaged<void*, nuint, void> body, long tasks, void* work, int* failed)
     {
         if (tasks <= 0) return;
         var parallelFor = (delegate* unmanaged<nint, delegate* unmanaged<void*, nuint, void>, nuint, nuint, void*, nint>)_api[ApiIndex.KernelContextParallelFor];
         Check(parallelFor(context, body, (nuint)tasks, 0, work));
-        if (work->Failed != 0) throw new InvalidOperationException("a parallel task failed");
+        if (*failed != 0) throw new InvalidOperationException("a parallel task failed");
+    }
+
+    /// <summary>A scalar input (a scale or zero point): its one value, without reading its shape.</summary>
+    private static T Scalar<T>(nint context, int index) where T : unmanaged
+    {
+        nint value;
+        Check(((delegate* unmanaged<nint, nuint, nint*, nint>)_api[ApiIndex.KernelContextGetInput])(context, (nuint)index, &value));
+        if (value == 0) throw new InvalidOperationException($"input {index} is missing");
+        return *(T*)Data(value);
     }
 
     private static nint Input(nint context, int index, out long[] dims)
