@@ -64,6 +64,44 @@ public sealed class ExtractionPrecisionTests(ITestOutputHelper output)
         Assert.Equal("completed", resumed.Status);
     }
 
+    [Fact]
+    public async Task An_int8_run_says_in_run_json_which_activation_kernels_ran()
+    {
+        // An EfficientNet-like block (SiLU and a squeeze-excitation gate) as a bare ONNX file, int8, on the CPU.
+        using var tmp = new Fixtures.TempDir();
+        var model = tmp.File("mbconv.onnx");
+        File.WriteAllBytes(model, FeatureOnnx.Tests.Runtime.Int8Kernels.ActivationFusionTests.Block("N", 3, 224).ToBytes());
+        var options = new ExtractionOptions
+        {
+            Inputs = [Fixtures.PathOf("photos", "opencv_baboon.jpg"), Fixtures.PathOf("photos", "opencv_fruits.jpg")], OutputDirectory = tmp.File("ours"),
+            Model = model, BatchSize = 2, Precision = ModelPrecision.Int8, CalibrationInputs = [Fixtures.PathOf("photos", "skimage_chelsea.png")],
+            ConversionCache = new ConversionCache(tmp.File("cache")), Session = new FeatureOnnx.Runtime.SessionSettings { OptimizedModelCache = tmp.File("ort") },
+        };
+        var ours = await new ExtractionPipeline().RunAsync(options);
+        var theirs = await new ExtractionPipeline().RunAsync(options with
+        {
+            OutputDirectory = tmp.File("theirs"), Session = options.Session with { Int8ActivationKernels = false },
+        });
+        string? Recorded(string dir)
+        {
+            using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "run.json")));
+            return json.RootElement.TryGetProperty("int8Kernels", out var k) ? k.GetString() : null;
+        }
+        output.WriteLine($"ours: {Recorded(tmp.File("ours"))}");
+        Assert.Null(theirs.Int8Kernels);
+        Assert.Null(Recorded(tmp.File("theirs")));
+        if (!FeatureOnnx.Runtime.Int8Kernels.QuantizedActivations.IsAccelerated)
+        {
+            Assert.Null(ours.Int8Kernels);
+            return;
+        }
+        Assert.StartsWith("uint8 SiLU x2, squeeze-excitation gates x1 on FeatureOnnx's kernels (", Recorded(tmp.File("ours")));
+        Assert.Equal(ours.Int8Kernels, Recorded(tmp.File("ours")));
+        var (_, a) = Fixtures.ReadFloatNpy(Path.Combine(tmp.File("ours"), "y.npy"));
+        var (_, b) = Fixtures.ReadFloatNpy(Path.Combine(tmp.File("theirs"), "y.npy"));
+        for (var r = 0; r < 2; r++) Assert.True(Fixtures.Cosine(a.AsSpan(r * 3, 3), b.AsSpan(r * 3, 3)) > 0.99, $"row {r}");
+    }
+
     private sealed class CancelAtFirstProgress(CancellationTokenSource cts) : IProgress<ExtractionProgress>
     {
         public void Report(ExtractionProgress value) => cts.Cancel();

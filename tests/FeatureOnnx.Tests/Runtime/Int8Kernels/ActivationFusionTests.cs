@@ -22,7 +22,7 @@ public sealed class ActivationFusionTests(ITestOutputHelper output)
     public void Fused_kernels_replace_both_silus_and_the_gate_and_agree_with_onnx_runtimes()
     {
         var x = Enumerable.Range(0, Batch * In * Side * Side).Select(i => MathF.Sin(i * 0.173f) * 2.5f).ToArray();
-        var graph = Block();
+        var graph = Block(Batch, In, Side);
         var floatModel = graph.ToBytes();
         Int8Quantization.Apply(graph, new Int8Options { Calibrator = new MinMaxOn(x) });
         var int8 = graph.ToBytes();
@@ -75,12 +75,16 @@ public sealed class ActivationFusionTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>x -> Conv 1x1 -> SiLU -> [GAP -> Conv 1x1 -> SiLU -> Conv 1x1 -> Sigmoid] gate -> Mul -> Conv 1x1 -> GAP -> Flatten.</summary>
-    private static OnnxGraph Block()
+    /// <summary>
+    /// x [<paramref name="batch"/>, <paramref name="channels"/>, side, side] -> Conv 1x1 -> SiLU -> [GAP -> Conv 1x1 -> SiLU
+    /// -> Conv 1x1 -> Sigmoid] gate -> Mul -> Conv 1x1 back to <paramref name="channels"/> -> GAP -> Flatten (y).
+    /// Also the model of <c>ExtractionPrecisionTests</c> (3 channels, 224, a symbolic batch).
+    /// </summary>
+    internal static OnnxGraph Block(OnnxDim batch, int channels, int side)
     {
         var g = new GraphProto { Name = "mbconv" };
-        g.Input.Add(OnnxProto.Value("x", TensorProto.Types.DataType.Float, [Batch, In, Side, Side]));
-        g.Output.Add(OnnxProto.Value("y", TensorProto.Types.DataType.Float, [Batch, In]));
+        g.Input.Add(OnnxProto.Value("x", TensorProto.Types.DataType.Float, [batch, channels, side, side]));
+        g.Output.Add(OnnxProto.Value("y", TensorProto.Types.DataType.Float, [batch, channels]));
         void Conv(string name, string input, int cin, int cout, float phase)
         {
             g.Initializer.Add(OnnxProto.Floats(name + ".w", Enumerable.Range(0, cout * cin).Select(i => MathF.Sin(i * 0.71f + phase) * 0.5f), [cout, cin, 1, 1]));
@@ -92,7 +96,7 @@ public sealed class ActivationFusionTests(ITestOutputHelper output)
             g.Node.Add(OnnxProto.Node("Sigmoid", name + ".sigmoid", [input], [name + ".sigmoid"]));
             g.Node.Add(OnnxProto.Node("Mul", name, [input, name + ".sigmoid"], [name]));
         }
-        Conv("expand", "x", In, Wide, 0.3f);
+        Conv("expand", "x", channels, Wide, 0.3f);
         Silu("act", "expand");
         g.Node.Add(OnnxProto.Node("GlobalAveragePool", "squeeze", ["act"], ["squeeze"]));
         Conv("reduce", "squeeze", Wide, Squeezed, 1.1f);
@@ -100,7 +104,7 @@ public sealed class ActivationFusionTests(ITestOutputHelper output)
         Conv("excite", "reduce.act", Squeezed, Wide, 2.3f);
         g.Node.Add(OnnxProto.Node("Sigmoid", "gate", ["excite"], ["gate"]));
         g.Node.Add(OnnxProto.Node("Mul", "scaled", ["act", "gate"], ["scaled"]));
-        Conv("project", "scaled", Wide, In, 0.7f);
+        Conv("project", "scaled", Wide, channels, 0.7f);
         g.Node.Add(OnnxProto.Node("GlobalAveragePool", "pool", ["project"], ["pool"]));
         g.Node.Add(OnnxProto.Node("Flatten", "flatten", ["pool"], ["y"]));
         return OnnxGraph.FromBytes(OnnxProto.Model(g, 17, 8, "test").ToByteArray(), "mbconv");
