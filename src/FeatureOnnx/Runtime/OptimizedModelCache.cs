@@ -31,7 +31,6 @@ internal static class OptimizedModelCache
             {
                 // An ONNX Runtime that refuses the custom operators or the rewritten graph: its own kernels, as before.
                 fused = null;
-                options.GraphOptimizationLevel = settings.OptimizationLevel;
             }
         }
         if (settings.OptimizedModelCache is not { } folder || settings.OptimizationLevel == GraphOptimizationLevel.ORT_DISABLE_ALL)
@@ -60,7 +59,7 @@ internal static class OptimizedModelCache
         try
         {
             Directory.CreateDirectory(folder);
-            tmp = $"{path}.{Environment.ProcessId}.{Environment.CurrentManagedThreadId}.tmp";
+            tmp = TempPath(path);
             options.OptimizedModelFilePath = tmp;
             // ONNX Runtime warns that a level-all graph is hardware specific; the key holds the CPU, so it is only
             // loaded where it was made. Warnings of this session are not shown; errors still are.
@@ -71,22 +70,26 @@ internal static class OptimizedModelCache
             tmp = null; // no writable cache folder: a plain session
         }
         var session = new InferenceSession(model, options);
-        if (tmp is not null)
-        {
-            try
-            {
-                if (File.Exists(tmp))
-                {
-                    File.Move(tmp, path, overwrite: true);
-                    Models.ConversionCache.KeepNewest(folder, "*.onnx");
-                }
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                TryDelete(tmp);
-            }
-        }
+        if (tmp is not null) Keep(tmp, path, folder);
         return session;
+    }
+
+    /// <summary>A temporary name beside <paramref name="path"/>, private to this process and thread.</summary>
+    private static string TempPath(string path) => $"{path}.{Environment.ProcessId}.{Environment.CurrentManagedThreadId}.tmp";
+
+    /// <summary>Moves the entry written to <paramref name="tmp"/> into place and keeps the folder to its newest entries; a failure costs only the entry.</summary>
+    private static void Keep(string tmp, string path, string folder)
+    {
+        try
+        {
+            if (!File.Exists(tmp)) return;
+            File.Move(tmp, path, overwrite: true);
+            Models.ConversionCache.KeepNewest(folder, "*.onnx");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            TryDelete(tmp);
+        }
     }
 
     /// <summary>
@@ -123,14 +126,16 @@ internal static class OptimizedModelCache
             (var rewritten, fused) = Int8Kernels.ActivationFusion.Rewrite(optimized);
             if (path is not null)
             {
+                var tmp = TempPath(path);
                 try
                 {
-                    var tmp = $"{path}.{Environment.ProcessId}.{Environment.CurrentManagedThreadId}.tmp";
                     File.WriteAllBytes(tmp, rewritten);
-                    File.Move(tmp, path, overwrite: true);
-                    Models.ConversionCache.KeepNewest(folder!, "*.onnx");
                 }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    TryDelete(tmp); // no writable cache folder: the session still runs
+                }
+                Keep(tmp, path, folder!);
             }
             return new InferenceSession(rewritten, options);
         }
